@@ -1,0 +1,132 @@
+"""Artifacts on disk: atomic writes, JSONL, and stage manifests.
+
+Every file the pipeline writes goes through :func:`atomic_write` (temp file in the same folder, fsync,
+``os.replace``), so a crash leaves either the old file or the new one, never half of one.  A stage is
+complete when its folder holds ``manifest.json``, written last, which records
+
+* ``config``: the config values the stage depends on, and their hash;
+* ``inputs``: the digests of the upstream stages it read;
+* ``outputs``: the files it wrote (relative path -> size and sha256).
+
+A stage whose manifest matches the current config and inputs, and whose outputs are still on disk
+unchanged, is skipped on rerun.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+MANIFEST = "manifest.json"
+_BIG = 256 * 2**20  # files above this are fingerprinted by size + head/tail hash
+
+
+class ArtifactError(RuntimeError):
+    """An artifact on disk is missing, corrupted, or from a different config."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+    """Open a temp file next to ``path``; on success fsync and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _clean(obj: Any) -> Any:
+    """Make floats JSON-safe (NaN/inf -> None) recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_write(path) as f:
+        json.dump(_clean(obj), f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path}: line {e.lineno}: not valid JSON ({e.msg}); delete the file to redo its stage") from e
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    n = 0
+    with atomic_write(path) as f:
+        for row in rows:
+            f.write(json.dumps(_clean(row)) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ArtifactError(f"{path}:{i}: not valid JSON ({e.msg})") from e
+    return rows
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if size <= _BIG:
+            for block in iter(lambda: f.read(2**20), b""):
+                h.update(block)
+        else:  # weights of real models: size + first and last 16 MiB
+            h.update(str(size).encode())
+            h.update(f.read(16 * 2**20))
+            f.seek(size - 16 * 2**20)
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def config_hash(config: Any) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def output_files(folder: Path) -> dict[str, dict]:
+    """size and digest of every file below ``folder`` except the manifest and scratch (hidden, checkpoints)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if not p.is_file() or rel.name == MANIFEST or any(part.startswith(".") for part in rel.parts):
+            continue
+        if rel.parts[0] in ("checkpoints", "_stale"):
+            continue
+        out[str(rel)] = {"size": p.stat().st_size, "sha256": file_digest(p)}
+    return out
+
+
+def manifest_digest(manifest: dict) -> str:
+    return config_hash({"config": manifest["config_hash"], "inputs": manifest["inputs"], "outputs": manifest["outputs"]})

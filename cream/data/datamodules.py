@@ -1,0 +1,80 @@
+"""Lightning data modules: tokenization and collation for SFT and for preference pairs."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from cream.models import encode_pair, pad_batch
+
+
+class _EpochSeededSampler(torch.utils.data.Sampler[int]):
+    """Shuffles with ``seed + epoch``: the order of every epoch is fixed by the seed alone."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class SFTDataModule(L.LightningDataModule):
+    """(prompt, target) pairs -> input_ids with labels only on target tokens (prompt and pad = -100)."""
+
+    def __init__(self, tokenizer, prompts: Sequence[str], targets: Sequence[str], *, batch_size: int,
+                 max_length: int, max_prompt_length: int, seed: int):
+        super().__init__()
+        self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
+        enc = [encode_pair(tokenizer, p, t, max_length, max_prompt_length) for p, t in zip(prompts, targets)]
+        self.items = [(ids, start) for ids, start, _ in enc]
+        self.n_truncated = sum(tr for _, _, tr in enc)
+
+    def collate(self, items):
+        b = pad_batch([i for i, _ in items], [s for _, s in items], self.pad_id)
+        b["labels"] = b["input_ids"].masked_fill(~b.pop("response_mask"), -100)
+        return b
+
+    def train_dataloader(self):
+        return DataLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
+                          collate_fn=self.collate)
+
+
+class PreferenceDataModule(L.LightningDataModule):
+    """Pairs (prompt, chosen, rejected) with their reference log-probs and consistency weight.
+
+    A batch of B pairs is one tensor of 2B rows, chosen first then rejected, so the policy runs a single
+    forward per step.
+    """
+
+    def __init__(self, tokenizer, pairs: Sequence[dict], weights: Sequence[float], *, batch_size: int,
+                 max_length: int, max_prompt_length: int, seed: int):
+        super().__init__()
+        self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
+        self.items, self.n_truncated = [], 0
+        for pair, w in zip(pairs, weights):
+            c, cs, t1 = encode_pair(tokenizer, pair["prompt"], pair["chosen"], max_length, max_prompt_length)
+            r, rs, t2 = encode_pair(tokenizer, pair["prompt"], pair["rejected"], max_length, max_prompt_length)
+            self.n_truncated += t1 or t2
+            self.items.append((c, cs, r, rs, pair["ref_logp_chosen"], pair["ref_logp_rejected"], float(w)))
+
+    def collate(self, items):
+        seqs = [i[0] for i in items] + [i[2] for i in items]
+        starts = [i[1] for i in items] + [i[3] for i in items]
+        b = pad_batch(seqs, starts, self.pad_id)
+        b["ref_chosen_logps"] = torch.tensor([i[4] for i in items], dtype=torch.float32)
+        b["ref_rejected_logps"] = torch.tensor([i[5] for i in items], dtype=torch.float32)
+        b["weight"] = torch.tensor([i[6] for i in items], dtype=torch.float32)
+        return b
+
+    def train_dataloader(self):
+        return DataLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
+                          collate_fn=self.collate)

@@ -1,0 +1,190 @@
+"""Loading models and tokenizers, building the tiny offline default, and response log-probs.
+
+Real models load with ``from_pretrained`` from a hub id or a local folder.  The tiny default is a
+small Llama with random weights and a byte-level BPE tokenizer trained offline on the shipped text;
+it is saved once with ``save_pretrained`` and then loaded through the very same path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def _check_offline(name_or_path: str) -> None:
+    """Fail fast (no hub retries) when a hub id is asked for while offline."""
+    if Path(name_or_path).exists():
+        return
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelLoadError(
+            f"model.name_or_path={name_or_path!r} is neither a local folder nor reachable: HF_HUB_OFFLINE=1. "
+            "Point model.name_or_path at a local folder holding config.json and the weights, "
+            "or run online to download it from the hub."
+        )
+
+
+def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = False):
+    """Tokenizer with a pad token (falls back to EOS, logged) and left padding for generation."""
+    from transformers import AutoTokenizer
+
+    _check_offline(str(name_or_path))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load the tokenizer from {name_or_path!r}: {e}") from e
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ModelLoadError(f"tokenizer {name_or_path!r} has neither a pad nor an EOS token; set one in its tokenizer_config.json")
+        log.warning("tokenizer %s has no pad token: using EOS %r for padding", name_or_path, tok.eos_token)
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    _check_offline(str(name_or_path))
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"model.dtype={dtype!r}: expected one of {sorted(DTYPES)}")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(name_or_path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(
+            f"cannot load model weights from {name_or_path!r}: {e}. If this is a run dir's model folder, "
+            "it may be truncated: delete that stage folder and rerun to recompute it."
+        ) from e
+    return model
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike):
+    """Train a byte-level BPE tokenizer offline and save it as a ``transformers`` fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(list(texts), trainer=trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        clean_up_tokenization_spaces=False,
+    )
+    tok.save_pretrained(str(out_dir))
+    return tok
+
+
+def build_tiny(out_dir: str | os.PathLike, texts: Iterable[str], *, vocab_size: int, hidden_size: int,
+               intermediate_size: int, num_layers: int, num_heads: int, max_position_embeddings: int, seed: int) -> Path:
+    """A tiny Llama with random weights (seeded) and an offline tokenizer, saved with ``save_pretrained``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out_dir = Path(out_dir)
+    tok = train_tokenizer(texts, vocab_size, out_dir)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
+        max_position_embeddings=max_position_embeddings, tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    return out_dir
+
+
+# --------------------------------------------------------------------------- tokenization of (prompt, response)
+
+def encode_prompt(tokenizer, prompt: str, max_prompt_length: int) -> tuple[list[int], bool]:
+    """Prompt ids (BOS first unless the rendered text already has it); keeps the last ``max_prompt_length``."""
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and not (tokenizer.bos_token and prompt.startswith(tokenizer.bos_token)):
+        p = [bos] + p
+    if len(p) > max_prompt_length:
+        return p[-max_prompt_length:], True
+    return p, False
+
+
+def encode_pair(tokenizer, prompt: str, response: str, max_length: int, max_prompt_length: int) -> tuple[list[int], int, bool]:
+    """Token ids of prompt + response + EOS, and the index where the response starts.
+
+    Truncation rule (stated once, used everywhere): the prompt keeps its last ``max_prompt_length``
+    tokens; the response (with its EOS) is cut to fit ``max_length``.  Returns (ids, prompt_len, truncated).
+    """
+    p, truncated = encode_prompt(tokenizer, prompt, max_prompt_length)
+    r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    room = max_length - len(p)
+    if len(r) > room:
+        r, truncated = r[: max(room, 1)], True
+    return p + r, len(p), truncated
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad id lists into input_ids / attention_mask / response_mask (1 on response tokens)."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(seqs), T), dtype=torch.long)
+    resp = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for i, (s, st) in enumerate(zip(seqs, starts)):
+        ids[i, : len(s)] = torch.tensor(s)
+        att[i, : len(s)] = 1
+        resp[i, st: len(s)] = True
+    return {"input_ids": ids, "attention_mask": att, "response_mask": resp}
+
+
+def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Sum over response tokens of log p(token | prefix), one value per row.
+
+    Runs the decoder once and applies the LM head only at positions that predict a response token,
+    so no float32 logits are materialized for prompt or padding positions.
+    """
+    decoder = model.get_decoder()
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    target_mask = response_mask[:, 1:]
+    rows, cols = target_mask.nonzero(as_tuple=True)
+    h = hidden[rows, cols]  # position t predicts token t+1
+    logits = model.get_output_embeddings()(h).float()
+    targets = input_ids[rows, cols + 1]
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    return torch.zeros(input_ids.shape[0], dtype=torch.float32, device=lp.device).index_add_(0, rows, lp)
+
+
+@torch.inference_mode()
+def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, *,
+                    batch_size: int = 32, desc: str = "score", progress: bool = True) -> list[float]:
+    """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = [0.0] * len(seqs)
+    for b in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+        idx = order[b: b + batch_size]
+        batch = pad_batch([seqs[i] for i in idx], [starts[i] for i in idx], pad_id)
+        lp = response_logps(model, *(batch[k].to(device) for k in ("input_ids", "attention_mask", "response_mask")))
+        for i, v in zip(idx, lp.tolist()):
+            out[i] = v
+    model.train(was_training)
+    return out

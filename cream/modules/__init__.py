@@ -1,0 +1,1 @@
+"""LightningModules: each owns its training step."""

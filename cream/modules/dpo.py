@@ -1,0 +1,40 @@
+"""Preference training, M_t -> M_{t+1}, with any loss of ``cream.losses`` and a weight per pair.
+
+The reference model is M_t, and its log-probs of every response were computed in the reward step, so
+no reference model is held in memory here: the batch carries ``ref_chosen_logps`` and
+``ref_rejected_logps``.  One forward over the 2B rows (chosen then rejected) per step.
+"""
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from cream.models import response_logps
+from cream.modules.optim import adamw_cosine
+
+
+class DPOModule(L.LightningModule):
+    def __init__(self, model, loss: torch.nn.Module, lr: float, weight_decay: float = 0.0, warmup_ratio: float = 0.0):
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+
+    def training_step(self, batch, batch_idx):
+        logps = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+        chosen, rejected = logps.chunk(2)
+        losses, metrics = self.loss(chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], batch["weight"])
+        loss = losses.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"DPO loss is {loss.item()} at step {self.global_step} (batch {batch_idx}); training stopped. "
+                "The last good checkpoint is kept in checkpoints/last.ckpt; lower dpo.lr or check the pairs."
+            )
+        n = chosen.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        for k, v in metrics.items():
+            self.log(f"train/{k}", v.float().mean(), batch_size=n)
+        self.log("train/consistency_weight", batch["weight"].mean(), batch_size=n)
+        return loss
+
+    def configure_optimizers(self):
+        return adamw_cosine(self, self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio)

@@ -1,0 +1,218 @@
+"""The CREAM pipeline: an ordered list of stages, each writing one folder of the run dir.
+
+    base         M0 (built offline for the tiny default; a hub id or folder otherwise)
+    sft          M0 -> M1 on the labeled seed set
+    iter_t/      for t = 1..T with policy M_t:
+      sample       N responses per prompt of slice t of the unlabeled pool
+      reward       rewards of M_t and of M_{t-1} for every response (+ M_t's log-probs)
+      consistency  per-prompt agreement of the two rankings, dataset-level C
+      pairs        best vs worst under M_t; ties dropped
+      dpo          M_t -> M_{t+1} with the consistency-regularized DPO loss (reference = M_t)
+    eval/M<k>    every model M0..M_{T+1}
+    results.jsonl
+
+Stages talk only through files.  Each stage folder ends with ``manifest.json`` (see ``artifacts``);
+rerunning the same command skips stages whose manifest matches and continues from the first that
+does not.  A stage whose config or inputs changed is an error by default
+(``pipeline.on_config_change=redo`` redoes it, and everything downstream, keeping the old outputs in
+``_stale/``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from cream import artifacts
+from cream.artifacts import ArtifactError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What every stage gets: the config and the run dir, and where each model M_k lives."""
+
+    cfg: DictConfig
+    run_dir: Path
+
+    @property
+    def iterations(self) -> int:
+        return int(self.cfg.pipeline.iterations)
+
+    def stage_dir(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def model_path(self, k: int) -> str:
+        """Where M_k is: M0 the base, M1 the SFT model, M_{t+1} the model trained in iteration t."""
+        if k == 0:
+            name = self.cfg.model.name_or_path
+            return str(self.stage_dir("base") / "model") if name is None else str(name)
+        return str(self.stage_dir(model_stage(k)) / "model")
+
+
+def model_stage(k: int) -> str:
+    return "base" if k == 0 else "sft" if k == 1 else f"iter_{k - 1}/dpo"
+
+
+@dataclass
+class Stage:
+    name: str                       # also its folder, relative to the run dir
+    fn: Callable[..., Any]          # fn(ctx, out_dir, **kwargs) writes the outputs into out_dir
+    deps: list[str]                 # upstream stage names whose outputs it reads
+    config: dict                    # the config values it depends on
+    kwargs: dict = field(default_factory=dict)
+
+
+class ConfigChanged(ArtifactError):
+    pass
+
+
+def _select(cfg: DictConfig, keys: list[str]) -> dict:
+    return {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True) if OmegaConf.is_config(OmegaConf.select(cfg, k))
+            else OmegaConf.select(cfg, k) for k in keys}
+
+
+def plan(cfg: DictConfig) -> list[Stage]:
+    """Every stage of the run, in order, with what it depends on."""
+    from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
+
+    T = int(cfg.pipeline.iterations)
+    c = lambda *keys: _select(cfg, ["seed", *keys])  # noqa: E731
+    model_keys = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", "model.max_prompt_length"]
+    data_keys = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.n_prompts"]
+    eval_keys = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens"]
+    stages = [
+        Stage("base", base.run, [], c(*model_keys)),
+        Stage("eval/M0", evaluate.run, ["base"], c(*model_keys, *eval_keys, "data.dir", "data.source"), {"k": 0}),
+        Stage("sft", sft.run, ["base"], c(*model_keys, *data_keys, "sft", "trainer.precision")),
+        Stage("eval/M1", evaluate.run, ["sft"], c(*model_keys, *eval_keys, "data.dir", "data.source"), {"k": 1}),
+    ]
+    for t in range(1, T + 1):
+        it = f"iter_{t}"
+        prev = ["base"] if t == 1 else [model_stage(t - 1)]
+        stages += [
+            Stage(f"{it}/sample", sample.run, [model_stage(t)], c(*model_keys, *data_keys, "sampling", "sampler"), {"t": t}),
+            Stage(f"{it}/reward", reward.run, [f"{it}/sample", model_stage(t), *prev, "base"], c(*model_keys, "rewarder"), {"t": t}),
+            Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], c("consistency"), {"t": t}),
+            Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], c(), {"t": t}),
+            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", model_stage(t)], c(*model_keys, "dpo", "loss", "regularizer", "trainer.precision"), {"t": t}),
+            Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], c(*model_keys, *eval_keys, "data.dir", "data.source"), {"k": t + 1}),
+        ]
+    return stages
+
+
+def _current_manifest(ctx: Context, stage: Stage, done: dict[str, dict]) -> dict:
+    return {
+        "stage": stage.name,
+        "config": stage.config,
+        "config_hash": artifacts.config_hash(stage.config),
+        "inputs": {d: done[d]["digest"] for d in stage.deps},
+    }
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
+    """Does ``folder`` hold a finished stage made from ``want`` (config + inputs), outputs intact?"""
+    path = folder / artifacts.MANIFEST
+    if not path.exists():
+        return False, "not finished"
+    try:
+        have = artifacts.read_json(path)
+    except ArtifactError:
+        return False, "manifest unreadable"
+    if have.get("config_hash") != want["config_hash"]:
+        diff = _diff(have.get("config"), want["config"])
+        raise ConfigChanged(
+            f"{folder}: this stage was made with another config ({'; '.join(diff) or 'different values'}). "
+            "Use a new run dir, or rerun with pipeline.on_config_change=redo to redo it and everything "
+            "after it (the old outputs are moved to _stale/, not deleted)."
+        )
+    if have.get("inputs") != want["inputs"]:
+        return False, "its inputs changed"
+    for rel, meta in have.get("outputs", {}).items():
+        p = folder / rel
+        if not p.exists() or p.stat().st_size != meta["size"]:
+            return False, f"output {rel} missing or changed"
+    return True, "ok"
+
+
+def _archive(folder: Path, run_dir: Path) -> None:
+    if folder.exists() and any(folder.iterdir()):
+        dest = run_dir / "_stale" / f"{folder.relative_to(run_dir).as_posix().replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(dest))
+        log.warning("moved the outdated outputs of %s to %s", folder, dest)
+
+
+def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, bool]:
+    """Run ``stage`` unless its folder already holds a matching result; returns (manifest, ran)."""
+    folder = ctx.stage_dir(stage.name)
+    want = _current_manifest(ctx, stage, done)
+    try:
+        complete, why = _is_complete(folder, want)
+    except ConfigChanged:
+        if ctx.cfg.pipeline.on_config_change != "redo":
+            raise
+        _archive(folder, ctx.run_dir)
+        complete, why = False, "config changed"
+    if complete:
+        manifest = artifacts.read_json(folder / artifacts.MANIFEST)
+        log.info("[%s] complete, skipped", stage.name)
+        return manifest, False
+    # A half-written stage: keep its checkpoints only if it was started with the same config and inputs.
+    marker = folder / ".inprogress.json"
+    if folder.exists():
+        same = marker.exists() and artifacts.read_json(marker) == want
+        if not same and (folder / artifacts.MANIFEST).exists():
+            _archive(folder, ctx.run_dir)  # a finished stage whose inputs changed: keep it aside
+        elif not same:
+            shutil.rmtree(folder)  # half-written by another config: nothing finished to keep
+    folder.mkdir(parents=True, exist_ok=True)
+    artifacts.write_json(marker, want)
+    log.info("[%s] running (%s)", stage.name, why)
+    t0 = time.perf_counter()
+    summary = stage.fn(ctx, folder, **stage.kwargs) or {}
+    seconds = time.perf_counter() - t0
+    manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3))
+    manifest["digest"] = artifacts.manifest_digest(manifest)
+    artifacts.write_json(folder / artifacts.MANIFEST, manifest)
+    marker.unlink(missing_ok=True)
+    return manifest, True
+
+
+def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
+    """Run (or resume) the whole pipeline in ``run_dir``; returns the rows of results.jsonl."""
+    from cream.results import print_results, print_timings, write_results
+    from cream.validate import validate_config
+
+    validate_config(cfg)
+    ctx = Context(cfg, Path(run_dir))
+    done: dict[str, dict] = {}
+    ran: dict[str, float] = {}
+    for stage in plan(cfg):
+        # a stage redone forces its dependents to redo too: their recorded input digests no longer match
+        manifest, did_run = run_stage(ctx, stage, done)
+        done[stage.name] = manifest
+        ran[stage.name] = manifest.get("seconds", 0.0) if did_run else 0.0
+        if stage.name.startswith("eval/"):
+            write_results(ctx, done)
+    rows = write_results(ctx, done)
+    print_results(rows)
+    print_timings(done, ran)
+    artifacts.write_json(ctx.run_dir / "timings.json", {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0} for k, v in done.items()})
+    return rows

@@ -1,0 +1,52 @@
+"""``results.jsonl``: one row per evaluated model, and the tables printed at the end of a run."""
+from __future__ import annotations
+
+from cream import artifacts
+
+
+def _row(ctx, k: int, done: dict[str, dict]) -> dict:
+    ev = done[f"eval/M{k}"]["summary"]
+    row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None, "n_dropped": None}
+    if k >= 2:
+        c = done.get(f"iter_{k - 1}/consistency", {}).get("summary")
+        p = done.get(f"iter_{k - 1}/pairs", {}).get("summary")
+        if c:
+            row["consistency"] = {key: c.get(key) for key in ("mean", "std", "min", "max", "n", "n_undefined")}
+        if p:
+            row["n_pairs"], row["n_dropped"] = p["n_pairs"], p["n_dropped"]
+    return row | {key: ev.get(key) for key in ("eval", "eval_avg", "eval_loglik", "eval_loglik_avg", "eval_loglik_sum", "eval_loglik_sum_avg")}
+
+
+def write_results(ctx, done: dict[str, dict]) -> list[dict]:
+    rows = [_row(ctx, k, done) for k in range(ctx.iterations + 2) if f"eval/M{k}" in done]
+    artifacts.write_jsonl(ctx.run_dir / "results.jsonl", rows)
+    return rows
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def print_results(rows: list[dict]) -> None:
+    benches = list(rows[0]["eval"] or rows[0]["eval_loglik"]) if rows else []
+    head = ["model"] + benches + ["avg", "avg (loglik)", "C", "pairs"]
+    lines = [head]
+    for r in rows:
+        c = r["consistency"]["mean"] if r["consistency"] else None
+        lines.append([r["model"], *(_pct((r["eval"] or {}).get(b)) for b in benches), _pct(r["eval_avg"]),
+                      _pct(r["eval_loglik_avg"]), "-" if c is None else f"{c:.3f}", "-" if r["n_pairs"] is None else str(r["n_pairs"])])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    fmt = lambda line: "| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |"  # noqa: E731
+    print("\nResults (accuracy %, generative unless marked):")
+    print(fmt(lines[0]))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in lines[1:]:
+        print(fmt(line))
+
+
+def print_timings(done: dict[str, dict], ran: dict[str, float]) -> None:
+    total = sum(ran.values())
+    print(f"\nWall time by stage ({total:.1f} s this run; 'skipped' = complete from an earlier run):")
+    for name in done:
+        s = ran[name]
+        print(f"  {name:<20} {'skipped' if s == 0 else f'{s:7.1f} s  {100 * s / max(total, 1e-9):5.1f}%'}")

@@ -1,0 +1,1 @@
+"""One module per step of the method; each exposes ``run(ctx, out, ...)`` and writes only into ``out``."""

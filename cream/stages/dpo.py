@@ -1,0 +1,42 @@
+"""DPO: train M_{t+1} from M_t (reference = M_t) with the consistency-regularized loss
+
+    L = C * l(y+, y-) + (1 - C) * l(y-, y+)
+
+where l is the loss chosen with ``loss=`` (DPO's -log sigmoid(beta * h) by default) and C per pair comes
+from the ``regularizer=`` (dataset-level C for ``cream_avg``, C_j for ``cream_dyn``, 1 for ``none``).
+The reference log-probs are M_t's, computed in the reward step: no reference model is loaded here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+
+from cream import artifacts
+from cream.data.datamodules import PreferenceDataModule
+from cream.models import load_model, load_tokenizer
+from cream.modules.dpo import DPOModule
+from cream.training import fit, make_trainer
+
+
+def run(ctx, out: Path, t: int) -> dict:
+    cfg = ctx.cfg
+    L.seed_everything(int(cfg.seed) + t, verbose=False)
+    it = ctx.stage_dir(f"iter_{t}")
+    pairs = artifacts.read_jsonl(it / "pairs" / "pairs.jsonl")
+    dataset_c = artifacts.read_json(it / "consistency" / "summary.json")["mean"]
+    weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
+    tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
+    model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
+    dm = PreferenceDataModule(tok, pairs, weights, batch_size=int(cfg.dpo.batch_size), max_length=int(cfg.model.max_length),
+                              max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed) + t)
+    module = DPOModule(model, instantiate(cfg.loss), lr=float(cfg.dpo.lr), weight_decay=float(cfg.dpo.weight_decay),
+                       warmup_ratio=float(cfg.dpo.warmup_ratio))
+    trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), f"iter_{t}/dpo")
+    fit(trainer, module, dm, out)
+    model.save_pretrained(str(out / "model"), safe_serialization=True)
+    tok.save_pretrained(str(out / "model"))
+    m = trainer.callback_metrics
+    return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
+            **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

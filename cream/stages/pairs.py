@@ -1,0 +1,59 @@
+"""Pairs: for each prompt, y+ = the response M_t rewards most, y- = the one it rewards least.
+
+A prompt whose rewards all tie gives no pair and is dropped (counted in ``summary.json``).  Among tied
+best (or worst) responses the first listed is taken.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from cream import artifacts
+
+
+class NoPairsError(RuntimeError):
+    pass
+
+
+def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
+    """(index of the best, index of the worst) among scored responses, or None when they all tie."""
+    scored = [(r, i) for i, r in enumerate(rewards) if r is not None]
+    if len(scored) < 2:
+        return None
+    best = max(scored, key=lambda x: (x[0], -x[1]))
+    worst = min(scored, key=lambda x: (x[0], x[1]))
+    return None if best[0] == worst[0] else (best[1], worst[1])
+
+
+def run(ctx, out: Path, t: int) -> dict:
+    it = ctx.stage_dir(f"iter_{t}")
+    samples = {r["prompt_id"]: r for r in artifacts.read_jsonl(it / "sample" / "samples.jsonl")}
+    rewards = artifacts.read_jsonl(it / "reward" / "rewards.jsonl")
+    cons = {r["prompt_id"]: r["c"] for r in artifacts.read_jsonl(it / "consistency" / "consistency.jsonl")}
+    pairs, dropped = [], []
+    for row in rewards:
+        pick = select_pair(row["reward"])
+        if pick is None:
+            dropped.append(row["prompt_id"])
+            continue
+        b, w = pick
+        s = samples[row["prompt_id"]]
+        pairs.append({
+            "prompt_id": row["prompt_id"], "prompt": s["prompt"],
+            "chosen": s["responses"][b], "rejected": s["responses"][w], "chosen_index": b, "rejected_index": w,
+            "reward_chosen": row["reward"][b], "reward_rejected": row["reward"][w],
+            "ref_logp_chosen": row["policy_logp"][b], "ref_logp_rejected": row["policy_logp"][w],
+            "c": cons.get(row["prompt_id"]),
+        })
+    summary = {"n_pairs": len(pairs), "n_dropped": len(dropped), "n_prompts": len(rewards), "dropped": dropped,
+               "chosen_chars": sum(len(p["chosen"]) for p in pairs) / max(1, len(pairs)),
+               "rejected_chars": sum(len(p["rejected"]) for p in pairs) / max(1, len(pairs))}
+    if not pairs:
+        raise NoPairsError(
+            f"{it / 'reward' / 'rewards.jsonl'}: the rewards tie for every one of the {len(rewards)} prompts, so "
+            f"iteration {t} has no preference pairs to train on. Sample more diverse responses (sampling.n, "
+            "sampling.temperature) or use another rewarder; the samples and rewards already written are kept."
+        )
+    artifacts.write_jsonl(out / "pairs.jsonl", pairs)
+    artifacts.write_json(out / "summary.json", summary)
+    return {k: v for k, v in summary.items() if k != "dropped"}

@@ -1,0 +1,35 @@
+"""Sample: N responses per prompt of this iteration's slice of the unlabeled pool, from M_t."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cream import artifacts
+from cream.data.pool import prompt_slice
+from cream.data.prompts import format_prompt, render
+from cream.generation import generate
+from cream.models import load_model, load_tokenizer
+
+
+def run(ctx, out: Path, t: int) -> dict:
+    cfg, s = ctx.cfg, ctx.cfg.sampling
+    if cfg.sampler.name != "hf":
+        from cream.samplers import get_sampler
+
+        generate_fn = get_sampler(cfg.sampler)
+    else:
+        generate_fn = generate
+    examples = prompt_slice(cfg, t)
+    tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
+    model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
+    prompts = [render(tok, format_prompt(ex)) for ex in examples]
+    responses, n_trunc = generate_fn(
+        model, tok, prompts, n=int(s.n), max_new_tokens=int(s.max_new_tokens), temperature=float(s.temperature),
+        top_p=float(s.top_p), batch_size=int(s.batch_size), seed=int(cfg.seed) * 1000 + t,
+        max_prompt_length=int(cfg.model.max_prompt_length), desc=f"sample M{t}",
+    )
+    artifacts.write_jsonl(out / "samples.jsonl", (
+        {"prompt_id": ex.id, "benchmark": ex.benchmark, "prompt": p, "responses": r}
+        for ex, p, r in zip(examples, prompts, responses)))
+    # gold answers are kept apart: only the reward-quality metrics read them, never a rewarder
+    artifacts.write_jsonl(out / "labels.jsonl", ({"prompt_id": ex.id, "answer": ex.answer} for ex in examples))
+    return {"n_prompts": len(examples), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc}

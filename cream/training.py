@@ -1,0 +1,31 @@
+"""A Lightning Trainer for a training stage: CSV logs (+ wandb), last.ckpt for resume, the stage's seed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+
+def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
+    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    every = tcfg.pop("checkpoint_every_n_steps", 50)
+    tcfg.pop("activation_checkpointing", None)
+    loggers = [CSVLogger(str(out), name="logs", version="")]
+    if cfg.logger.get("wandb"):
+        from cream.wandb_logging import make_wandb_logger
+
+        loggers.append(make_wandb_logger(cfg, stage))
+    ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
+                           every_n_train_steps=every, save_on_train_epoch_end=True)
+    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[ckpt], enable_model_summary=False,
+                     enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1", default_root_dir=str(out), **tcfg)
+
+
+def fit(trainer: L.Trainer, module, datamodule, out: Path) -> None:
+    """Fit, resuming from ``checkpoints/last.ckpt`` when an earlier attempt of this stage left one."""
+    last = out / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
