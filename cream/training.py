@@ -5,9 +5,23 @@ import os
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
+
+
+class TrackConsumed(Callback):
+    """Tells the train loader how many batches of this epoch are done (saved in ``last.ckpt``)."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loader = trainer.fit_loop._combined_loader.flattened[0] if trainer.fit_loop._combined_loader else None
+        if hasattr(loader, "consumed"):
+            loader.consumed = batch_idx + 1
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        loader = trainer.fit_loop._combined_loader.flattened[0] if trainer.fit_loop._combined_loader else None
+        if hasattr(loader, "consumed"):
+            loader.consumed = 0
 
 
 def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
@@ -21,7 +35,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
         loggers.append(make_wandb_logger(cfg, stage))
     ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
                            every_n_train_steps=every, save_on_train_epoch_end=True)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[ckpt], enable_model_summary=False,
+    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], enable_model_summary=False,
                      enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1", default_root_dir=str(out), **tcfg)
 
 

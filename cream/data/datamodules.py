@@ -27,6 +27,33 @@ class _EpochSeededSampler(torch.utils.data.Sampler[int]):
         return self.n
 
 
+class ResumableLoader(DataLoader):
+    """A DataLoader that Lightning can checkpoint mid-epoch (``state_dict``/``load_state_dict``).
+
+    It records how many batches of the current epoch training has consumed (set by
+    :class:`cream.training.TrackConsumed` after each step); after a restore, the next epoch iterator
+    skips those batches, so a resumed run sees exactly the batches an uninterrupted run would.
+    """
+
+    consumed: int = 0
+    _skip: int = 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self._skip = self.consumed = state["consumed"]
+
+    def __iter__(self):
+        it = super().__iter__()
+        skip, self._skip = self._skip, 0
+        self.consumed = skip
+        for _ in range(skip):
+            next(it)
+        return it
+
+
 class SFTDataModule(L.LightningDataModule):
     """(prompt, target) pairs -> input_ids with labels only on target tokens (prompt and pad = -100)."""
 
@@ -38,14 +65,17 @@ class SFTDataModule(L.LightningDataModule):
         self.items = [(ids, start) for ids, start, _ in enc]
         self.n_truncated = sum(tr for _, _, tr in enc)
 
+    def steps(self, epochs: int) -> int:
+        return epochs * -(-len(self.items) // self.batch_size)
+
     def collate(self, items):
         b = pad_batch([i for i, _ in items], [s for _, s in items], self.pad_id)
         b["labels"] = b["input_ids"].masked_fill(~b.pop("response_mask"), -100)
         return b
 
     def train_dataloader(self):
-        return DataLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
-                          collate_fn=self.collate)
+        return ResumableLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
+                               collate_fn=self.collate)
 
 
 class PreferenceDataModule(L.LightningDataModule):
@@ -66,6 +96,9 @@ class PreferenceDataModule(L.LightningDataModule):
             self.n_truncated += t1 or t2
             self.items.append((c, cs, r, rs, pair["ref_logp_chosen"], pair["ref_logp_rejected"], float(w)))
 
+    def steps(self, epochs: int) -> int:
+        return epochs * -(-len(self.items) // self.batch_size)
+
     def collate(self, items):
         seqs = [i[0] for i in items] + [i[2] for i in items]
         starts = [i[1] for i in items] + [i[3] for i in items]
@@ -76,5 +109,5 @@ class PreferenceDataModule(L.LightningDataModule):
         return b
 
     def train_dataloader(self):
-        return DataLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
-                          collate_fn=self.collate)
+        return ResumableLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
+                               collate_fn=self.collate)

@@ -14,10 +14,11 @@ from cream.modules.optim import adamw_cosine
 
 
 class DPOModule(L.LightningModule):
-    def __init__(self, model, loss: torch.nn.Module, lr: float, weight_decay: float = 0.0, warmup_ratio: float = 0.0):
+    def __init__(self, model, loss: torch.nn.Module, lr: float, weight_decay: float = 0.0, warmup_ratio: float = 0.0,
+                 total_steps: int = 1):
         super().__init__()
-        self.model, self.loss = model, loss
-        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.model, self.loss = model.train(), loss  # from_pretrained returns eval mode
+        self.lr, self.weight_decay, self.warmup_ratio, self.total_steps = lr, weight_decay, warmup_ratio, total_steps
 
     def training_step(self, batch, batch_idx):
         logps = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
@@ -37,4 +38,4 @@ class DPOModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self, self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio)
+        return adamw_cosine(self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)

@@ -6,9 +6,11 @@ import math
 import torch
 
 
-def adamw_cosine(module, params, lr: float, weight_decay: float, warmup_ratio: float):
+def adamw_cosine(params, lr: float, weight_decay: float, warmup_ratio: float, total_steps: int):
+    """``total_steps`` is passed in (not read from the trainer, which would build the train loader before a
+    checkpoint is restored and so break mid-epoch resume)."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    total = max(1, int(module.trainer.estimated_stepping_batches))
+    total = max(1, int(total_steps))
     warmup = int(warmup_ratio * total)
 
     def factor(step: int) -> float:

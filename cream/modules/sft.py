@@ -10,10 +10,11 @@ from cream.modules.optim import adamw_cosine
 class SFTModule(L.LightningModule):
     """Cross-entropy on the target tokens; prompt and padding positions carry label -100."""
 
-    def __init__(self, model, lr: float, weight_decay: float = 0.0, warmup_ratio: float = 0.0):
+    def __init__(self, model, lr: float, weight_decay: float = 0.0, warmup_ratio: float = 0.0,
+                 total_steps: int = 1):
         super().__init__()
-        self.model = model
-        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.model = model.train()  # from_pretrained returns eval mode
+        self.lr, self.weight_decay, self.warmup_ratio, self.total_steps = lr, weight_decay, warmup_ratio, total_steps
 
     def training_step(self, batch, batch_idx):
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -24,7 +25,7 @@ class SFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self, self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio)
+        return adamw_cosine(self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny model built offline, and composed configs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CREAM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("CREAM_PROGRESS", "0")
+
+TEXTS = [
+    "Which gas do plants take in? A. oxygen B. carbon dioxide C. helium D. neon Answer: B",
+    "The answer is carbon dioxide. Answer: B. Think step by step about the question.",
+    "Natalia sold 48 clips in April and half as many in May. 48/2 = 24. 48 + 24 = 72. Answer: 72",
+] * 20
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A tiny Llama + offline tokenizer saved with save_pretrained (random weights, seed 0)."""
+    from cream.models import build_tiny
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    build_tiny(out, TEXTS, vocab_size=300, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+               max_position_embeddings=256, seed=0)
+    return out
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config"):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides or [])
+
+
+def run_cli(args: list[str], cwd: Path, check: bool = True, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m cream.cli_entry`` style commands through the installed console scripts' module."""
+    cmd = [sys.executable, "-c", "import sys; from cream.cli import train; sys.argv[0]='cream-train'; train()", *args]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cream-train {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up on a fresh machine and run the tests: fast + slow + slurm (everything but gpu).
+# Extra arguments go to pytest, e.g. `./tests/run.sh -m "not slow and not slurm"` for the fast ones only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+# the real single-node SLURM cluster the `slurm` tests submit to (skipped with a reason when absent)
+if [ -x ../shared/slurm-local/start.sh ]; then ../shared/slurm-local/start.sh >/dev/null; fi
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false WANDB_MODE=offline CREAM_PROGRESS=0
+if [ $# -eq 0 ]; then set -- -m "not gpu"; fi
+exec .venv/bin/python -m pytest -q "$@"

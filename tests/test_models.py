@@ -1,0 +1,71 @@
+"""Response log-probs, the SFT mask, and the implicit reward, against direct computations."""
+import math
+
+import pytest
+import torch
+
+from cream.data.datamodules import SFTDataModule
+from cream.models import encode_pair, load_model, load_tokenizer, pad_batch, response_logps, score_sequences
+from cream.modules.sft import sft_loss
+
+
+@pytest.fixture(scope="module")
+def tok_model(tiny_dir):
+    return load_tokenizer(tiny_dir), load_model(tiny_dir).eval()
+
+
+def direct_logp(model, ids: list[int], start: int) -> float:
+    """log p(response | prompt) the slow way: full logits, token by token."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+    lp = torch.log_softmax(logits, -1)
+    return sum(lp[i - 1, ids[i]].item() for i in range(start, len(ids)))
+
+
+def test_encode_pair_truncation_rule(tok_model):
+    tok, _ = tok_model
+    ids, start, trunc = encode_pair(tok, "plants take in gas " * 20, "carbon dioxide", max_length=40, max_prompt_length=30)
+    assert trunc and start == 30 and len(ids) <= 40
+    assert ids[-1] == tok.eos_token_id or len(ids) == 40
+    full, s2, t2 = encode_pair(tok, "Which gas?", "oxygen", 64, 32)
+    assert not t2 and full[0] == tok.bos_token_id and full[-1] == tok.eos_token_id
+    assert tok.decode(full[s2:-1]) == "oxygen"
+
+
+def test_response_logps_match_direct_computation(tok_model):
+    tok, model = tok_model
+    pairs = [("Which gas do plants take in?", "carbon dioxide"), ("Natalia sold 48 clips", "Answer: 72 clips in all"),
+             ("Q", "A")]
+    enc = [encode_pair(tok, p, r, 128, 64) for p, r in pairs]
+    batch = pad_batch([e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id)
+    with torch.no_grad():
+        got = response_logps(model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+    want = [direct_logp(model, ids, st) for ids, st, _ in enc]
+    assert got.tolist() == pytest.approx(want, abs=1e-4)
+    # batched and length-sorted scoring gives the same numbers in input order
+    got2 = score_sequences(model, [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id, batch_size=2, progress=False)
+    assert got2 == pytest.approx(want, abs=1e-4)
+
+
+def test_sft_labels_cover_response_tokens_only(tok_model):
+    tok, model = tok_model
+    dm = SFTDataModule(tok, ["Which gas?\n", "Natalia sold 48 clips.\n"], ["carbon dioxide", "72"], batch_size=2,
+                       max_length=64, max_prompt_length=32, seed=0)
+    batch = next(iter(dm.train_dataloader()))
+    for row_ids, row_labels, row_att in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        kept = row_ids[row_labels != -100].tolist()
+        assert kept[-1] == tok.eos_token_id
+        assert tok.decode(kept[:-1]) in ("carbon dioxide", "72")
+        assert (row_labels[row_att == 0] == -100).all()  # padding never counts
+    # the loss equals the mean NLL over response tokens computed directly
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = sft_loss(logits, batch["labels"]).item()
+    lp = torch.log_softmax(logits.double(), -1)
+    nll, n = 0.0, 0
+    for b in range(batch["labels"].shape[0]):
+        for i in range(1, batch["labels"].shape[1]):
+            if batch["labels"][b, i] != -100:
+                nll -= lp[b, i - 1, batch["labels"][b, i]].item()
+                n += 1
+    assert loss == pytest.approx(nll / n, rel=1e-5)

@@ -1,0 +1,46 @@
+"""Training killed mid-epoch resumes from last.ckpt and ends with exactly the weights of an uninterrupted run."""
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from cream.data.datamodules import SFTDataModule
+from cream.models import load_model, load_tokenizer
+from cream.modules.sft import SFTModule
+from cream.training import fit, make_trainer
+from conftest import compose
+
+
+class Crash(Callback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.at_step:
+            raise SystemError("simulated kill")
+
+
+def _train(tiny_dir, out, crash_at=None):
+    cfg = compose(["trainer.checkpoint_every_n_steps=1"])
+    L.seed_everything(0, verbose=False)
+    tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
+    prompts = [f"Question {i}: which gas?\n" for i in range(10)]
+    dm = SFTDataModule(tok, prompts, ["carbon dioxide"] * 5 + ["oxygen"] * 5, batch_size=3, max_length=64,
+                       max_prompt_length=32, seed=0)
+    trainer = make_trainer(cfg, out, max_epochs=2, stage="test")
+    if crash_at is not None:
+        trainer.callbacks.insert(0, Crash(crash_at))
+    fit(trainer, SFTModule(model, lr=1e-2, warmup_ratio=0.2, total_steps=dm.steps(2)), dm, out)
+    return model, trainer
+
+
+@pytest.mark.parametrize("crash_at", [2, 4, 6])  # mid first epoch, at its end (4 batches/epoch), mid second
+def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
+    ref, _ = _train(tiny_dir, tmp_path / "ref")
+    with pytest.raises(SystemError):
+        _train(tiny_dir, tmp_path / "run", crash_at=crash_at)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    resumed, trainer = _train(tiny_dir, tmp_path / "run")
+    assert trainer.global_step == 8
+    for (name, a), b in zip(ref.named_parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
