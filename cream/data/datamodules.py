@@ -65,8 +65,9 @@ class SFTDataModule(L.LightningDataModule):
         self.items = [(ids, start) for ids, start, _ in enc]
         self.n_truncated = sum(tr for _, _, tr in enc)
 
-    def steps(self, epochs: int) -> int:
-        return epochs * -(-len(self.items) // self.batch_size)
+    def steps(self, epochs: int, accumulate: int = 1) -> int:
+        """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too)."""
+        return epochs * -(-(-(-len(self.items) // self.batch_size)) // accumulate)
 
     def collate(self, items):
         b = pad_batch([i for i, _ in items], [s for _, s in items], self.pad_id)
@@ -96,8 +97,9 @@ class PreferenceDataModule(L.LightningDataModule):
             self.n_truncated += t1 or t2
             self.items.append((c, cs, r, rs, pair["ref_logp_chosen"], pair["ref_logp_rejected"], float(w)))
 
-    def steps(self, epochs: int) -> int:
-        return epochs * -(-len(self.items) // self.batch_size)
+    def steps(self, epochs: int, accumulate: int = 1) -> int:
+        """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too)."""
+        return epochs * -(-(-(-len(self.items) // self.batch_size)) // accumulate)
 
     def collate(self, items):
         seqs = [i[0] for i in items] + [i[2] for i in items]

@@ -32,7 +32,7 @@ def run(ctx, out: Path, t: int) -> dict:
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=int(cfg.dpo.batch_size), max_length=int(cfg.model.max_length),
                               max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed) + t)
     module = DPOModule(model, instantiate(cfg.loss), lr=float(cfg.dpo.lr), weight_decay=float(cfg.dpo.weight_decay),
-                       warmup_ratio=float(cfg.dpo.warmup_ratio), total_steps=dm.steps(int(cfg.dpo.epochs)))
+                       warmup_ratio=float(cfg.dpo.warmup_ratio), total_steps=dm.steps(int(cfg.dpo.epochs), int(cfg.trainer.accumulate_grad_batches)))
     trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), f"iter_{t}/dpo")
     fit(trainer, module, dm, out)
     model.save_pretrained(str(out / "model"), safe_serialization=True)

@@ -28,7 +28,7 @@ def run(ctx, out: Path, t: int) -> dict:
         max_prompt_length=int(cfg.model.max_prompt_length), desc=f"sample M{t}",
     )
     artifacts.write_jsonl(out / "samples.jsonl", (
-        {"prompt_id": ex.id, "benchmark": ex.benchmark, "prompt": p, "responses": r}
+        {"prompt_id": ex.id, "benchmark": ex.benchmark, "instruction": format_prompt(ex), "prompt": p, "responses": r}
         for ex, p, r in zip(examples, prompts, responses)))
     # gold answers are kept apart: only the reward-quality metrics read them, never a rewarder
     artifacts.write_jsonl(out / "labels.jsonl", ({"prompt_id": ex.id, "answer": ex.answer} for ex in examples))

@@ -23,7 +23,7 @@ def run(ctx, out: Path) -> dict:
                        batch_size=int(cfg.sft.batch_size), max_length=int(cfg.model.max_length),
                        max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed))
     module = SFTModule(model, lr=float(cfg.sft.lr), weight_decay=float(cfg.sft.weight_decay), warmup_ratio=float(cfg.sft.warmup_ratio),
-                       total_steps=dm.steps(int(cfg.sft.epochs)))
+                       total_steps=dm.steps(int(cfg.sft.epochs), int(cfg.trainer.accumulate_grad_batches)))
     trainer = make_trainer(cfg, out, int(cfg.sft.epochs), "sft")
     fit(trainer, module, dm, out)
     model.save_pretrained(str(out / "model"), safe_serialization=True)

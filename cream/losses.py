@@ -1,0 +1,83 @@
+"""Preference losses, each a function l(h) of the log-ratio difference of a pair, and CREAM's weighting.
+
+For a pair (a, b):  h(a, b) = (log pi_theta(a) - log pi_ref(a)) - (log pi_theta(b) - log pi_ref(b)),
+sums over response tokens.  Every loss here is consistency-regularized (Wang et al. 2024, CREAM):
+
+    L = C * l(h(y+, y-)) + (1 - C) * l(h(y-, y+)) = C * l(h) + (1 - C) * l(-h)
+
+with C in [0, 1] per pair; C = 1 is the plain loss.  Computed in float32 whatever the input dtype.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class PreferenceLoss(nn.Module):
+    """Base class: subclasses define ``pair_loss(h)`` elementwise; ``forward`` applies the weighting."""
+
+    def __init__(self, beta: float = 0.1):
+        super().__init__()
+        if not beta > 0:
+            raise ValueError(f"loss.beta={beta}: must be > 0")
+        self.beta = float(beta)
+
+    def pair_loss(self, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+                ref_rejected_logps: Tensor, weight: Tensor | float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-pair losses [B] and per-pair metrics (TRL's names, not yet averaged)."""
+        pc, pr = policy_chosen_logps.float(), policy_rejected_logps.float()
+        chosen = pc - ref_chosen_logps.float()
+        rejected = pr - ref_rejected_logps.float()
+        h = chosen - rejected
+        c = torch.as_tensor(weight, dtype=torch.float32, device=h.device)
+        if not ((c >= 0) & (c <= 1)).all():  # also rejects NaN
+            raise ValueError(f"consistency weight C must lie in [0, 1], got {c.flatten().tolist()[:8]}")
+        losses = c * self.pair_loss(h) + (1 - c) * self.pair_loss(-h)
+        rc, rr = (self.beta * chosen).detach(), (self.beta * rejected).detach()
+        metrics = {"rewards/chosen": rc, "rewards/rejected": rr, "rewards/margins": rc - rr,
+                   "rewards/accuracies": (rc > rr).float(), "logps/chosen": pc.detach(), "logps/rejected": pr.detach()}
+        return losses, metrics
+
+
+class SigmoidLoss(PreferenceLoss):
+    """DPO (Rafailov et al. 2023):  l(h) = -log sigmoid(beta * h).
+
+    With the CREAM weight, d L / d m = sigmoid(m) - C for the margin m = beta * h: the optimum sits
+    where sigmoid(m) = C, and C = 0.5 is symmetric with minimum log 2 at m = 0.
+    """
+
+    def pair_loss(self, h: Tensor) -> Tensor:
+        return -F.logsigmoid(self.beta * h)
+
+
+class IPOLoss(PreferenceLoss):
+    """IPO (Azar et al. 2023, "A General Theoretical Paradigm to Understand Learning from Human
+    Preferences"):  l(h) = (h - 1 / (2 beta))^2, which pulls h to a finite target instead of infinity."""
+
+    def pair_loss(self, h: Tensor) -> Tensor:
+        return (h - 1.0 / (2.0 * self.beta)) ** 2
+
+
+class CDPOLoss(PreferenceLoss):
+    """Conservative DPO / label smoothing (Mitchell 2023, "A note on DPO with noisy preferences"):
+    l(h) = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h), eps = the label-flip rate."""
+
+    def __init__(self, beta: float = 0.1, label_smoothing: float = 0.1):
+        super().__init__(beta)
+        if not 0 <= label_smoothing < 0.5:
+            raise ValueError(f"loss.label_smoothing={label_smoothing}: must be in [0, 0.5)")
+        self.eps = float(label_smoothing)
+
+    def pair_loss(self, h: Tensor) -> Tensor:
+        return -(1 - self.eps) * F.logsigmoid(self.beta * h) - self.eps * F.logsigmoid(-self.beta * h)
+
+
+class HingeLoss(PreferenceLoss):
+    """Hinge (SLiC-HF, Zhao et al. 2023):  l(h) = max(0, 1 - beta * h)."""
+
+    def pair_loss(self, h: Tensor) -> Tensor:
+        return torch.relu(1 - self.beta * h)
