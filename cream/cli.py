@@ -25,6 +25,12 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
 def prepare_environment(cfg: DictConfig) -> None:
     """Offline unless the hub is reachable (no long retries); quiet tokenizers; CPU threads."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     needs_hub = (cfg.model.name_or_path is not None and not Path(str(cfg.model.name_or_path)).exists()) or cfg.data.source == "hub"
     if "HF_HUB_OFFLINE" not in os.environ and (not needs_hub or not _hub_reachable()):
         os.environ["HF_HUB_OFFLINE"] = "1"

@@ -17,13 +17,16 @@ UNDEFINED_RULE = ("prompts whose reward vector is constant (either model) have n
                   "from the mean, std, min and max; cream_dyn gives their pairs the dataset mean")
 
 
-def _constant(v: Sequence[float]) -> bool:
-    return len(v) < 2 or min(v) == max(v)
+def _undefined(current: Sequence[float], previous: Sequence[float]) -> bool:
+    """True when either vector is constant (or has fewer than 2 responses): no ranking to compare."""
+    if len(current) != len(previous):
+        raise ValueError(f"the two reward vectors must score the same responses: {len(current)} vs {len(previous)}")
+    return any(len(v) < 2 or min(v) == max(v) for v in (current, previous))
 
 
 def kendall(current: Sequence[float], previous: Sequence[float]) -> float | None:
     """C = (tau_b + 1) / 2, Kendall's tau-b (tie-aware) between the two reward vectors."""
-    if _constant(current) or _constant(previous):
+    if _undefined(current, previous):
         return None
     tau = stats.kendalltau(current, previous, variant="b").statistic
     return None if math.isnan(tau) else (float(tau) + 1) / 2
@@ -31,7 +34,7 @@ def kendall(current: Sequence[float], previous: Sequence[float]) -> float | None
 
 def spearman(current: Sequence[float], previous: Sequence[float]) -> float | None:
     """C = (rho + 1) / 2, Spearman's rho on average ranks (ties share their mean rank)."""
-    if _constant(current) or _constant(previous):
+    if _undefined(current, previous):
         return None
     rho = stats.spearmanr(current, previous).statistic
     return None if math.isnan(rho) else (float(rho) + 1) / 2
@@ -44,8 +47,9 @@ def toporder(current: Sequence[float], previous: Sequence[float]) -> float | Non
     listed responses instead).  With ties, the models agree on the best when their sets of tied-best
     responses intersect, and likewise for the worst.
     """
-    if _constant(current) or _constant(previous):
+    if _undefined(current, previous):
         return None
+
     def ties(v: Sequence[float], x: float) -> set[int]:
         return {i for i, y in enumerate(v) if y == x}
 
