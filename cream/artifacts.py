@@ -22,11 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from cream.errors import CreamError
+
 MANIFEST = "manifest.json"
 _BIG = 256 * 2**20  # files above this are fingerprinted by size + head/tail hash
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(CreamError, RuntimeError):
     """An artifact on disk is missing, corrupted, or from a different config."""
 
 

@@ -10,6 +10,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cream.errors import CreamError
+
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("cream")
 
@@ -45,7 +47,11 @@ def train(cfg: DictConfig) -> float | None:
     prepare_environment(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     log.info("run dir: %s", run_dir)
-    rows = run(cfg, run_dir)
+    try:
+        rows = run(cfg, run_dir)
+    except CreamError as e:
+        log.error("%s", e)
+        raise SystemExit(2) from None
     return rows[-1]["eval_avg"] if rows else None
 
 

@@ -13,13 +13,15 @@ from typing import Iterable, Sequence
 
 import torch
 
+from cream.errors import CreamError
+
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(CreamError, RuntimeError):
     pass
 
 
@@ -63,7 +65,7 @@ def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", trust_re
         model = AutoModelForCausalLM.from_pretrained(
             str(name_or_path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - OSError, safetensors' errors, bad configs: all mean "cannot load"
         raise ModelLoadError(
             f"cannot load model weights from {name_or_path!r}: {e}. If this is a run dir's model folder, "
             "it may be truncated: delete that stage folder and rerun to recompute it."

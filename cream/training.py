@@ -9,6 +9,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from cream.artifacts import ArtifactError
+
 
 class TrackConsumed(Callback):
     """Tells the train loader how many batches of this epoch are done (saved in ``last.ckpt``)."""
@@ -42,4 +44,21 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
 def fit(trainer: L.Trainer, module, datamodule, out: Path) -> None:
     """Fit, resuming from ``checkpoints/last.ckpt`` when an earlier attempt of this stage left one."""
     last = out / "checkpoints" / "last.ckpt"
+    if last.exists():
+        check_checkpoint(last)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+
+
+def check_checkpoint(path: Path) -> None:
+    """Fail with a clear message on a truncated or corrupted checkpoint instead of deep inside Lightning."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if "state_dict" not in state or "loops" not in state:
+            raise ValueError("no state_dict/loops entries")
+    except Exception as e:  # noqa: BLE001 - any failure to read it means the same thing to the user
+        raise ArtifactError(
+            f"{path}: the training checkpoint is corrupted or truncated ({type(e).__name__}: {e}). Delete it to "
+            f"restart this stage from its beginning; the stages before it are kept."
+        ) from e

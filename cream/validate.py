@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from cream.errors import CreamError
 
-class ConfigError(ValueError):
+
+class ConfigError(CreamError, ValueError):
     pass
 
 

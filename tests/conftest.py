@@ -40,10 +40,29 @@ def compose(overrides: list[str] | None = None, config_name: str = "config"):
         return hydra_compose(config_name=config_name, overrides=overrides or [])
 
 
-def run_cli(args: list[str], cwd: Path, check: bool = True, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m cream.cli_entry`` style commands through the installed console scripts' module."""
-    cmd = [sys.executable, "-c", "import sys; from cream.cli import train; sys.argv[0]='cream-train'; train()", *args]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+def run_cli(args: list[str], cwd: Path, check: bool = True, timeout: int = 600, env: dict | None = None,
+            script: str = "cream-train") -> subprocess.CompletedProcess:
+    """Run an installed console script (next to this interpreter) and return the finished process."""
+    exe = Path(sys.executable).parent / script
+    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
-        raise AssertionError(f"cream-train {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def start_cli(args: list[str], cwd: Path, script: str = "cream-train") -> subprocess.Popen:
+    exe = Path(sys.executable).parent / script
+    return subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_results(run_dir: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (Path(run_dir) / "results.jsonl").read_text().splitlines()]
+
+
+def stage_mtimes(run_dir: Path) -> dict[str, float]:
+    """When each finished stage wrote its manifest (unchanged = not recomputed)."""
+    return {str(p.parent.relative_to(run_dir)): p.stat().st_mtime_ns for p in Path(run_dir).rglob("manifest.json")
+            if "_stale" not in p.parts}

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cream.errors import CreamError
+
 SAMPLE_DIR = Path(__file__).parent / "sample"
 BENCHMARKS = ("arc_easy", "arc_challenge", "obqa", "siqa", "gsm8k")
 SPLITS = ("train", "validation", "test")
@@ -36,7 +38,7 @@ HUB = {"arc_easy": ("allenai/ai2_arc", "ARC-Easy"), "arc_challenge": ("allenai/a
        "obqa": ("allenai/openbookqa", "main"), "siqa": ("allenai/social_i_qa", None), "gsm8k": ("openai/gsm8k", "main")}
 
 
-class DataError(ValueError):
+class DataError(CreamError, ValueError):
     """Bad or missing benchmark data; the message names the file, line and key."""
 
 

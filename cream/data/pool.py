@@ -6,9 +6,10 @@ import random
 from omegaconf import DictConfig
 
 from cream.data.benchmarks import Example, load_benchmark
+from cream.errors import CreamError
 
 
-class PoolError(ValueError):
+class PoolError(CreamError, ValueError):
     pass
 
 

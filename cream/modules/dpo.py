@@ -9,8 +9,13 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from cream.errors import CreamError
 from cream.models import response_logps
 from cream.modules.optim import adamw_cosine
+
+
+class TrainingDiverged(CreamError, FloatingPointError):
+    """The loss became NaN or infinite: training stops; the last good checkpoint stays on disk."""
 
 
 class DPOModule(L.LightningModule):
@@ -26,7 +31,7 @@ class DPOModule(L.LightningModule):
         losses, metrics = self.loss(chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], batch["weight"])
         loss = losses.mean()
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"DPO loss is {loss.item()} at step {self.global_step} (batch {batch_idx}); training stopped. "
                 "The last good checkpoint is kept in checkpoints/last.ckpt; lower dpo.lr or check the pairs."
             )

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Sequence
 
 from cream import artifacts
+from cream.errors import CreamError
 
 
-class NoPairsError(RuntimeError):
+class NoPairsError(CreamError, RuntimeError):
     pass
 
 
