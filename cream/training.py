@@ -5,11 +5,22 @@ import os
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from cream.artifacts import ArtifactError
+from cream.artifacts import ArtifactError, atomic_write
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file and renamed: a kill mid-save leaves the previous one intact."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        with atomic_write(path, "wb") as f:
+            torch.save(checkpoint, f)
 
 
 class TrackConsumed(Callback):
@@ -37,7 +48,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
         loggers.append(make_wandb_logger(cfg, stage))
     ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
                            every_n_train_steps=every, save_on_train_epoch_end=True)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], enable_model_summary=False,
+    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1", default_root_dir=str(out), **tcfg)
 
 
@@ -51,8 +62,6 @@ def fit(trainer: L.Trainer, module, datamodule, out: Path) -> None:
 
 def check_checkpoint(path: Path) -> None:
     """Fail with a clear message on a truncated or corrupted checkpoint instead of deep inside Lightning."""
-    import torch
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         if "state_dict" not in state or "loops" not in state:
