@@ -41,10 +41,12 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
         gen = model.generate(
             input_ids=ids.to(device), attention_mask=att.to(device), max_new_tokens=max_new_tokens,
             do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
-            top_k=0 if sample else None, num_return_sequences=n, pad_token_id=pad,
+            top_k=0 if sample else None, num_return_sequences=n if sample else 1, pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id, use_cache=True,
         )
         texts = tokenizer.batch_decode(gen[:, T:], skip_special_tokens=True)
+        if not sample:  # greedy: the n completions are one and the same
+            texts = [t for t in texts for _ in range(n)]
         for j, i in enumerate(idx):
             out[i] = texts[j * n:(j + 1) * n]
     model.train(was_training)

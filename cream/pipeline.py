@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cream import artifacts
 from cream.artifacts import ArtifactError
+from cream.errors import CreamError
 
 log = logging.getLogger(__name__)
 
@@ -195,21 +196,58 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
     return manifest, True
 
 
+def preflight(ctx: Context, stages: list[Stage]) -> None:
+    """Refuse a run dir made with another config before anything runs (unless on_config_change=redo)."""
+    if ctx.cfg.pipeline.on_config_change == "redo":
+        return
+    for stage in stages:
+        path = ctx.stage_dir(stage.name) / artifacts.MANIFEST
+        if not path.exists():
+            continue
+        have = artifacts.read_json(path)
+        if have.get("config_hash") != artifacts.config_hash(stage.config):
+            diff = _diff(have.get("config"), stage.config)
+            raise ConfigChanged(
+                f"{path.parent}: this stage was made with another config ({'; '.join(diff) or 'different values'}). "
+                "Use a new run dir, or rerun with pipeline.on_config_change=redo to redo it and everything "
+                "after it (the old outputs are moved to _stale/, not deleted)."
+            )
+
+
+def _keep_hydra_record(run_dir: Path, accepted: bool) -> None:
+    """Hydra rewrites ``.hydra/`` on every invocation; a refused rerun must not replace the record of the
+    config the run dir was made with.  Accepted: save a copy.  Refused: put the saved copy back."""
+    live, saved = run_dir / ".hydra", run_dir / ".hydra.accepted"
+    if accepted and live.is_dir():
+        shutil.rmtree(saved, ignore_errors=True)
+        shutil.copytree(live, saved)
+    elif not accepted and saved.is_dir():
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.copytree(saved, live)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     """Run (or resume) the whole pipeline in ``run_dir``; returns the rows of results.jsonl."""
     from cream.results import print_results, print_timings, write_results
     from cream.validate import validate_config
 
-    validate_config(cfg)
     ctx = Context(cfg, Path(run_dir))
+    try:
+        validate_config(cfg)
+        stages = plan(cfg)
+        preflight(ctx, stages)
+    except CreamError:
+        _keep_hydra_record(ctx.run_dir, accepted=False)
+        raise
+    _keep_hydra_record(ctx.run_dir, accepted=True)
     done: dict[str, dict] = {}
     ran: dict[str, float] = {}
-    for stage in plan(cfg):
-        # a stage redone forces its dependents to redo too: their recorded input digests no longer match
+    for stage in stages:
+        # a stage redone changes its output digests, so its dependents see new inputs and redo too
         manifest, did_run = run_stage(ctx, stage, done)
         done[stage.name] = manifest
         ran[stage.name] = manifest.get("seconds", 0.0) if did_run else 0.0
-        if stage.name.startswith("eval/"):
+        if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
     rows = write_results(ctx, done)
     print_results(rows)

@@ -215,7 +215,7 @@ def load_benchmark(name: str, split: str, data_dir: str | os.PathLike | None = N
         raise DataError(f"data.source={source!r}: expected 'files' or 'hub'")
     root = SAMPLE_DIR if data_dir is None else Path(data_dir)
     if not root.is_dir():
-        raise _missing(f"data dir {root} does not exist", name, split, root)
+        raise _missing(f"data dir {root} {'is not a folder' if root.exists() else 'does not exist'}", name, split, root)
     path = root / FILES[name][split]
     if not path.is_file():
         raise _missing(f"{path} is missing", name, split, root)
