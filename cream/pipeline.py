@@ -249,7 +249,15 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         ran[stage.name] = manifest.get("seconds", 0.0) if did_run else 0.0
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
+        if did_run and cfg.logger.get("wandb"):
+            from cream import wandb_logging
+
+            wandb_logging.log_stage(cfg, ctx.run_dir, stage.name, manifest)
     rows = write_results(ctx, done)
+    if cfg.logger.get("wandb"):
+        from cream import wandb_logging
+
+        wandb_logging.finish()
     print_results(rows)
     print_timings(done, ran)
     artifacts.write_json(ctx.run_dir / "timings.json", {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0} for k, v in done.items()})

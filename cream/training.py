@@ -45,7 +45,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     if cfg.logger.get("wandb"):
         from cream.wandb_logging import make_wandb_logger
 
-        loggers.append(make_wandb_logger(cfg, stage))
+        loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
     ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
                            every_n_train_steps=every, save_on_train_epoch_end=True)
     return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], plugins=[AtomicCheckpointIO()], enable_model_summary=False,
