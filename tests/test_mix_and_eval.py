@@ -1,0 +1,30 @@
+"""All five benchmarks through the pipeline (data=mix), and cream-eval on a model dir from a run."""
+import json
+
+import pytest
+
+from conftest import read_results, run_cli
+
+pytestmark = pytest.mark.slow
+FIVE = {"arc_easy", "arc_challenge", "obqa", "siqa", "gsm8k"}
+
+
+def test_mix_pipeline_and_cream_eval(tmp_path):
+    run_dir = tmp_path / "mix"
+    run_cli(["+debug=smoke", "data=mix", "eval.limit=8", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    rows = read_results(run_dir)
+    assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
+    for r in rows:
+        assert set(r["eval"]) == FIVE
+        assert set(r["eval_loglik"]) == FIVE - {"gsm8k"}  # log-likelihood scoring is for multiple choice only
+        assert r["eval_avg"] == pytest.approx(sum(r["eval"].values()) / 5)
+    # the SFT seed set and the prompt slice come from all five benchmarks
+    samples = [json.loads(x) for x in (run_dir / "iter_1" / "sample" / "samples.jsonl").read_text().splitlines()]
+    assert {s["benchmark"] for s in samples} == FIVE
+    # cream-eval on M2's folder reproduces the pipeline's evaluation of M2
+    out = tmp_path / "eval"
+    proc = run_cli([f"model.path={run_dir / 'iter_1' / 'dpo' / 'model'}", "data=mix", "eval.limit=8", f"hydra.run.dir={out}"],
+                   cwd=tmp_path, script="cream-eval")
+    result = json.loads((out / "result.json").read_text())
+    assert result["eval"] == rows[2]["eval"] and result["eval_loglik"] == rows[2]["eval_loglik"]
+    assert "gsm8k" in proc.stdout
