@@ -27,6 +27,15 @@ def validate_config(cfg: DictConfig) -> None:
     _need(int(cfg.model.max_prompt_length) < int(cfg.model.max_length), "model.max_prompt_length",
           cfg.model.max_prompt_length, f"must be below model.max_length={cfg.model.max_length}")
     _need(cfg.pipeline.on_config_change in ("error", "redo"), "pipeline.on_config_change", cfg.pipeline.on_config_change, "must be error or redo")
+    from cream.data.benchmarks import BENCHMARKS, FILES
+
+    for name in list(cfg.data.benchmarks) + list(cfg.eval.benchmarks):
+        _need(name in BENCHMARKS, "data.benchmarks", name, f"unknown benchmark; known: {', '.join(BENCHMARKS)}")
+    for name in cfg.eval.benchmarks:
+        split = cfg.eval.splits.get(name)
+        _need(split in FILES[name], f"eval.splits.{name}", split, f"{name} has the splits {', '.join(FILES[name])}")
+    bad = set(cfg.eval.modes) - {"generate", "loglik"}
+    _need(not bad, "eval.modes", list(cfg.eval.modes), "each mode must be generate or loglik")
     for key in ("sft", "dpo"):
         _need(float(cfg[key].lr) > 0, f"{key}.lr", cfg[key].lr, "must be > 0")
         _need(int(cfg[key].epochs) >= 1, f"{key}.epochs", cfg[key].epochs, "must be >= 1")
