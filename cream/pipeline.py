@@ -76,35 +76,44 @@ class ConfigChanged(ArtifactError):
 
 
 def _select(cfg: DictConfig, keys: list[str]) -> dict:
-    return {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True) if OmegaConf.is_config(OmegaConf.select(cfg, k))
-            else OmegaConf.select(cfg, k) for k in keys}
+    """The values of ``keys`` (dotted paths) as plain data: what a stage's manifest records."""
+    out = {}
+    for key in keys:
+        value = OmegaConf.select(cfg, key)
+        out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return out
+
+
+# The config each stage depends on (with ``seed``): change one of these and the stage is out of date.
+MODEL = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", "model.max_prompt_length"]
+TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val"]
+DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed"]
+EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "data.dir", "data.source"]
 
 
 def plan(cfg: DictConfig) -> list[Stage]:
-    """Every stage of the run, in order, with what it depends on."""
+    """Every stage of the run, in order, with the stages and config values it depends on."""
     from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
 
-    T = int(cfg.pipeline.iterations)
-    c = lambda *keys: _select(cfg, ["seed", *keys])  # noqa: E731
-    model_keys = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", "model.max_prompt_length"]
-    data_keys = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.n_prompts"]
-    eval_keys = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens"]
+    def keys(*groups: list[str] | str) -> dict:
+        flat = [k for g in groups for k in ([g] if isinstance(g, str) else g)]
+        return _select(cfg, ["seed", *flat])
+
     stages = [
-        Stage("base", base.run, [], c(*model_keys)),
-        Stage("eval/M0", evaluate.run, ["base"], c(*model_keys, *eval_keys, "data.dir", "data.source"), {"k": 0}),
-        Stage("sft", sft.run, ["base"], c(*model_keys, *data_keys, "sft", "trainer.precision")),
-        Stage("eval/M1", evaluate.run, ["sft"], c(*model_keys, *eval_keys, "data.dir", "data.source"), {"k": 1}),
+        Stage("base", base.run, [], keys(MODEL)),
+        Stage("eval/M0", evaluate.run, ["base"], keys(MODEL, EVAL), {"k": 0}),
+        Stage("sft", sft.run, ["base"], keys(MODEL, DATA, TRAIN, "sft")),
+        Stage("eval/M1", evaluate.run, ["sft"], keys(MODEL, EVAL), {"k": 1}),
     ]
-    for t in range(1, T + 1):
-        it = f"iter_{t}"
-        prev = ["base"] if t == 1 else [model_stage(t - 1)]
+    for t in range(1, int(cfg.pipeline.iterations) + 1):
+        it, policy, previous = f"iter_{t}", model_stage(t), model_stage(t - 1)
         stages += [
-            Stage(f"{it}/sample", sample.run, [model_stage(t)], c(*model_keys, *data_keys, "sampling", "sampler"), {"t": t}),
-            Stage(f"{it}/reward", reward.run, [f"{it}/sample", model_stage(t), *prev, "base"], c(*model_keys, "rewarder"), {"t": t}),
-            Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], c("consistency"), {"t": t}),
-            Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], c(), {"t": t}),
-            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", model_stage(t)], c(*model_keys, "dpo", "loss", "regularizer", "trainer.precision"), {"t": t}),
-            Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], c(*model_keys, *eval_keys, "data.dir", "data.source"), {"k": t + 1}),
+            Stage(f"{it}/sample", sample.run, [policy], keys(MODEL, DATA, "data.n_prompts", "sampling", "sampler"), {"t": t}),
+            Stage(f"{it}/reward", reward.run, sorted({f"{it}/sample", policy, previous, "base"}), keys(MODEL, "rewarder"), {"t": t}),
+            Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], keys("consistency"), {"t": t}),
+            Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], keys(), {"t": t}),
+            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", policy], keys(MODEL, TRAIN, "dpo", "loss", "regularizer"), {"t": t}),
+            Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], keys(MODEL, EVAL), {"k": t + 1}),
         ]
     return stages
 
