@@ -19,6 +19,15 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
     index, so results do not depend on what ran before.  Returns (completions per prompt in input
     order, number of prompts truncated to ``max_prompt_length``).
     """
+    from cream import distributed
+
+    if distributed.sharding():  # several ranks in a stage they all run: each generates its share, all get all
+        my_prompts = distributed.shard(prompts)
+        with distributed.collective(False):
+            mine, n_trunc = generate(model, tokenizer, my_prompts, n=n, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
+                                     max_prompt_length=max_prompt_length, desc=desc, progress=progress and distributed.is_main())
+        return distributed.gather(mine), sum(distributed.gather([n_trunc]))
     encoded = [encode_prompt(tokenizer, p, max_prompt_length) for p in prompts]
     n_truncated = sum(t for _, t in encoded)
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))

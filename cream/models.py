@@ -177,6 +177,14 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int],
     """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
     from tqdm.auto import tqdm
 
+    from cream import distributed
+
+    if distributed.sharding():  # several ranks in a stage they all run: each scores its share, all get all
+        my_seqs, my_starts = distributed.shard(seqs), distributed.shard(starts)
+        with distributed.collective(False):
+            mine = score_sequences(model, my_seqs, my_starts, pad_id, batch_size=batch_size,
+                                   desc=desc, progress=progress and distributed.is_main())
+        return distributed.gather(mine)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

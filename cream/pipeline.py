@@ -87,6 +87,7 @@ def _select(cfg: DictConfig, keys: list[str]) -> dict:
 # The config each stage depends on (with ``seed``): change one of these and the stage is out of date.
 MODEL = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", "model.max_prompt_length"]
 TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val"]
+LORA = "model.lora"  # recorded by the training stages only when set (older run dirs stay valid)
 DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed"]
 EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "data.dir", "data.source"]
 
@@ -99,10 +100,12 @@ def plan(cfg: DictConfig) -> list[Stage]:
         flat = [k for g in groups for k in ([g] if isinstance(g, str) else g)]
         return _select(cfg, ["seed", *flat])
 
+    train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
     stages = [
         Stage("base", base.run, [], keys(MODEL)),
         Stage("eval/M0", evaluate.run, ["base"], keys(MODEL, EVAL), {"k": 0}),
-        Stage("sft", sft.run, ["base"], keys(MODEL, DATA, TRAIN, "sft")),
+        # rewarder.head (rewarder=self_reward_head only): a head trained with the policy during SFT
+        Stage("sft", sft.run, ["base"], keys(MODEL, DATA, train, "sft", *(["rewarder.head"] if OmegaConf.select(cfg, "rewarder.head") is not None else []))),
         Stage("eval/M1", evaluate.run, ["sft"], keys(MODEL, EVAL), {"k": 1}),
     ]
     for t in range(1, int(cfg.pipeline.iterations) + 1):
@@ -112,7 +115,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
             Stage(f"{it}/reward", reward.run, sorted({f"{it}/sample", policy, previous, "base"}), keys(MODEL, "rewarder"), {"t": t}),
             Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], keys("consistency"), {"t": t}),
             Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], keys(), {"t": t}),
-            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", policy], keys(MODEL, TRAIN, "dpo", "loss", "regularizer"), {"t": t}),
+            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", policy], keys(MODEL, train, "dpo", "loss", "regularizer"), {"t": t}),
             Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], keys(MODEL, EVAL), {"k": t + 1}),
         ]
     return stages
@@ -169,10 +172,54 @@ def _archive(folder: Path, run_dir: Path) -> None:
         log.warning("moved the outdated outputs of %s to %s", folder, dest)
 
 
+# Stages every rank runs when several processes do (training: Lightning's strategy; sampling and scoring:
+# inputs sharded across ranks, see cream.distributed).  The others run on rank 0 while the rest wait.
+COLLECTIVE_STAGES = ("sft", "sample", "reward", "dpo", "eval")
+
+
 def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, bool]:
-    """Run ``stage`` unless its folder already holds a matching result; returns (manifest, ran)."""
-    folder = ctx.stage_dir(stage.name)
+    """Run ``stage`` unless its folder already holds a matching result; returns (manifest, ran).
+
+    With several processes rank 0 decides, prepares the folder and writes the manifest; every rank
+    gets rank 0's decision and manifest (so all of them skip or run the same stages)."""
+    from cream import distributed
+
     want = _current_manifest(ctx, stage, done)
+    main = distributed.is_main()
+    try:
+        decision = _prepare_stage(ctx, stage, want) if main else None
+    except CreamError as e:
+        if not distributed.active():
+            raise
+        decision = e
+    decision = distributed.broadcast(decision)
+    if isinstance(decision, Exception):
+        raise decision
+    manifest, why = decision
+    if manifest is not None:
+        log.info("[%s] complete, skipped", stage.name)
+        return manifest, False
+    log.info("[%s] running (%s)", stage.name, why)
+    folder = ctx.stage_dir(stage.name)
+    everyone = stage.name.split("/")[-1] in COLLECTIVE_STAGES or stage.name.startswith("eval/")
+    t0 = time.perf_counter()
+    summary = {}
+    if main or everyone:
+        with distributed.collective(everyone):
+            summary = stage.fn(ctx, folder, **stage.kwargs) or {}
+    seconds = time.perf_counter() - t0
+    manifest = None
+    if main:
+        manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3))
+        manifest["digest"] = artifacts.manifest_digest(manifest)
+        artifacts.write_json(folder / artifacts.MANIFEST, manifest)
+        (folder / ".inprogress.json").unlink(missing_ok=True)
+    return distributed.broadcast(manifest), True  # (the broadcast is also the barrier after the stage)
+
+
+def _prepare_stage(ctx: Context, stage: Stage, want: dict) -> tuple[dict | None, str]:
+    """(its manifest, "ok") when the stage is complete; else (None, why), its folder made ready to run."""
+    folder = ctx.stage_dir(stage.name)
     try:
         complete, why = _is_complete(folder, want)
     except ConfigChanged:
@@ -181,9 +228,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
         _archive(folder, ctx.run_dir)
         complete, why = False, "config changed"
     if complete:
-        manifest = artifacts.read_json(folder / artifacts.MANIFEST)
-        log.info("[%s] complete, skipped", stage.name)
-        return manifest, False
+        return artifacts.read_json(folder / artifacts.MANIFEST), why
     # A half-written stage: keep its checkpoints only if it was started with the same config and inputs.
     marker = folder / ".inprogress.json"
     if folder.exists():
@@ -194,15 +239,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
             shutil.rmtree(folder)  # half-written by another config: nothing finished to keep
     folder.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(marker, want)
-    log.info("[%s] running (%s)", stage.name, why)
-    t0 = time.perf_counter()
-    summary = stage.fn(ctx, folder, **stage.kwargs) or {}
-    seconds = time.perf_counter() - t0
-    manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3))
-    manifest["digest"] = artifacts.manifest_digest(manifest)
-    artifacts.write_json(folder / artifacts.MANIFEST, manifest)
-    marker.unlink(missing_ok=True)
-    return manifest, True
+    return None, why
 
 
 def preflight(ctx: Context, stages: list[Stage]) -> None:
@@ -240,15 +277,22 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     from cream.results import print_results, print_timings, write_results
     from cream.validate import validate_config
 
-    ctx = Context(cfg, Path(run_dir))
+    from cream import distributed
+
+    distributed.init()  # several processes (torchrun / srun): one group for every stage
+    ctx = Context(cfg, Path(distributed.broadcast(str(run_dir))))  # rank 0's run dir for all
+    main = distributed.is_main()
     try:
         validate_config(cfg)
+        distributed.check_launch(cfg.trainer)
         stages = plan(cfg)
         preflight(ctx, stages)
     except CreamError:
-        _keep_hydra_record(ctx.run_dir, accepted=False)
+        if main:
+            _keep_hydra_record(ctx.run_dir, accepted=False)
         raise
-    _keep_hydra_record(ctx.run_dir, accepted=True)
+    if main:
+        _keep_hydra_record(ctx.run_dir, accepted=True)
     done: dict[str, dict] = {}
     ran: dict[str, float] = {}
     for stage in stages:
@@ -256,12 +300,16 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         manifest, did_run = run_stage(ctx, stage, done)
         done[stage.name] = manifest
         ran[stage.name] = manifest.get("seconds", 0.0) if did_run else 0.0
+        if not main:
+            continue
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
         if did_run and cfg.logger.get("wandb"):
             from cream import wandb_logging
 
             wandb_logging.log_stage(cfg, ctx.run_dir, stage.name, manifest)
+    if not main:
+        return []
     rows = write_results(ctx, done)
     if cfg.logger.get("wandb"):
         from cream import wandb_logging

@@ -6,7 +6,8 @@ from cream import artifacts
 
 def _row(ctx, k: int, done: dict[str, dict]) -> dict:
     ev = done[f"eval/M{k}"]["summary"]
-    row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None, "n_dropped": None}
+    row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None, "n_dropped": None,
+           "reward_quality": None}
     if k >= 2:
         c = done.get(f"iter_{k - 1}/consistency", {}).get("summary")
         p = done.get(f"iter_{k - 1}/pairs", {}).get("summary")
@@ -14,6 +15,7 @@ def _row(ctx, k: int, done: dict[str, dict]) -> dict:
             row["consistency"] = {key: c.get(key) for key in ("mean", "std", "min", "max", "n", "n_undefined")}
         if p:
             row["n_pairs"], row["n_dropped"] = p["n_pairs"], p["n_dropped"]
+            row["reward_quality"] = p.get("reward_quality")
     return row | {key: ev.get(key) for key in ("eval", "eval_avg", "eval_loglik", "eval_loglik_avg", "eval_loglik_sum", "eval_loglik_sum_avg")}
 
 

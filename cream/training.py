@@ -40,7 +40,13 @@ class TrackConsumed(Callback):
 def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     every = tcfg.pop("checkpoint_every_n_steps", 50)
-    tcfg.pop("activation_checkpointing", None)
+    tcfg.pop("activation_checkpointing", None)  # applied to the model by prepare_model
+    if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
+        from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.strategies
+
+        tcfg["strategy"] = instantiate(tcfg["strategy"])
+    # our samplers shard by rank themselves (cream.data.datamodules): Lightning must not wrap them
+    tcfg.setdefault("use_distributed_sampler", False)
     loggers = [CSVLogger(str(out), name="logs", version="")]
     if cfg.logger.get("wandb"):
         from cream.wandb_logging import make_wandb_logger
@@ -71,3 +77,47 @@ def check_checkpoint(path: Path) -> None:
             f"{path}: the training checkpoint is corrupted or truncated ({type(e).__name__}: {e}). Delete it to "
             f"restart this stage from its beginning; the stages before it are kept."
         ) from e
+
+
+def prepare_model(cfg: DictConfig, model):
+    """The model a training stage trains: LoRA adapters on it (``model.lora``), activation checkpointing
+    (``trainer.activation_checkpointing``).  Returns the model to hand to the LightningModule."""
+    from cream import lora
+
+    if cfg.trainer.get("activation_checkpointing"):
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    spec = cfg.model.get("lora")
+    if spec is not None:
+        strategy = cfg.trainer.get("strategy")
+        if isinstance(strategy, (dict, DictConfig)) and "fsdp" in str(strategy.get("_target_", "")) or strategy == "fsdp":
+            from cream.validate import ConfigError
+
+            raise ConfigError("model.lora with trainer=fsdp is not supported: use trainer=ddp (LoRA keeps the "
+                                "optimizer state small, so the model usually fits on one device)")
+        model = lora.apply(model, spec)
+        if cfg.trainer.get("activation_checkpointing"):
+            model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
+    return model
+
+
+def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path) -> None:
+    """Save the trained model as full weights (LoRA merged) with ``save_pretrained``; rank 0 writes.
+
+    Under FSDP the weights are sharded across ranks: the full state dict is gathered (every rank takes
+    part) and rank 0 saves it."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from cream import distributed, lora
+
+    state = None
+    if isinstance(trainer.strategy, FSDPStrategy):
+        full = trainer.strategy.lightning_module_state_dict()
+        state = {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")}
+    model = lora.merge(model)
+    if distributed.is_main():
+        model.save_pretrained(str(out_dir), safe_serialization=True, state_dict=state)
+        tokenizer.save_pretrained(str(out_dir))

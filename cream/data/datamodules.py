@@ -11,7 +11,13 @@ from cream.models import encode_pair, pad_batch
 
 
 class _EpochSeededSampler(torch.utils.data.Sampler[int]):
-    """Shuffles with ``seed + epoch``: the order of every epoch is fixed by the seed alone."""
+    """Shuffles with ``seed + epoch``: the order of every epoch is fixed by the seed alone.
+
+    With several training processes (DDP/FSDP) rank r takes ``perm[r::world]`` of the same permutation
+    (padded by wrapping around so every rank has as many items), so a step on W ranks x batch B sees the
+    same items as one process with batch W x B.  Rank and world are read when iterating (the process
+    group may start after the loader is built); Lightning's own distributed sampler is switched off.
+    """
 
     def __init__(self, n: int, seed: int):
         self.n, self.seed, self.epoch = n, seed, 0
@@ -21,10 +27,21 @@ class _EpochSeededSampler(torch.utils.data.Sampler[int]):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        perm = torch.randperm(self.n, generator=g).tolist()
+        rank, world = _rank_world()
+        if world > 1:
+            total = len(self) * world
+            perm = (perm * -(-total // max(1, len(perm))))[:total][rank::world]
+        return iter(perm)
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // _rank_world()[1])
+
+
+def _rank_world() -> tuple[int, int]:
+    from cream import distributed
+
+    return distributed.rank(), distributed.world_size()
 
 
 class ResumableLoader(DataLoader):
@@ -43,7 +60,8 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.set_epoch(state["epoch"])
-        self._skip = self.consumed = state["consumed"]
+        # saved after the epoch's last batch: Lightning resumes at the start of the next epoch, skip nothing
+        self._skip = self.consumed = state["consumed"] if state["consumed"] < len(self) else 0
 
     def __iter__(self):
         it = super().__iter__()
@@ -65,9 +83,10 @@ class SFTDataModule(L.LightningDataModule):
         self.items = [(ids, start) for ids, start, _ in enc]
         self.n_truncated = sum(tr for _, _, tr in enc)
 
-    def steps(self, epochs: int, accumulate: int = 1) -> int:
-        """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too)."""
-        return epochs * -(-(-(-len(self.items) // self.batch_size)) // accumulate)
+    def steps(self, epochs: int, accumulate: int = 1, world: int = 1) -> int:
+        """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too); with
+        ``world`` training processes each one sees ceil(n / world) items per epoch."""
+        return epochs * -(-(-(-(-(-len(self.items) // world)) // self.batch_size)) // accumulate)
 
     def collate(self, items):
         b = pad_batch([i for i, _ in items], [s for _, s in items], self.pad_id)
@@ -97,9 +116,10 @@ class PreferenceDataModule(L.LightningDataModule):
             self.n_truncated += t1 or t2
             self.items.append((c, cs, r, rs, pair["ref_logp_chosen"], pair["ref_logp_rejected"], float(w)))
 
-    def steps(self, epochs: int, accumulate: int = 1) -> int:
-        """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too)."""
-        return epochs * -(-(-(-len(self.items) // self.batch_size)) // accumulate)
+    def steps(self, epochs: int, accumulate: int = 1, world: int = 1) -> int:
+        """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too); with
+        ``world`` training processes each one sees ceil(n / world) items per epoch."""
+        return epochs * -(-(-(-(-(-len(self.items) // world)) // self.batch_size)) // accumulate)
 
     def collate(self, items):
         seqs = [i[0] for i in items] + [i[2] for i in items]

@@ -3,9 +3,18 @@
 The model judges each response with the paper's additive 5-point prompt
 (``templates/judge_additive_5pt.txt``), which asks for a short justification ending in
 "Score: <total points>".  Each response gets ``k`` sampled judgments; a judgment without a parsable
-score in [0, 5] is counted as a failure and left out; the reward is the mean of the valid ones, and a
-response with none is unscored (``None``: left out of consistency and pairs).  M_{t-1} judges the same
-responses the same way, for consistency.
+score in [0, 5] is counted as a failure and left out; the reward is the mean of the valid ones.
+
+A response none of whose ``k`` judgments parses is, with ``forced_score=false`` (the paper), unscored
+(``None``: left out of consistency and pairs; if that happens to every prompt the pairs stage stops with
+NoPairsError).  With ``forced_score=true`` (the default) the judge is instead asked for the score
+directly: its first judgment is followed by "Score:" and the reward is the expected score under the
+judge's own distribution over the continuations " 0" .. " 5" (G-Eval style, Liu et al. 2023).  This is
+still the model's judgment, never a made-up number; how often it was needed is recorded per prompt
+(``judge_forced``) and in the reward-quality metrics (``n_forced``), next to the parse-failure rate.
+A small model that has never learned the "Score: N" format (the tiny smoke model) lives on it.
+
+M_{t-1} judges the same responses the same way, for consistency.
 """
 from __future__ import annotations
 
@@ -13,9 +22,11 @@ import gc
 import re
 from pathlib import Path
 
+import torch
+
 from cream.data.prompts import render
 from cream.generation import generate
-from cream.models import load_model, load_tokenizer
+from cream.models import encode_prompt, load_model, load_tokenizer, score_sequences
 
 TEMPLATE = Path(__file__).parent / "templates" / "judge_additive_5pt.txt"
 
@@ -58,34 +69,68 @@ def aggregate(judgments: list[str]) -> tuple[float | None, int, list[float | Non
 
 class JudgeRewarder:
     def __init__(self, k: int = 3, temperature: float = 0.7, top_p: float = 0.9, max_new_tokens: int = 128,
-                 batch_size: int = 16, template: str | None = None):
+                 batch_size: int = 16, template: str | None = None, forced_score: bool = True):
         if k < 1:
             raise ValueError(f"rewarder.k={k}: must be >= 1")
         self.k, self.temperature, self.top_p = k, temperature, top_p
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.template = Path(template).read_text(encoding="utf-8") if template else None
+        self.forced_score = bool(forced_score)
 
     def judge(self, ctx, k: int, samples: list[dict]) -> list[dict]:
         """M_k's judge scores of every response: per prompt {"means", "failures", "scores"}."""
         cfg = ctx.cfg
         tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
         model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
+        if cfg.trainer.accelerator == "gpu":
+            model = model.cuda()
         prompts = [render(tok, render_judge_prompt(row.get("instruction", row["prompt"]), r, self.template))
                    for row in samples for r in row["responses"]]
         outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                            top_p=self.top_p, batch_size=self.batch_size, seed=int(cfg.seed) * 7919 + k,
                            max_prompt_length=int(cfg.model.max_length), desc=f"judge M{k}")
+        agg = [aggregate(o) for o in outs]
+        forced: list[float | None] = [None] * len(agg)
+        if self.forced_score:
+            todo = [j for j, a in enumerate(agg) if a[0] is None]
+            if todo:
+                values = expected_scores(model, tok, [prompts[j] + outs[j][0].rstrip() + "\nScore:" for j in todo],
+                                         max_length=int(cfg.model.max_length) + self.max_new_tokens, batch_size=self.batch_size)
+                for j, v in zip(todo, values):
+                    forced[j] = v
         del model
         gc.collect()
         rows, i = [], 0
         for row in samples:
-            agg = [aggregate(o) for o in outs[i: i + len(row["responses"])]]
-            i += len(row["responses"])
-            rows.append({"means": [a[0] for a in agg], "failures": sum(a[1] for a in agg), "scores": [a[2] for a in agg]})
+            n = len(row["responses"])
+            part, fp = agg[i: i + n], forced[i: i + n]
+            i += n
+            rows.append({"means": [a[0] if f is None else f for a, f in zip(part, fp)], "forced": fp,
+                         "failures": sum(a[1] for a in part), "scores": [a[2] for a in part]})
         return rows
 
     def score(self, ctx, t: int, samples: list[dict]) -> list[dict]:
         now, prev = self.judge(ctx, t, samples), self.judge(ctx, t - 1, samples)
         return [{"reward": a["means"], "prev_reward": b["means"], "judge_scores": a["scores"],
-                 "judge_failures": a["failures"], "judge_total": self.k * len(a["means"]),
-                 "prev_judge_failures": b["failures"]} for a, b in zip(now, prev)]
+                 "judge_failures": a["failures"], "judge_total": self.k * len(a["means"]), "judge_forced": a["forced"],
+                 "prev_judge_failures": b["failures"], "prev_judge_forced": b["forced"]} for a, b in zip(now, prev)]
+
+
+SCORES = (0, 1, 2, 3, 4, 5)
+
+
+def expected_scores(model, tok, prefixes: list[str], *, max_length: int, batch_size: int = 16) -> list[float]:
+    """For each judge text ending in "Score:", the expected score sum_s s p(s) with p the model's
+    probabilities of the continuations " 0" .. " 5", renormalized over those six."""
+    seqs, starts = [], []
+    for text in prefixes:
+        p, _ = encode_prompt(tok, text, max_length)
+        for s in SCORES:
+            seqs.append(p + tok(f" {s}", add_special_tokens=False)["input_ids"])
+            starts.append(len(p))
+    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=batch_size, desc="forced score", progress=False)
+    out = []
+    for j in range(len(prefixes)):
+        lp = torch.tensor(lps[j * len(SCORES): (j + 1) * len(SCORES)], dtype=torch.float64)
+        out.append(float((torch.softmax(lp, 0) * torch.tensor(SCORES, dtype=torch.float64)).sum()))
+    return out

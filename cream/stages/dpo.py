@@ -17,7 +17,9 @@ from cream import artifacts
 from cream.data.datamodules import PreferenceDataModule
 from cream.models import load_model, load_tokenizer
 from cream.modules.dpo import DPOModule
-from cream.training import fit, make_trainer
+from cream.modules.self_reward_head import copy_head
+from cream.distributed import is_main, trainer_world_size
+from cream.training import fit, make_trainer, prepare_model, save_model
 
 
 def run(ctx, out: Path, t: int) -> dict:
@@ -29,14 +31,17 @@ def run(ctx, out: Path, t: int) -> dict:
     weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
+    model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=int(cfg.dpo.batch_size), max_length=int(cfg.model.max_length),
                               max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed) + t)
     module = DPOModule(model, instantiate(cfg.loss), lr=float(cfg.dpo.lr), weight_decay=float(cfg.dpo.weight_decay),
-                       warmup_ratio=float(cfg.dpo.warmup_ratio), total_steps=dm.steps(int(cfg.dpo.epochs), int(cfg.trainer.accumulate_grad_batches)))
+                       warmup_ratio=float(cfg.dpo.warmup_ratio), total_steps=dm.steps(int(cfg.dpo.epochs), int(cfg.trainer.accumulate_grad_batches),
+                                                   trainer_world_size(cfg.trainer)))
     trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), f"iter_{t}/dpo")
     fit(trainer, module, dm, out)
-    model.save_pretrained(str(out / "model"), safe_serialization=True)
-    tok.save_pretrained(str(out / "model"))
+    save_model(trainer, model, tok, out / "model")  # full weights (LoRA merged); rank 0 writes
+    if is_main():
+        copy_head(ctx.model_path(t), out / "model")  # M_t's self-reward head (if any) carried to M_{t+1}
     m = trainer.callback_metrics
     return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
             **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cream import artifacts
+from cream.distributed import is_main
 from cream.answers import is_correct
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, format_question, render
@@ -64,6 +65,7 @@ def run(ctx, out: Path, k: int) -> dict:
     for key in ("eval", "eval_loglik", "eval_loglik_sum"):
         vals = list(result[key].values())
         result[f"{key}_avg"] = sum(vals) / len(vals) if vals else None
-    artifacts.write_jsonl(out / "predictions.jsonl", predictions)
-    artifacts.write_json(out / "result.json", result)
+    if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
+        artifacts.write_jsonl(out / "predictions.jsonl", predictions)
+        artifacts.write_json(out / "result.json", result)
     return result

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from cream import artifacts
 from cream.errors import CreamError
+from cream.reward_metrics import reward_quality
 
 
 class NoPairsError(CreamError, RuntimeError):
@@ -49,6 +50,10 @@ def run(ctx, out: Path, t: int) -> dict:
     summary = {"n_pairs": len(pairs), "n_dropped": len(dropped), "n_prompts": len(rewards), "dropped": dropped,
                "chosen_chars": sum(len(p["chosen"]) for p in pairs) / max(1, len(pairs)),
                "rejected_chars": sum(len(p["rejected"]) for p in pairs) / max(1, len(pairs))}
+    quality = reward_quality(it, pairs, dropped)  # agreement with the verifiable ranking (labels.jsonl)
+    if quality is not None:
+        artifacts.write_json(out / "reward_quality.json", quality)
+        summary["reward_quality"] = quality
     if not pairs:
         raise NoPairsError(
             f"{it / 'reward' / 'rewards.jsonl'}: the rewards tie for every one of the {len(rewards)} prompts, so "

@@ -11,6 +11,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from cream import artifacts
+from cream.distributed import is_main
 from cream.rewarders.implicit import encode_samples, sequence_logps
 from cream.models import load_tokenizer
 
@@ -27,5 +28,6 @@ def run(ctx, out: Path, t: int) -> dict:
         for row, s in zip(samples, scored):
             s["policy_logp"] = lp[i:i + len(row["responses"])]
             i += len(row["responses"])
-    artifacts.write_jsonl(out / "rewards.jsonl", ({"prompt_id": row["prompt_id"], **s} for row, s in zip(samples, scored)))
+    if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
+        artifacts.write_jsonl(out / "rewards.jsonl", ({"prompt_id": row["prompt_id"], **s} for row, s in zip(samples, scored)))
     return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_}

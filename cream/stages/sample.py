@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cream import artifacts
+from cream.distributed import is_main
 from cream.data.pool import prompt_slice
 from cream.data.prompts import format_prompt, render
 from cream.generation import generate
@@ -27,6 +28,8 @@ def run(ctx, out: Path, t: int) -> dict:
         top_p=float(s.top_p), batch_size=int(s.batch_size), seed=int(cfg.seed) * 1000 + t,
         max_prompt_length=int(cfg.model.max_prompt_length), desc=f"sample M{t}",
     )
+    if not is_main():  # several ranks: each sampled a shard, all hold every response; rank 0 writes
+        return {"n_prompts": len(examples), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc}
     artifacts.write_jsonl(out / "samples.jsonl", (
         {"prompt_id": ex.id, "benchmark": ex.benchmark, "instruction": format_prompt(ex), "prompt": p, "responses": r}
         for ex, p, r in zip(examples, prompts, responses)))

@@ -1,0 +1,86 @@
+"""Sampling backends for the sample stage (``sampler=``): ``hf`` (default) and ``vllm`` (GPU, optional).
+
+``get_sampler(cfg.sampler)`` returns a function with the signature of :func:`cream.generation.generate`:
+``fn(model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, batch_size, seed,
+max_prompt_length, desc, progress) -> (completions per prompt, number of prompts truncated)``.
+vLLM is imported only when chosen.  With several ranks each one samples its shard of the prompts
+(``cream.distributed``) and all of them get every completion back.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+from typing import Callable, Sequence
+
+from cream.errors import CreamError
+
+log = logging.getLogger(__name__)
+
+
+class SamplerError(CreamError, RuntimeError):
+    pass
+
+
+def get_sampler(cfg_sampler) -> Callable:
+    name = cfg_sampler.get("name", "hf")
+    if name == "hf":
+        from cream.generation import generate
+
+        return generate
+    if name == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError as e:
+            raise SamplerError(
+                f"sampler=vllm needs the vllm package, which is not installed here ({e}). Install it on a GPU "
+                "machine (pip install vllm, in this venv) or use sampler=hf."
+            ) from None
+        return _vllm_sampler(cfg_sampler)
+    raise SamplerError(f"sampler.name={name!r}: unknown sampler; known: hf, vllm")
+
+
+def _vllm_sampler(opts) -> Callable:
+    def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 64,
+                 temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
+                 max_prompt_length: int = 512, desc: str = "generate", progress: bool = True) -> tuple[list[list[str]], int]:
+        from cream import distributed
+
+        mine = distributed.shard(prompts)
+        texts, n_trunc = _vllm_generate(opts, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
+                                        temperature=temperature, top_p=top_p, seed=seed + 7919 * distributed.rank(),
+                                        max_prompt_length=max_prompt_length, progress=progress and distributed.is_main())
+        return distributed.gather(texts), sum(distributed.gather([n_trunc]))
+
+    return generate
+
+
+def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, seed, max_prompt_length,
+                   progress) -> tuple[list[list[str]], int]:
+    import torch
+    from vllm import LLM, SamplingParams
+
+    from cream.models import encode_prompt
+
+    path = getattr(model, "name_or_path", None) or model.config._name_or_path
+    if not path:
+        raise SamplerError("sampler=vllm: the model has no name_or_path to load it from")
+    encoded = [encode_prompt(tokenizer, p, max_prompt_length) for p in prompts]
+    max_len = opts.get("max_model_len") or (max(len(e[0]) for e in encoded) + max_new_tokens if encoded else None)
+    llm = LLM(model=str(path), tokenizer=str(path), dtype=opts.get("dtype", "auto"), seed=int(seed),
+              gpu_memory_utilization=float(opts.get("gpu_memory_utilization", 0.85)),
+              tensor_parallel_size=int(opts.get("tensor_parallel_size", 1)), max_model_len=max_len,
+              enforce_eager=bool(opts.get("enforce_eager", False)), swap_space=float(opts.get("swap_space", 4)))
+    sample = temperature > 0
+    params = SamplingParams(n=n if sample else 1, temperature=temperature if sample else 0.0,
+                            top_p=top_p if sample else 1.0, max_tokens=max_new_tokens, seed=int(seed),
+                            stop_token_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else None,
+                            skip_special_tokens=True)
+    outs = llm.generate([{"prompt_token_ids": ids} for ids, _ in encoded], params, use_tqdm=progress)
+    texts = [[o.text for o in out.outputs] for out in outs]
+    if not sample:  # greedy: the n completions are one and the same
+        texts = [t * n for t in texts]
+    del llm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return texts, sum(t for _, t in encoded)

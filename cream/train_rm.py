@@ -1,0 +1,141 @@
+"""``cream-train-rm``: train a Bradley-Terry reward model on preference pairs.
+
+    cream-train-rm --pairs pairs.jsonl --model <causal LM folder or hub id> --out <RM folder> [--epochs 2 ...]
+
+``pairs.jsonl`` holds one pair per line: ``{"prompt", "chosen", "rejected"}``, the prompt as the model
+sees it (chat template applied, if any; ``--render`` applies the model's own template to raw prompts).
+The folder written (backbone + tokenizer via ``save_pretrained``, ``reward_head.safetensors``,
+``reward_model.json``, ``logs/metrics.csv``) is what ``rewarder=reward_model rewarder.path=<folder>`` reads.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class PairBatches:
+    """Encoded pairs; ``collate`` lays a batch of B pairs out as 2B right-padded rows, chosen first."""
+
+    def __init__(self, tokenizer, pairs: Sequence[dict], max_length: int, max_prompt_length: int):
+        from cream.models import encode_pair
+
+        self.pad_id = tokenizer.pad_token_id
+        self.items, self.n_truncated = [], 0
+        for j, p in enumerate(pairs):
+            missing = {"prompt", "chosen", "rejected"} - set(p)
+            if missing:
+                raise ValueError(f"pair {j}: missing field(s) {sorted(missing)}; each pair needs prompt, chosen, rejected")
+            c, _, t1 = encode_pair(tokenizer, p["prompt"], p["chosen"], max_length, max_prompt_length)
+            r, _, t2 = encode_pair(tokenizer, p["prompt"], p["rejected"], max_length, max_prompt_length)
+            self.items.append((c, r))
+            self.n_truncated += t1 or t2
+
+    def collate(self, items):
+        from cream.models import pad_batch
+
+        seqs = [c for c, _ in items] + [r for _, r in items]
+        b = pad_batch(seqs, [0] * len(seqs), self.pad_id)
+        b.pop("response_mask")
+        return b
+
+
+def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out_dir: str | os.PathLike, *,
+                       epochs: int = 2, lr: float = 1e-4, batch_size: int = 16, weight_decay: float = 0.0,
+                       warmup_ratio: float = 0.1, max_length: int = 512, max_prompt_length: int = 384, seed: int = 0,
+                       accelerator: str = "cpu", precision: str = "32-true", dtype: str = "float32",
+                       trust_remote_code: bool = False, render_prompts: bool = False) -> dict:
+    """Train a reward model from the causal LM at ``model_path`` on ``pairs`` and save it to ``out_dir``."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    from cream.data.prompts import render
+    from cream.models import load_tokenizer
+    from cream.modules.reward_model import RewardModel, RewardModelModule
+
+    if not pairs:
+        raise ValueError("no preference pairs to train the reward model on")
+    out = Path(out_dir)
+    L.seed_everything(seed, verbose=False)
+    tok = load_tokenizer(model_path, trust_remote_code)
+    if render_prompts:
+        pairs = [dict(p, prompt=render(tok, p["prompt"])) for p in pairs]
+    data = PairBatches(tok, pairs, max_length, max_prompt_length)
+    loader = DataLoader(data.items, batch_size=batch_size, shuffle=True, collate_fn=data.collate,
+                        generator=torch.Generator().manual_seed(seed))
+    rm = RewardModel.from_lm(model_path, dtype, trust_remote_code)
+    module = RewardModelModule(rm, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+                               total_steps=epochs * len(loader))
+    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
+                        logger=CSVLogger(str(out), name="logs", version=""), enable_checkpointing=False,
+                        enable_model_summary=False, log_every_n_steps=1, gradient_clip_val=1.0,
+                        enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1")
+    trainer.fit(module, loader)
+    rm.cpu().save(out, tok)
+    m = trainer.callback_metrics
+    return {"n_pairs": len(pairs), "n_truncated": data.n_truncated, "steps": trainer.global_step,
+            **{k: float(v) for k, v in m.items() if k.startswith("train/")}}
+
+
+@torch.inference_mode()
+def score_responses(rm, tokenizer, prompts: Sequence[str], responses: Sequence[str], *, max_length: int,
+                    max_prompt_length: int, batch_size: int = 32) -> list[float]:
+    """The reward of every (prompt, response), in input order (length-sorted batches)."""
+    from cream.models import encode_pair, pad_batch
+
+    seqs = [encode_pair(tokenizer, p, r, max_length, max_prompt_length)[0] for p, r in zip(prompts, responses)]
+    device = next(rm.parameters()).device
+    rm.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = [0.0] * len(seqs)
+    for b in range(0, len(order), batch_size):
+        idx = order[b: b + batch_size]
+        batch = pad_batch([seqs[i] for i in idx], [0] * len(idx), tokenizer.pad_token_id)
+        r = rm(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        for i, v in zip(idx, r.tolist()):
+            out[i] = v
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from cream import artifacts
+
+    ap = argparse.ArgumentParser(prog="cream-train-rm", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", required=True, help="JSONL file, one {prompt, chosen, rejected} per line")
+    ap.add_argument("--model", required=True, help="the backbone: a causal LM folder or hub id")
+    ap.add_argument("--out", required=True, help="folder to write the reward model to")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--warmup-ratio", type=float, default=0.1)
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--max-prompt-length", type=int, default=384)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--accelerator", default="auto", help="cpu | gpu | auto")
+    ap.add_argument("--precision", default="32-true")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--trust-remote-code", action="store_true")
+    ap.add_argument("--render", action="store_true", help="apply the model's chat template to the raw prompts")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    pairs = artifacts.read_jsonl(Path(a.pairs))
+    summary = train_reward_model(
+        a.model, pairs, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, weight_decay=a.weight_decay,
+        warmup_ratio=a.warmup_ratio, max_length=a.max_length, max_prompt_length=a.max_prompt_length, seed=a.seed,
+        accelerator=a.accelerator, precision=a.precision, dtype=a.dtype, trust_remote_code=a.trust_remote_code,
+        render_prompts=a.render)
+    artifacts.write_json(Path(a.out) / "train_summary.json", summary)
+    print(f"reward model saved to {a.out}: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

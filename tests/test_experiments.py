@@ -1,0 +1,80 @@
+"""Every conf/experiment/*.yaml composes, sets only keys that exist and differ from the defaults, and runs
+end to end with the tiny model swapped in (model=tiny trainer=cpu data=arc_easy +debug=smoke)."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose, read_results, run_cli
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+TINY = ["model=tiny", "trainer=cpu", "data=arc_easy", "+debug=smoke", "eval.limit=8", "data.n_prompts=12"]
+MISSING = object()
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            yield from _flat(v, key)
+        else:
+            yield key, v
+
+
+def _body(name: str) -> tuple[list[str], dict, dict]:
+    """(group overrides of its defaults list, the values it sets, its hydra sweeper params)."""
+    body = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))  # YAML as Hydra reads it
+    groups, parents = [], []
+    for d in body.pop("defaults", []):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if k.startswith("override /"):
+                    groups.append(f"{k[len('override /'):]}={v}")
+        elif isinstance(d, str) and d.startswith("/experiment/"):
+            parents.append(d.split("/")[-1])
+    sweep = (body.pop("hydra", None) or {}).get("sweeper", {}).get("params", {})
+    for parent in parents:
+        g, _, _ = _body(parent)
+        groups = g + groups
+    return groups, body, sweep
+
+
+def test_experiments_exist():
+    assert {"cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_sets_only_existing_keys_that_differ(name):
+    groups, body, sweep = _body(name)
+    base = compose(groups)  # the defaults with the experiment's group choices, without its values
+    for key, value in _flat(body):
+        have = OmegaConf.select(base, key, default=MISSING)
+        assert have is not MISSING, f"{name}: {key} is not a key of the base config"
+        assert have != value, f"{name}: {key}={value!r} is the default already: leave it out"
+    cfg = compose([f"experiment={name}"])
+    for key, value in _flat(body):
+        assert OmegaConf.select(cfg, key) == value, f"{name}: {key} not applied"
+    # a sweep's every combination composes (with the tiny model, as its CPU command line documents)
+    values = {k: str(v).split(",") for k, v in sweep.items()}
+    for combo in itertools.product(*values.values()):
+        compose([f"experiment={name}", *TINY, *(f"{k}={v}" for k, v in zip(values, combo))])
+
+
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if not e.startswith("ablation_")])
+def test_experiment_runs_with_the_tiny_model(name, tmp_path):
+    cfg = compose([f"experiment={name}", *TINY])
+    assert cfg.model.name_or_path is None and cfg.trainer.accelerator == "cpu" and list(cfg.data.benchmarks) == ["arc_easy"]
+    run_cli([f"experiment={name}", *TINY, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    rows = read_results(tmp_path)
+    assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
+    for stage in ("sft", "iter_1/dpo"):
+        manifest = json.loads((Path(tmp_path) / stage / "manifest.json").read_text())
+        assert manifest["summary"]["steps"] >= 1
+        if stage == "iter_1/dpo":  # the experiment's settings reached the stage (not the defaults)
+            assert manifest["config"]["dpo"]["lr"] == cfg.dpo.lr == 1e-6

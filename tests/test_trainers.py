@@ -1,0 +1,76 @@
+"""trainer= configs: the same keys everywhere, strategies built from config, activation checkpointing wired."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose
+
+TRAINERS = sorted(p.stem for p in (ROOT / "conf" / "trainer").glob("*.yaml"))
+CPU_KEYS = {"accelerator", "devices", "precision", "gradient_clip_val", "log_every_n_steps", "checkpoint_every_n_steps",
+            "deterministic", "accumulate_grad_batches", "activation_checkpointing"}
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_trainer_configs_share_the_keys(name):
+    cfg = compose([f"trainer={name}"])
+    assert CPU_KEYS <= set(cfg.trainer), CPU_KEYS - set(cfg.trainer)
+    assert cfg.trainer.activation_checkpointing is False
+
+
+def test_ddp_and_fsdp_configs():
+    from hydra.utils import instantiate
+
+    from cream.strategies import LayerWrapFSDPStrategy
+
+    ddp = compose(["trainer=ddp"]).trainer
+    assert (ddp.strategy, ddp.precision, ddp.num_nodes) == ("ddp", "bf16-mixed", 1)
+    fsdp = compose(["trainer=fsdp"]).trainer
+    strategy = instantiate(fsdp.strategy)
+    assert isinstance(strategy, LayerWrapFSDPStrategy) and fsdp.precision == "bf16-mixed"
+
+
+def test_fsdp_wraps_the_decoder_layers(tiny_dir):
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+    from cream.models import load_model
+    from cream.strategies import layer_classes
+
+    model = load_model(tiny_dir)
+    assert layer_classes(model) == {LlamaDecoderLayer}  # from the model's _no_split_modules
+    assert layer_classes(model, ["LlamaDecoderLayer", "NotThere"]) == {LlamaDecoderLayer}
+    with pytest.raises(ValueError, match="layer_cls"):
+        layer_classes(model, ["NotThere"])
+
+
+def test_make_trainer_instantiates_a_strategy_dict(tmp_path):
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from cream.training import make_trainer
+
+    cfg = compose(["trainer=cpu"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.trainer.strategy = {"_target_": "lightning.pytorch.strategies.DDPStrategy", "process_group_backend": "gloo"}
+    trainer = make_trainer(cfg, tmp_path, max_epochs=1, stage="sft")
+    assert isinstance(trainer.strategy, DDPStrategy)
+
+
+def _checkpointing(model) -> bool:
+    return model.is_activation_checkpointing if hasattr(model, "is_activation_checkpointing") else model.is_gradient_checkpointing
+
+
+def test_activation_checkpointing_switch(tiny_dir):
+    from cream.models import load_model, pad_batch, response_logps
+    from cream.training import prepare_model
+
+    off = prepare_model(compose(["trainer=cpu"]), load_model(tiny_dir))
+    assert not _checkpointing(off)
+    for extra in ([], ["model.lora={r: 4, target_modules: [q_proj, v_proj]}"]):
+        model = prepare_model(compose(["trainer=cpu", "trainer.activation_checkpointing=true", *extra]), load_model(tiny_dir)).train()
+        assert _checkpointing(model)
+        b = pad_batch([[1, 5, 6, 7, 2], [1, 8, 9, 2]], [2, 2], 3)
+        loss = -response_logps(model, b["input_ids"], b["attention_mask"], b["response_mask"]).sum()
+        loss.backward()  # gradients flow through the checkpointed layers (to the adapters with LoRA)
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
