@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -40,10 +39,8 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# torchrun --standalone picks a free port itself (no race with other jobs); gloo on the loopback device
+GLOO_ENV = {"GLOO_SOCKET_IFNAME": "lo"} if sys.platform == "linux" else {}
 
 
 def _prepare(run_dir, tiny_dir):
@@ -67,12 +64,11 @@ def _prepare(run_dir, tiny_dir):
 def _run(script, run_dir, overrides, nproc):
     from conftest import ROOT
 
-    env = {**os.environ, "CREAM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **GLOO_ENV, "CREAM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, str(script)]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-               f"--master_port={_free_port()}", str(script)]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
     proc = subprocess.run(cmd + [str(ROOT / "conf"), str(run_dir), *overrides], capture_output=True, text=True,
                           timeout=300, env=env, cwd=str(run_dir))
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -117,10 +113,9 @@ def test_pipeline_on_two_processes(tmp_path):
     from cream import artifacts
 
     exe = os.path.join(os.path.dirname(sys.executable), "cream-train")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", exe, "+debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", exe, "+debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
            "trainer.devices=2", "trainer.precision=32-true", f"hydra.run.dir={tmp_path}"]
-    env = {**os.environ, "CREAM_PROGRESS": "0", "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, **GLOO_ENV, "CREAM_PROGRESS": "0", "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     assert [r["model"] for r in read_results(tmp_path)] == ["M0", "M1", "M2"]

@@ -77,3 +77,25 @@ def test_lora_unknown_key():
 
     with pytest.raises(ConfigError, match="rank"):
         config({"rank": 8})
+
+
+@pytest.mark.slow
+def test_lora_runs_the_smoke_pipeline(tmp_path):
+    """The whole smoke pipeline with LoRA: every saved M_k is full weights (no adapter tensors), the
+    training stages record model.lora, and DPO moved the merged weights away from M_1."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from conftest import read_results, run_cli
+
+    run_cli(["+debug=smoke", LORA, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert [r["model"] for r in read_results(tmp_path)] == ["M0", "M1", "M2"]
+    m1 = load_file(str(tmp_path / "sft" / "model" / "model.safetensors"))
+    m2 = load_file(str(tmp_path / "iter_1" / "dpo" / "model" / "model.safetensors"))
+    assert m1.keys() == m2.keys() and not [k for k in m2 if "lora" in k]
+    moved = {k for k in m2 if not torch.equal(m1[k], m2[k])}
+    assert moved and all(("q_proj" in k or "v_proj" in k) for k in moved)  # only the adapted layers changed
+    for stage in ("sft", "iter_1/dpo"):
+        manifest = json.loads((tmp_path / stage / "manifest.json").read_text())
+        assert manifest["config"]["model.lora"]["r"] == 4

@@ -7,18 +7,13 @@ from cream import artifacts
 from cream.distributed import is_main
 from cream.data.pool import prompt_slice
 from cream.data.prompts import format_prompt, render
-from cream.generation import generate
+from cream.samplers import get_sampler
 from cream.models import load_model, load_tokenizer
 
 
 def run(ctx, out: Path, t: int) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.sampling
-    if cfg.sampler.name != "hf":
-        from cream.samplers import get_sampler
-
-        generate_fn = get_sampler(cfg.sampler)
-    else:
-        generate_fn = generate
+    generate_fn = get_sampler(cfg.sampler)  # sampler=hf: cream.generation.generate; vllm imported only if chosen
     examples = prompt_slice(cfg, t)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
