@@ -1,0 +1,1 @@
+"""Tables and plots over many cream-train runs: ``cream-table`` and ``cream-plot``."""

@@ -1,0 +1,286 @@
+"""Find ``cream-train`` run dirs, read their overrides and ``results.jsonl``, and group them into methods.
+
+A run dir is any folder holding ``.hydra/overrides.yaml`` (a single run's ``hydra.run.dir`` or one job of a
+multirun sweep). Runs are grouped by their overrides minus the seed and the launcher/output keys; the overrides
+that differ between groups make up the method's readable name (``regularizer=none`` -> "SRLM").
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Readable method names for override values; anything not listed is shown as ``key=value``.
+NAMES = {
+    "regularizer=none": "SRLM",
+    "regularizer=cream_avg": "CREAM",
+    "regularizer=cream_dyn": "CREAM (dyn C)",
+    "regularizer=fixed": "CREAM (fixed C)",
+    "rewarder=reward_model": "Oracle RM",
+    "rewarder=judge": "LLM-as-a-Judge",
+    "rewarder=implicit": "implicit reward",
+    "rewarder=self_reward_head": "self-reward head",
+    "consistency=kendall": "Kendall",
+    "consistency=spearman": "Spearman",
+    "consistency=toporder": "Top-order",
+}
+
+# Overrides that never tell methods apart: the seed, where/how a run was launched, where its output went.
+IGNORED_KEYS = {"seed", "launcher", "logger", "data.dir", "local"}
+IGNORED_PREFIXES = ("hydra.", "hydra/")
+
+# Metric -> (per-benchmark dict key, average key) in a results.jsonl row.
+METRICS = {"gen": ("eval", "eval_avg"), "loglik": ("eval_loglik", "eval_loglik_avg")}
+EXTRA_COLUMNS = ("avg", "C", "pairs")
+
+
+@dataclass
+class Run:
+    """One run dir: its overrides, seed, T, result rows, and why it is incomplete (None when complete)."""
+
+    path: Path
+    overrides: list[str]
+    seed: object = None
+    iterations: int | None = None
+    rows: list[dict] = field(default_factory=list)
+    problem: str | None = None
+    config: dict = field(default_factory=dict)
+    choices: dict = field(default_factory=dict)
+    method: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.problem is None
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Override key -> value, with ``+``/``++`` prefixes stripped (``~key`` deletions keep their ``~``)."""
+        return dict(split_override(o) for o in self.overrides)
+
+    @property
+    def method_params(self) -> dict[str, str]:
+        return {k: v for k, v in self.params.items() if not ignored(k)}
+
+    def lookup(self, key: str) -> str | None:
+        """A key's value: from the overrides, else the config group chosen, else the composed config."""
+        params = self.params
+        if key in params:
+            return params[key]
+        if key in self.choices:
+            return _str(self.choices[key])
+        node = self.config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return _str(node)
+
+    def row(self, model: str) -> dict | None:
+        return next((r for r in self.rows if r.get("model") == model), None)
+
+    @property
+    def models(self) -> list[str]:
+        return [r["model"] for r in self.rows if "model" in r]
+
+
+def _str(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def split_override(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+"), value
+
+
+def ignored(key: str) -> bool:
+    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
+
+
+def _natural(path: Path) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def find_run_dirs(dirs) -> list[Path]:
+    """Every folder at or below ``dirs`` holding ``.hydra/overrides.yaml`` (not descending into a run), sorted."""
+    found: set[Path] = set()
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            continue
+        for root, subdirs, _ in os.walk(d):
+            if (Path(root) / ".hydra" / "overrides.yaml").is_file():
+                found.add(Path(root))
+                subdirs.clear()
+            else:
+                subdirs[:] = [s for s in subdirs if not s.startswith((".", "_stale"))]
+    return sorted(found, key=_natural)
+
+
+def _read_yaml(path: Path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def load_run(path: Path) -> Run:
+    """Read one run dir; a missing/short/unreadable ``results.jsonl`` leaves the run incomplete with a reason."""
+    path = Path(path)
+    try:
+        overrides = _read_yaml(path / ".hydra" / "overrides.yaml") or []
+    except (OSError, yaml.YAMLError) as e:
+        return Run(path=path, overrides=[], problem=f"unreadable .hydra/overrides.yaml ({e})")
+    run = Run(path=path, overrides=[str(o) for o in overrides])
+    cfg_path = path / ".hydra" / "config.yaml"
+    if cfg_path.is_file():
+        try:
+            run.config = _read_yaml(cfg_path) or {}
+        except (OSError, yaml.YAMLError) as e:
+            run.problem = f"unreadable .hydra/config.yaml ({e})"
+            return run
+        run.iterations = (run.config.get("pipeline") or {}).get("iterations")
+        run.seed = run.config.get("seed")
+    hydra_path = path / ".hydra" / "hydra.yaml"
+    if hydra_path.is_file():
+        try:
+            run.choices = ((_read_yaml(hydra_path) or {}).get("hydra", {}).get("runtime", {}) or {}).get("choices") or {}
+        except (OSError, yaml.YAMLError):
+            run.choices = {}
+    if "seed" in run.params:
+        run.seed = run.params["seed"]
+    if isinstance(run.seed, str) and run.seed.lstrip("-").isdigit():
+        run.seed = int(run.seed)
+    results = path / "results.jsonl"
+    if not results.is_file():
+        run.problem = "no results.jsonl"
+        return run
+    try:
+        run.rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        run.problem = f"unreadable results.jsonl ({e})"
+        return run
+    if run.iterations is None:
+        run.problem = "no pipeline.iterations in .hydra/config.yaml"
+    elif len(run.rows) < run.iterations + 2:
+        run.problem = f"{len(run.rows)} of {run.iterations + 2} models in results.jsonl"
+    return run
+
+
+def parse_filters(filters) -> list[tuple[str, str]]:
+    out = []
+    for f in filters or []:
+        if "=" not in f:
+            raise ValueError(f"--filter expects key=value, got {f!r}")
+        out.append(split_override(f))
+    return out
+
+
+def matches(run: Run, filters: list[tuple[str, str]]) -> bool:
+    return all(run.lookup(k) == v for k, v in filters)
+
+
+def load_runs(dirs, filters=()) -> list[Run]:
+    """All runs below ``dirs`` that match every ``key=value`` filter, with ``run.method`` set.
+
+    Methods are named before filtering, so a filtered table keeps the names of the full one.
+    """
+    flt = parse_filters(filters)
+    runs = [load_run(d) for d in find_run_dirs(dirs)]
+    name_methods(runs)
+    return [r for r in runs if matches(r, flt)]
+
+
+def method_name(params: dict[str, str], keys: list[str]) -> str:
+    parts = [NAMES.get(f"{k}={params[k]}", f"{k}={params[k]}") for k in keys if k in params]
+    return ", ".join(parts) or "default"
+
+
+def name_methods(runs: list[Run]) -> None:
+    """Set ``run.method`` from the overrides that differ between runs (all of them if only one method)."""
+    keys: list[str] = []
+    for r in runs:
+        keys += [k for k in r.method_params if k not in keys]
+    varying = [k for k in keys if len({r.method_params.get(k) for r in runs}) > 1]
+    for r in runs:
+        r.method = method_name(r.method_params, varying or keys)
+
+
+def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
+    """Complete runs by method, in order of first appearance."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.complete:
+            groups.setdefault(r.method, []).append(r)
+    return groups
+
+
+def model_index(model: str) -> int:
+    return int(model[1:]) if model[1:].isdigit() else 10**6
+
+
+def models_of(runs: list[Run]) -> list[str]:
+    return sorted({m for r in runs for m in r.models}, key=model_index)
+
+
+def benchmarks(runs: list[Run], metric: str = "gen") -> list[str]:
+    key = METRICS[metric][0]
+    names: list[str] = []
+    for r in runs:
+        for row in r.rows:
+            names += [b for b in (row.get(key) or {}) if b not in names]
+    return names
+
+
+def value(row: dict | None, column: str, metric: str = "gen") -> float | None:
+    """A column's number in one results row: accuracy in %, C as a rate, pairs as a count; None when absent."""
+    if row is None:
+        return None
+    per_bench, avg = METRICS[metric]
+    if column == "avg":
+        v = row.get(avg)
+        return None if v is None else 100 * v
+    if column == "C":
+        return (row.get("consistency") or {}).get("mean")
+    if column == "pairs":
+        return row.get("n_pairs")
+    v = (row.get(per_bench) or {}).get(column)
+    return None if v is None else 100 * v
+
+
+@dataclass
+class Stat:
+    mean: float | None
+    std: float | None
+    n: int
+
+
+def summarize(values) -> Stat:
+    """Mean and sample std (ddof=1, only with 2+ values) of the non-missing, finite values."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return Stat(None, None, 0)
+    return Stat(statistics.mean(vals), statistics.stdev(vals) if len(vals) >= 2 else None, len(vals))
+
+
+def taus(run: Run) -> dict[int, list[float]]:
+    """Per-prompt tau of each iteration (``iter_<t>/consistency/consistency.jsonl``), undefined ones left out."""
+    out: dict[int, list[float]] = {}
+    for f in run.path.glob("iter_*/consistency/consistency.jsonl"):
+        t = f.parent.parent.name.removeprefix("iter_")
+        if not t.isdigit():
+            continue
+        vals = []
+        for line in f.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                if rec.get("defined", True) and rec.get("tau") is not None:
+                    vals.append(float(rec["tau"]))
+        out[int(t)] = vals
+    return dict(sorted(out.items()))

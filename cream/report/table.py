@@ -1,0 +1,217 @@
+"""``cream-table DIR [DIR ...]``: results of many runs as one table (Markdown, LaTeX booktabs, CSV).
+
+Rows are method x model (M0..M_{T+1}); columns are each benchmark's accuracy (%), their average, the
+consistency rate C and the preference pairs kept. Cells are ``mean ± std`` over seeds (std with ddof=1, only
+with 2+ seeds); the best value of each column among the methods, per model, is bold. Incomplete runs are listed
+under the table and never averaged in. ``table.md``, ``table.tex`` and ``runs.csv`` (one row per run x model,
+accuracies in %) are written to the first DIR (or ``--out``); ``--format`` picks what is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cream.report.runs import (EXTRA_COLUMNS, METRICS, Run, Stat, benchmarks, find_run_dirs, group_runs, load_runs,
+                               models_of, summarize, value)
+
+HEADERS = {"avg": "Avg", "C": "C", "pairs": "Pairs"}
+LOWER_IS_BETTER: set[str] = set()
+NOT_RANKED = {"pairs"}  # how many pairs were kept is not a quality: never bold
+
+
+@dataclass
+class Line:
+    """One table row: a method's model with one Stat per column, over ``n`` complete runs."""
+
+    method: str
+    model: str
+    n: int
+    stats: list[Stat]
+    best: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    lines: list[Line]
+    incomplete: list[Run]
+    metric: str = "gen"
+
+
+def available_columns(runs: list[Run], metric: str = "gen") -> list[str]:
+    return benchmarks(runs, metric) + list(EXTRA_COLUMNS)
+
+
+def build_table(runs: list[Run], columns: list[str] | None = None, metric: str = "gen") -> Table:
+    """Average the complete runs of each method per model and column, and mark each column's best per model."""
+    groups = group_runs(runs)
+    complete = [r for g in groups.values() for r in g]
+    columns = list(columns or available_columns(complete or runs, metric))
+    lines = []
+    for method, group in groups.items():
+        for model in models_of(group):
+            stats = [summarize(value(r.row(model), col, metric) for r in group) for col in columns]
+            lines.append(Line(method, model, len(group), stats))
+    for model in {line.model for line in lines}:
+        same = [line for line in lines if line.model == model]
+        for j, col in enumerate(columns):
+            if col in NOT_RANKED:
+                continue
+            shown = [(line, _round(col, line.stats[j].mean)) for line in same if line.stats[j].mean is not None]
+            if len(shown) < 2 or len({v for _, v in shown}) == 1:  # one method, or all equal: nothing is best
+                continue
+            pick = min if col in LOWER_IS_BETTER else max
+            best = pick(v for _, v in shown)
+            for line, v in shown:
+                if v == best:
+                    line.best.add(j)
+    return Table(columns, lines, [r for r in runs if not r.complete], metric)
+
+
+def _digits(col: str) -> int:
+    return 3 if col == "C" else 1
+
+
+def _round(col: str, v: float) -> float:
+    return round(v, _digits(col))
+
+
+def _num(col: str, v: float) -> str:
+    return f"{v:.{_digits(col)}f}"
+
+
+def cell(col: str, s: Stat, n: int, pm: str = "±") -> str:
+    if s.mean is None:
+        return "-"
+    text = _num(col, s.mean)
+    if s.std is not None:
+        text += f" {pm} {_num(col, s.std)}"
+    if s.n != n:
+        text += f" (n={s.n})"
+    return text
+
+
+def _caption(table: Table) -> str:
+    kind = {"gen": "generative", "loglik": "log-likelihood"}[table.metric]
+    return (f"Accuracy (%, {kind}: `{METRICS[table.metric][0]}` in results.jsonl), mean ± std over seeds (ddof=1, n = seeds); "
+            "C = consistency rate; Pairs = preference pairs kept; bold = best per column and model.")
+
+
+def _header(table: Table) -> list[str]:
+    return ["Method", "Model", *(HEADERS.get(c, c) for c in table.columns), "n"]
+
+
+def _body(table: Table, bold, pm: str = "±", esc=lambda s: s) -> list[list[str]]:
+    rows, last = [], None
+    for line in table.lines:
+        cells = [cell(c, s, line.n, pm) for c, s in zip(table.columns, line.stats)]
+        cells = [bold(esc(t)) if j in line.best else esc(t) for j, t in enumerate(cells)]
+        rows.append([esc(line.method) if line.method != last else "", line.model, *cells, str(line.n)])
+        last = line.method
+    return rows
+
+
+def to_markdown(table: Table) -> str:
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    rows = [_header(table)] + _body(table, lambda t: f"**{t}**", esc=esc)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = lambda r: "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
+    out = [_caption(table), "", fmt(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [fmt(r) for r in rows[1:]]
+    if not table.lines:
+        out.append("\n(no complete runs)")
+    if table.incomplete:
+        out += ["", "Incomplete runs (not averaged):"] + [f"- `{r.path}`: {r.problem}" for r in table.incomplete]
+    return "\n".join(out) + "\n"
+
+
+_LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+
+
+def latex_escape(text: str) -> str:
+    return re.sub(r"[\\_%&#${}~^±]", lambda m: _LATEX[m.group()], text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``tabular`` fragment (needs ``\\usepackage{booktabs}``)."""
+    ncols = len(table.columns)
+    out = ["% " + latex_escape(_caption(table)).replace("`", ""),
+           r"\begin{tabular}{ll" + "r" * ncols + "r}", r"\toprule",
+           " & ".join(latex_escape(h) for h in _header(table)) + r" \\", r"\midrule"]
+    body = _body(table, lambda t: rf"\textbf{{{t}}}", esc=latex_escape)
+    for i, row in enumerate(body):
+        if i and row[0]:
+            out.append(r"\midrule")
+        out.append(" & ".join(row) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    out += [f"% incomplete (not averaged): {r.path}: {r.problem}" for r in table.incomplete]
+    return "\n".join(out) + "\n"
+
+
+def to_csv(runs: list[Run], metric: str = "gen") -> str:
+    """Every run's numbers, one row per run x model (accuracies in %, C as a rate, pairs as a count)."""
+    benches = benchmarks(runs, metric)
+    cols = benches + list(EXTRA_COLUMNS)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["run_dir", "method", "seed", "model", "complete", *cols])
+    for r in runs:
+        for row in r.rows:
+            vals = [value(row, c, metric) for c in cols]
+            w.writerow([str(r.path), r.method, r.seed, row.get("model"), r.complete, *("" if v is None else v for v in vals)])
+    return buf.getvalue()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cream-table", description=__doc__.split("\n\n")[0])
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
+    p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
+    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="generative (eval) or log-likelihood (eval_loglik) accuracy")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
+    p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
+    p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not find_run_dirs(args.dirs):
+        print(f"cream-table: error: no runs found under {', '.join(map(str, args.dirs))} "
+              "(looked for folders holding .hydra/overrides.yaml)", file=sys.stderr)
+        return 2
+    try:
+        runs = load_runs(args.dirs, args.filter)
+    except ValueError as e:
+        print(f"cream-table: error: {e}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"cream-table: error: no runs under {', '.join(map(str, args.dirs))} match "
+              f"{' '.join('--filter ' + f for f in args.filter)}", file=sys.stderr)
+        return 2
+    columns = None
+    if args.columns:
+        columns = [c.strip() for arg in args.columns for c in arg.split(",") if c.strip()]
+        known = available_columns(runs, args.metric)
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            print(f"cream-table: error: unknown column(s) {', '.join(unknown)}; available: {', '.join(known)}", file=sys.stderr)
+            return 2
+    table = build_table(runs, columns, args.metric)
+    texts = {"md": to_markdown(table), "latex": to_latex(table), "csv": to_csv(runs, args.metric)}
+    out = Path(args.out or args.dirs[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt, name in (("md", "table.md"), ("latex", "table.tex"), ("csv", "runs.csv")):
+        (out / name).write_text(texts[fmt])
+    sys.stdout.write(texts[args.format])
+    print(f"wrote {out / 'table.md'}, {out / 'table.tex'}, {out / 'runs.csv'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

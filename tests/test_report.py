@@ -1,0 +1,316 @@
+"""cream-table / cream-plot: run discovery, grouping, mean ± std over seeds, best marking, LaTeX/CSV output, plots."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cream.report import plots, runs as runs_mod, table
+from conftest import run_cli
+
+BENCHES = ("arc_easy", "gsm8k")
+
+
+def write_run(d: Path, overrides: list[str], seed: int, accs: dict[str, list[float]], cons: list[float | None],
+              pairs: list[int | None], iterations: int = 1, n_rows: int | None = None, results: bool = True,
+              taus: dict[int, list[float | None]] | None = None, loglik_shift: float = 0.1) -> Path:
+    """A fake run dir: accs[bench][k] = accuracy of M_k; cons/pairs per model (None for M0, M1)."""
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides + [f"seed={seed}"]))
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "pipeline": {"iterations": iterations}}))
+    rows = []
+    for k in range(iterations + 2):
+        ev = {b: accs[b][k] for b in accs}
+        ll = {b: accs[b][k] + loglik_shift for b in accs}
+        c = None if cons[k] is None else {"mean": cons[k], "std": 0.1, "min": 0.0, "max": 1.0, "n": 16, "n_undefined": 0}
+        rows.append({"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": c, "n_pairs": pairs[k],
+                     "n_dropped": None if pairs[k] is None else 0, "reward_quality": None, "eval": ev,
+                     "eval_avg": statistics.mean(ev.values()), "eval_loglik": ll, "eval_loglik_avg": statistics.mean(ll.values()),
+                     "eval_loglik_sum": {}, "eval_loglik_sum_avg": None})
+    if results:
+        (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n_rows]))
+    for t, vals in (taus or {}).items():
+        (d / f"iter_{t}" / "consistency").mkdir(parents=True)
+        (d / f"iter_{t}" / "consistency" / "consistency.jsonl").write_text("".join(
+            json.dumps({"prompt_id": f"p{i}", "c": None if v is None else (v + 1) / 2, "tau": v, "defined": v is not None}) + "\n"
+            for i, v in enumerate(vals)))
+    return d
+
+
+COMMON = ["+debug=smoke", "hydra.launcher.timeout_min=5", "launcher=local", "data.dir=/x"]
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """SRLM x 3 seeds, CREAM x 3 seeds (CREAM better at M2), plus a short run and one without results."""
+    root = tmp_path / "sweep"
+    job = 0
+    for reg, base in (("none", 0.30), ("cream_avg", 0.40)):
+        for seed in (1, 2, 3):
+            accs = {b: [0.20 + 0.01 * seed, 0.25 + 0.02 * seed + i * 0.05, base + 0.03 * seed + i * 0.1] for i, b in enumerate(BENCHES)}
+            write_run(root / str(job), COMMON + [f"regularizer={reg}"], seed, accs, [None, None, 0.5 + 0.05 * seed + (reg != "none") * 0.2],
+                      [None, None, 10 + seed], taus={1: [-1.0, 0.0, 0.5 * seed / 3, None, 1.0]})
+            job += 1
+    big = {b: [0.99, 0.99, 0.99] for b in BENCHES}
+    write_run(root / str(job), COMMON + ["regularizer=cream_avg"], 4, big, [None, None, 0.99], [None, None, 99], n_rows=2)
+    write_run(root / str(job + 1), COMMON + ["regularizer=none"], 5, big, [None, None, 0.99], [None, None, 99], results=False)
+    return root
+
+
+def md_rows(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(method, model) -> {column header: cell text} from a printed Markdown table."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    out, method = {}, None
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        method = cells[0] or method
+        out[(method, cells[1])] = dict(zip(head, cells))
+    return out
+
+
+def file_values(root: Path, reg: str, model: str, col: str, key: str = "eval", complete_only: bool = True) -> list[float]:
+    vals = []
+    for d in runs_mod.find_run_dirs([root]):
+        ov = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+        if f"regularizer={reg}" not in ov or not (d / "results.jsonl").is_file():
+            continue
+        rows = [json.loads(x) for x in (d / "results.jsonl").read_text().splitlines()]
+        if complete_only and len(rows) < 3:
+            continue
+        row = next(r for r in rows if r["model"] == model)
+        vals.append(100 * row[key][col] if col in BENCHES else 100 * row[f"{key}_avg"] if col == "avg"
+                    else row["consistency"]["mean"] if col == "C" else row["n_pairs"])
+    return vals
+
+
+def expect(vals: list[float], digits: int = 1) -> str:
+    text = f"{statistics.mean(vals):.{digits}f}"
+    if len(vals) >= 2:
+        text += f" ± {statistics.stdev(vals):.{digits}f}"
+    return text
+
+
+def run_table(capsys, *argv) -> tuple[int, str, str]:
+    rc = table.main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_grouping_drops_seed_and_launcher_keys(sweep):
+    runs = runs_mod.load_runs([sweep])
+    assert len(runs) == 8
+    groups = runs_mod.group_runs(runs)
+    assert list(groups) == ["SRLM", "CREAM"]
+    assert [len(g) for g in groups.values()] == [3, 3]
+    assert sorted(r.seed for r in groups["SRLM"]) == [1, 2, 3]
+    assert all("seed" not in r.method_params and "launcher" not in r.method_params and "data.dir" not in r.method_params
+               and not any(k.startswith("hydra.") for k in r.method_params) for r in runs)
+
+
+def test_readable_names():
+    def names(*overrides):
+        rs = [runs_mod.Run(path=Path(f"/r{i}"), overrides=list(o)) for i, o in enumerate(overrides)]
+        runs_mod.name_methods(rs)
+        return [r.method for r in rs]
+
+    assert names(["regularizer=none", "seed=1"], ["regularizer=cream_avg", "seed=1"], ["regularizer=cream_dyn"],
+                 ["regularizer=fixed"]) == ["SRLM", "CREAM", "CREAM (dyn C)", "CREAM (fixed C)"]
+    assert names(["rewarder=reward_model", "x=1"], ["rewarder=judge", "x=1"]) == ["Oracle RM", "LLM-as-a-Judge"]
+    assert names(["consistency=spearman"], ["consistency=toporder"], ["consistency=kendall"]) == [
+        "Spearman", "Top-order", "Kendall"]
+    assert names(["loss=ipo"], ["loss=hinge"]) == ["loss=ipo", "loss=hinge"]  # no readable name: key=value
+    assert names(["+loss=ipo", "regularizer=none"], ["+loss=ipo", "regularizer=cream_avg", "hydra.job.name=x"]) == ["SRLM", "CREAM"]
+    assert names(["regularizer=none", "dpo.lr=1e-4"], ["regularizer=none", "dpo.lr=5e-4"]) == ["dpo.lr=1e-4", "dpo.lr=5e-4"]
+    assert names(["regularizer=none", "consistency=spearman"], ["regularizer=cream_avg", "consistency=toporder"]) == [
+        "SRLM, Spearman", "CREAM, Top-order"]
+
+
+def test_mean_std_match_statistics(sweep, capsys):
+    rc, out, _ = run_table(capsys, sweep)
+    assert rc == 0
+    rows = md_rows(out)
+    assert {m for m, _ in rows} == {"SRLM", "CREAM"}
+    for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
+        for model in ("M0", "M1", "M2"):
+            cells = rows[(name, model)]
+            assert cells["n"] == "3"
+            for col, head in ((*BENCHES[:1], "arc_easy"), ("gsm8k", "gsm8k"), ("avg", "Avg")):
+                assert cells[head].strip("*") == expect(file_values(sweep, reg, model, col))
+        assert rows[(name, "M2")]["C"].strip("*") == expect(file_values(sweep, reg, "M2", "C"), 3)
+        assert rows[(name, "M0")]["C"] == "-"
+    for name in ("table.md", "table.tex", "runs.csv"):
+        assert (sweep / name).stat().st_size > 0
+    assert (sweep / "table.md").read_text() == out
+
+
+def test_best_marked_per_model(sweep, capsys):
+    _, out, _ = run_table(capsys, sweep)
+    rows = md_rows(out)
+    for head in ("arc_easy", "gsm8k", "Avg", "C"):
+        assert rows[("CREAM", "M2")][head].startswith("**") and rows[("CREAM", "M2")][head].endswith("**")
+        assert "**" not in rows[("SRLM", "M2")][head]
+    assert all("**" not in c for c in rows[("CREAM", "M2")]["Pairs"])  # pairs kept is not ranked
+    # same numbers at M0 for both methods: nothing is best
+    assert "**" not in rows[("SRLM", "M0")]["arc_easy"] + rows[("CREAM", "M0")]["arc_easy"]
+    _, tex, _ = run_table(capsys, sweep, "--format", "latex")
+    assert r"\textbf{" in tex
+
+
+def test_incomplete_listed_not_averaged(sweep, capsys):
+    _, out, _ = run_table(capsys, sweep)
+    tail = out.split("Incomplete runs")[1]
+    assert f"`{sweep / '6'}`: 2 of 3 models in results.jsonl" in tail
+    assert f"`{sweep / '7'}`: no results.jsonl" in tail
+    assert "99" not in out.split("Incomplete runs")[0]
+    assert md_rows(out)[("CREAM", "M2")]["n"] == "3"
+
+
+def test_filter(sweep, capsys):
+    _, out, _ = run_table(capsys, sweep, "--filter", "regularizer=none")
+    rows = md_rows(out)
+    assert {m for m, _ in rows} == {"SRLM"}  # named as in the unfiltered table
+    assert all(c["n"] == "3" for c in rows.values())
+    _, out, _ = run_table(capsys, sweep, "--filter", "regularizer=cream_avg", "--filter", "seed=2")
+    rows = md_rows(out)
+    assert len(rows) == 3 and all(c["n"] == "1" for c in rows.values())
+    assert all("±" not in v for c in rows.values() for v in c.values())
+    assert "Incomplete" not in out
+    rc, _, err = run_table(capsys, sweep, "--filter", "regularizer=nope")
+    assert rc == 2 and "regularizer=nope" in err
+
+
+def test_metric_loglik_and_columns(sweep, capsys):
+    _, out, _ = run_table(capsys, sweep, "--metric", "loglik", "--columns", "gsm8k,avg")
+    rows = md_rows(out)
+    assert list(rows[("SRLM", "M1")]) == ["Method", "Model", "gsm8k", "Avg", "n"]
+    for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
+        assert rows[(name, "M1")]["gsm8k"].strip("*") == expect(file_values(sweep, reg, "M1", "gsm8k", "eval_loglik"))
+        assert rows[(name, "M1")]["gsm8k"].strip("*") != expect(file_values(sweep, reg, "M1", "gsm8k", "eval"))
+    rc, _, err = run_table(capsys, sweep, "--columns", "nope")
+    assert rc == 2 and "nope" in err and "arc_easy" in err
+
+
+def check_latex(tex: str) -> None:
+    assert tex.count(r"\begin{tabular}") == 1 == tex.count(r"\end{tabular}")
+    assert tex.index(r"\begin{tabular}") < tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule") < tex.index(r"\end{tabular}")
+    ncols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
+    body = [ln for ln in tex.splitlines() if ln.rstrip().endswith(r"\\")]
+    assert len(body) >= 2
+    for ln in body:
+        assert len(re.findall(r"(?<!\\)&", ln)) == ncols - 1, ln
+    for ln in tex.splitlines():
+        if not ln.startswith("%"):
+            assert not re.search(r"(?<!\\)[_%#]", ln), ln
+            assert "±" not in ln
+
+
+def test_latex_structure(sweep, capsys):
+    rc, tex, _ = run_table(capsys, sweep, "--format", "latex")
+    assert rc == 0 and tex == (sweep / "table.tex").read_text()
+    check_latex(tex)
+    assert r"arc\_easy" in tex and r"$\pm$" in tex
+    assert table.latex_escape("a_b 50% R&D #1") == r"a\_b 50\% R\&D \#1"
+
+
+def test_csv_rows(sweep, capsys, tmp_path):
+    rc, text, _ = run_table(capsys, sweep, "--format", "csv", "--out", tmp_path / "o")
+    assert rc == 0 and (tmp_path / "o" / "runs.csv").read_text() == text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 6 * 3 + 2  # complete runs x 3 models + the short run's 2 rows
+    assert set(rows[0]) >= {"run_dir", "method", "seed", "model", *BENCHES, "avg", "C", "pairs"}
+    first = [r for r in rows if r["run_dir"] == str(sweep / "0")]
+    assert [r["model"] for r in first] == ["M0", "M1", "M2"] and first[0]["method"] == "SRLM" and first[0]["seed"] == "1"
+    assert float(first[2]["arc_easy"]) == pytest.approx(file_values(sweep, "none", "M2", "arc_easy")[0])
+
+
+def test_no_runs_exit_2(tmp_path, capsys):
+    rc, out, err = run_table(capsys, tmp_path / "empty", tmp_path / "missing")
+    assert rc == 2 and out == ""
+    assert "no runs found" in err and str(tmp_path / "empty") in err and str(tmp_path / "missing") in err
+    assert plots.main([str(tmp_path / "empty")]) == 2
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    import matplotlib.image
+
+    img = matplotlib.image.imread(path)
+    return img.shape[1], img.shape[0]
+
+
+def check_plots(paths: list[Path], out: Path) -> None:
+    assert [p.name for p in paths] == ["accuracy.png", "consistency.png", "tau.png"]
+    for p in paths:
+        assert p.parent == out and p.stat().st_size > 0
+        assert png_size(p) == (round(plots.FIGSIZE[0] * plots.DPI), round(plots.FIGSIZE[1] * plots.DPI))
+
+
+def test_plots_synthetic(sweep, tmp_path):
+    runs = runs_mod.load_runs([sweep])
+    figs = plots.figures(runs)
+    acc = figs["accuracy.png"].axes[0]
+    assert acc.get_xlabel() == "model" and "accuracy" in acc.get_ylabel()
+    assert [t.get_text() for t in acc.get_xticklabels()] == ["M0", "M1", "M2"]
+    assert [ln.get_label() for ln in acc.get_lines()] == ["SRLM (n=3)", "CREAM (n=3)"]
+    srlm = acc.get_lines()[0].get_ydata()
+    assert list(srlm) == pytest.approx([statistics.mean(file_values(sweep, "none", f"M{k}", "avg")) for k in range(3)])
+    cons = figs["consistency.png"].axes[0]
+    assert cons.get_xlabel() == "iteration" and "consistency" in cons.get_ylabel()
+    assert cons.get_lines()[1].get_ydata()[0] == pytest.approx(statistics.mean(file_values(sweep, "cream_avg", "M2", "C")))
+    tau = figs["tau.png"].axes[0]
+    assert tau.get_xlabel() == "iteration" and "tau" in tau.get_ylabel()
+    assert [t.get_text() for t in tau.get_legend().get_texts()] == ["SRLM", "CREAM"]
+    out = tmp_path / "plots"
+    assert plots.main([str(sweep), "--out", str(out)]) == 0
+    check_plots(plots.write_plots(runs, out), out)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory) -> Path:
+    """A real 2x2 multirun of the smoke config (regularizer none/cream_avg x seed 1/2)."""
+    cwd = tmp_path_factory.mktemp("report_sweep")
+    sweep = cwd / "sweep"
+    run_cli(["-m", "+debug=smoke", "regularizer=none,cream_avg", "seed=1,2", f"hydra.sweep.dir={sweep}"], cwd=cwd,
+            timeout=1800, env={"CREAM_PROGRESS": "0"})
+    return sweep
+
+
+@pytest.mark.slow
+def test_table_and_plots_on_real_sweep(smoke_sweep, tmp_path):
+    proc = run_cli([str(smoke_sweep)], cwd=tmp_path, script="cream-table")
+    rows = md_rows(proc.stdout)
+    assert {m for m, _ in rows} == {"SRLM", "CREAM"}
+    results = {}
+    for d in runs_mod.find_run_dirs([smoke_sweep]):
+        ov = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+        reg = next(o.split("=")[1] for o in ov if o.startswith("regularizer="))
+        results.setdefault(reg, []).append([json.loads(x) for x in (d / "results.jsonl").read_text().splitlines()])
+    assert sorted(len(v) for v in results.values()) == [2, 2]
+    for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
+        for k, model in enumerate(("M0", "M1", "M2")):
+            cells = rows[(name, model)]
+            assert cells["n"] == "2"
+            rs = [res[k] for res in results[reg]]
+            assert all(r["model"] == model for r in rs)
+            for b in rs[0]["eval"]:
+                assert cells[b].strip("*") == expect([100 * r["eval"][b] for r in rs])
+            assert cells["Avg"].strip("*") == expect([100 * r["eval_avg"] for r in rs])
+            if model == "M2":
+                assert cells["C"].strip("*") == expect([r["consistency"]["mean"] for r in rs], 3)
+                pairs = [r["n_pairs"] for r in rs]
+                assert cells["Pairs"].split(" ")[0] == f"{statistics.mean(pairs):.1f}".removesuffix(".0")
+    check_latex((smoke_sweep / "table.tex").read_text())
+    assert len(list(csv.DictReader(io.StringIO((smoke_sweep / "runs.csv").read_text())))) == 4 * 3
+    out = tmp_path / "plots"
+    proc = run_cli([str(smoke_sweep), "--out", str(out)], cwd=tmp_path, script="cream-plot")
+    paths = [Path(p) for p in proc.stdout.split()]
+    check_plots(paths, out)
+    figs = plots.figures(runs_mod.load_runs([smoke_sweep]))
+    assert [ln.get_label() for ln in figs["accuracy.png"].axes[0].get_lines()] == ["SRLM (n=2)", "CREAM (n=2)"]
+    assert figs["consistency.png"].axes[0].get_xlabel() == "iteration"
