@@ -19,7 +19,6 @@ does not.  A stage whose config or inputs changed is an error by default
 """
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time

@@ -1,5 +1,4 @@
 """Response log-probs, the SFT mask, and the implicit reward, against direct computations."""
-import math
 
 import pytest
 import torch

@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cream.report.runs import METRICS, Run, find_run_dirs, group_runs, load_runs, model_index, models_of, summarize, taus, value
+from cream.report.runs import METRICS, Run, group_runs, model_index, models_of, runs_or_error, summarize, taus, value
 
 FIGSIZE = (6.4, 4.0)  # inches
 DPI = 100             # -> 640 x 400 pixels
@@ -150,17 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     args = parser().parse_args(argv)
-    if not find_run_dirs(args.dirs):
-        print(f"cream-plot: error: no runs found under {', '.join(map(str, args.dirs))} "
-              "(looked for folders holding .hydra/overrides.yaml)", file=sys.stderr)
-        return 2
-    try:
-        runs = load_runs(args.dirs, args.filter)
-    except ValueError as e:
-        print(f"cream-plot: error: {e}", file=sys.stderr)
-        return 2
-    if not runs:
-        print(f"cream-plot: error: no runs under {', '.join(map(str, args.dirs))} match the filters", file=sys.stderr)
+    runs = runs_or_error("cream-plot", args.dirs, args.filter)
+    if runs is None:
         return 2
     for r in runs:
         if not r.complete:

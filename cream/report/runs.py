@@ -197,6 +197,28 @@ def load_runs(dirs, filters=()) -> list[Run]:
     return [r for r in runs if matches(r, flt)]
 
 
+def runs_or_error(prog: str, dirs, filters) -> list[Run] | None:
+    """The runs below ``dirs`` that match ``filters``; None after printing why there are none."""
+    import sys
+
+    where = ", ".join(map(str, dirs))
+    problem = None
+    if not find_run_dirs(dirs):
+        problem = f"no runs found under {where} (looked for folders holding .hydra/overrides.yaml)"
+    else:
+        try:
+            runs = load_runs(dirs, filters)
+        except ValueError as e:
+            problem = str(e)
+        else:
+            if not runs:
+                problem = f"no runs under {where} match {' '.join('--filter ' + f for f in filters)}"
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return None
+    return runs
+
+
 def method_name(params: dict[str, str], keys: list[str]) -> str:
     parts = [NAMES.get(f"{k}={params[k]}", f"{k}={params[k]}") for k in keys if k in params]
     return ", ".join(parts) or "default"

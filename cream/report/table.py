@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cream.report.runs import (EXTRA_COLUMNS, METRICS, Run, Stat, benchmarks, find_run_dirs, group_runs, load_runs,
+from cream.report.runs import (EXTRA_COLUMNS, METRICS, Run, Stat, benchmarks, group_runs, runs_or_error,
                                models_of, summarize, value)
 
 HEADERS = {"avg": "Avg", "C": "C", "pairs": "Pairs"}
@@ -181,18 +181,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not find_run_dirs(args.dirs):
-        print(f"cream-table: error: no runs found under {', '.join(map(str, args.dirs))} "
-              "(looked for folders holding .hydra/overrides.yaml)", file=sys.stderr)
-        return 2
-    try:
-        runs = load_runs(args.dirs, args.filter)
-    except ValueError as e:
-        print(f"cream-table: error: {e}", file=sys.stderr)
-        return 2
-    if not runs:
-        print(f"cream-table: error: no runs under {', '.join(map(str, args.dirs))} match "
-              f"{' '.join('--filter ' + f for f in args.filter)}", file=sys.stderr)
+    runs = runs_or_error("cream-table", args.dirs, args.filter)
+    if runs is None:
         return 2
     columns = None
     if args.columns:

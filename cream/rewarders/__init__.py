@@ -12,8 +12,18 @@ reward stage computes it.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Sequence
 
 
 class Rewarder(Protocol):
     def score(self, ctx, t: int, samples: list[dict]) -> list[dict]: ...
+
+
+def per_prompt(samples: list[dict], **columns: Sequence) -> list[dict]:
+    """Split flat per-response lists (all responses of all prompts, in order) into one dict per prompt."""
+    rows, i = [], 0
+    for row in samples:
+        n = len(row["responses"])
+        rows.append({key: list(values[i:i + n]) for key, values in columns.items()})
+        i += n
+    return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 
 from cream.models import encode_pair, load_model, load_tokenizer, score_sequences
+from cream.rewarders import per_prompt
 
 
 def sequence_logps(ctx, k: int, seqs, starts, batch_size: int) -> list[float]:
@@ -49,10 +50,4 @@ class ImplicitRewarder:
             prev_lp = sequence_logps(ctx, t - 1, seqs, starts, self.batch_size)
             prev = [p - b for p, b in zip(prev_lp, base)]
         reward = [p - b for p, b in zip(policy, base)]
-        rows, i = [], 0
-        for row in samples:
-            n = len(row["responses"])
-            rows.append({"reward": reward[i:i + n], "prev_reward": prev[i:i + n], "policy_logp": policy[i:i + n],
-                         "base_logp": base[i:i + n], "n_tokens": n_tokens[i:i + n]})
-            i += n
-        return rows
+        return per_prompt(samples, reward=reward, prev_reward=prev, policy_logp=policy, base_logp=base, n_tokens=n_tokens)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cream.models import load_tokenizer
 from cream.rewarders.implicit import encode_samples, sequence_logps
+from cream.rewarders import per_prompt
 
 
 def seed_pairs(cfg, tok) -> list[dict]:
@@ -105,9 +106,4 @@ class RewardModelRewarder:
             prev = [b / n for b, n in zip(base, n_tokens)]
         else:
             prev = [p - b for p, b in zip(sequence_logps(ctx, t - 1, seqs, starts, self.batch_size), base)]
-        rows, i = [], 0
-        for row in samples:
-            n = len(row["responses"])
-            rows.append({"reward": reward[i:i + n], "prev_reward": prev[i:i + n], "n_tokens": n_tokens[i:i + n]})
-            i += n
-        return rows
+        return per_prompt(samples, reward=reward, prev_reward=prev, n_tokens=n_tokens)

@@ -16,6 +16,7 @@ from cream.errors import CreamError
 from cream.models import load_model, load_tokenizer
 from cream.modules.self_reward_head import has_head, load_head, summed_embeddings
 from cream.rewarders.implicit import encode_samples, sequence_logps
+from cream.rewarders import per_prompt
 
 
 class MissingHeadError(CreamError, FileNotFoundError):
@@ -65,9 +66,4 @@ class SelfRewardHeadRewarder:
             prev = [b / n for b, n in zip(sequence_logps(ctx, 0, seqs, starts, self.batch_size), n_tokens)]
         else:
             prev = self.head_scores(ctx, t - 1, seqs, starts)
-        rows, i = [], 0
-        for row in samples:
-            n = len(row["responses"])
-            rows.append({"reward": reward[i:i + n], "prev_reward": prev[i:i + n], "n_tokens": n_tokens[i:i + n]})
-            i += n
-        return rows
+        return per_prompt(samples, reward=reward, prev_reward=prev, n_tokens=n_tokens)
