@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -47,6 +48,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
         tcfg["strategy"] = instantiate(tcfg["strategy"])
     # our samplers shard by rank themselves (cream.data.datamodules): Lightning must not wrap them
     tcfg.setdefault("use_distributed_sampler", False)
+    _keep_earlier_log(out / "logs")
     loggers = [CSVLogger(str(out), name="logs", version="")]
     if cfg.logger.get("wandb"):
         from cream.wandb_logging import make_wandb_logger
@@ -56,6 +58,20 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
                            every_n_train_steps=every, save_on_train_epoch_end=True)
     return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1", default_root_dir=str(out), **tcfg)
+
+
+# _keep_earlier_log moves the only file CSVLogger would delete, so its warning about deleting logs is moot
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+
+
+def _keep_earlier_log(logs: Path) -> None:
+    """A resumed attempt: move the earlier attempt's ``metrics.csv`` to ``metrics.attempt<k>.csv``
+    (CSVLogger would delete it) so the steps logged before the crash are kept."""
+    from cream import distributed
+
+    if distributed.is_main() and (logs / "metrics.csv").is_file():
+        k = 1 + len(list(logs.glob("metrics.attempt*.csv")))
+        (logs / "metrics.csv").rename(logs / f"metrics.attempt{k}.csv")
 
 
 def fit(trainer: L.Trainer, module, datamodule, out: Path) -> None:

@@ -1,4 +1,6 @@
 """Training killed mid-epoch resumes from last.ckpt and ends with exactly the weights of an uninterrupted run."""
+import csv
+
 import lightning as L
 import pytest
 import torch
@@ -42,5 +44,10 @@ def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     resumed, trainer = _train(tiny_dir, tmp_path / "run")
     assert trainer.global_step == 8
+    # the steps logged before the crash are kept next to those of the resumed attempt
+    logs = tmp_path / "run" / "logs"
+    steps = lambda f: {int(r["step"]) for r in csv.DictReader(f.open()) if r.get("train/loss")}  # noqa: E731
+    before, after = steps(logs / "metrics.attempt1.csv"), steps(logs / "metrics.csv")
+    assert before and max(before) < min(after) and before | after == set(range(8))
     for (name, a), b in zip(ref.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
