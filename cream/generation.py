@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from cream.models import encode_prompt
+from cream.models import encode_prompt, show_progress
 
 
 @torch.inference_mode()
@@ -38,7 +38,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
     was_training = model.training
     model.eval()
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    for b, idx in enumerate(tqdm(batches, desc=desc, disable=not progress, leave=False)):
+    for b, idx in enumerate(tqdm(batches, desc=desc, disable=not show_progress(progress), leave=False)):
         seqs = [encoded[i][0] for i in idx]
         T = max(map(len, seqs))
         ids = torch.full((len(seqs), T), pad, dtype=torch.long)

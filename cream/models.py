@@ -172,6 +172,11 @@ def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 
 
 @torch.inference_mode()
+def show_progress(wanted: bool = True) -> bool:
+    """Progress bars on unless the caller or ``CREAM_PROGRESS=0`` (batch jobs, CI logs) turns them off."""
+    return wanted and os.environ.get("CREAM_PROGRESS", "1") == "1"
+
+
 def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, *,
                     batch_size: int = 32, desc: str = "score", progress: bool = True) -> list[float]:
     """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
@@ -190,7 +195,7 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int],
     model.eval()
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = [0.0] * len(seqs)
-    for b in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+    for b in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show_progress(progress), leave=False):
         idx = order[b: b + batch_size]
         batch = pad_batch([seqs[i] for i in idx], [starts[i] for i in idx], pad_id)
         lp = response_logps(model, *(batch[k].to(device) for k in ("input_ids", "attention_mask", "response_mask")))

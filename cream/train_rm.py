@@ -57,7 +57,7 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
     from torch.utils.data import DataLoader
 
     from cream.data.prompts import render
-    from cream.models import load_tokenizer
+    from cream.models import load_tokenizer, show_progress
     from cream.modules.reward_model import RewardModel, RewardModelModule
 
     if not pairs:
@@ -76,7 +76,7 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
                         logger=CSVLogger(str(out), name="logs", version=""), enable_checkpointing=False,
                         enable_model_summary=False, log_every_n_steps=1, gradient_clip_val=1.0,
-                        enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1")
+                        enable_progress_bar=show_progress())
     trainer.fit(module, loader)
     rm.cpu().save(out, tok)
     m = trainer.callback_metrics

@@ -1,7 +1,6 @@
 """A Lightning Trainer for a training stage: CSV logs (+ wandb), last.ckpt for resume, the stage's seed."""
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from cream.artifacts import ArtifactError, atomic_write
+from cream.models import show_progress
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -57,7 +57,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
                            every_n_train_steps=every, save_on_train_epoch_end=True)
     return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], plugins=[AtomicCheckpointIO()], enable_model_summary=False,
-                     enable_progress_bar=os.environ.get("CREAM_PROGRESS", "1") == "1", default_root_dir=str(out), **tcfg)
+                     enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
 
 
 # _keep_earlier_log moves the only file CSVLogger would delete, so its warning about deleting logs is moot
