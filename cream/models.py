@@ -172,6 +172,15 @@ def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 
 
 @torch.inference_mode()
+def on_device(model, cfg):
+    """The model on the trainer's device for the inference stages (sample, reward, evaluate): the GPU when
+    ``trainer.accelerator`` is gpu (or auto with one present; under several ranks, this rank's GPU)."""
+    acc = str(cfg.trainer.get("accelerator", "cpu"))
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        return model.cuda()
+    return model
+
+
 def show_progress(wanted: bool = True) -> bool:
     """Progress bars on unless the caller or ``CREAM_PROGRESS=0`` (batch jobs, CI logs) turns them off."""
     return wanted and os.environ.get("CREAM_PROGRESS", "1") == "1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 
-from cream.models import encode_pair, load_model, load_tokenizer, score_sequences
+from cream.models import encode_pair, load_model, load_tokenizer, on_device, score_sequences
 from cream.rewarders import per_prompt
 
 
@@ -17,8 +17,7 @@ def sequence_logps(ctx, k: int, seqs, starts, batch_size: int) -> list[float]:
     """log pi_{M_k}(y|x) for every encoded (prompt, response)."""
     cfg = ctx.cfg
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
-    if cfg.trainer.accelerator == "gpu":
-        model = model.cuda()
+    model = on_device(model, cfg)
     pad = load_tokenizer(ctx.model_path(k)).pad_token_id
     out = score_sequences(model, seqs, starts, pad, batch_size=batch_size, desc=f"score M{k}")
     del model

@@ -26,7 +26,7 @@ import torch
 
 from cream.data.prompts import render
 from cream.generation import generate
-from cream.models import encode_prompt, load_model, load_tokenizer, score_sequences
+from cream.models import encode_prompt, load_model, load_tokenizer, on_device, score_sequences
 
 TEMPLATE = Path(__file__).parent / "templates" / "judge_additive_5pt.txt"
 
@@ -82,8 +82,7 @@ class JudgeRewarder:
         cfg = ctx.cfg
         tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
         model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
-        if cfg.trainer.accelerator == "gpu":
-            model = model.cuda()
+        model = on_device(model, cfg)
         prompts = [render(tok, render_judge_prompt(row.get("instruction", row["prompt"]), r, self.template))
                    for row in samples for r in row["responses"]]
         outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,

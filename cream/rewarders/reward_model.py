@@ -22,7 +22,7 @@ import gc
 import random
 from pathlib import Path
 
-from cream.models import load_tokenizer
+from cream.models import load_tokenizer, on_device
 from cream.rewarders.implicit import encode_samples, sequence_logps
 from cream.rewarders import per_prompt
 
@@ -88,8 +88,7 @@ class RewardModelRewarder:
         cfg = ctx.cfg
         where = self.model_dir(ctx, t)
         rm = load_reward_model(where, cfg.model.dtype, cfg.model.trust_remote_code)
-        if cfg.trainer.accelerator == "gpu":
-            rm = rm.cuda()
+        rm = on_device(rm, cfg)
         rm_tok = load_tokenizer(where, cfg.model.trust_remote_code)
         prompts = [row["prompt"] for row in samples for _ in row["responses"]]
         responses = [r for row in samples for r in row["responses"]]

@@ -13,7 +13,7 @@ import gc
 import torch
 
 from cream.errors import CreamError
-from cream.models import load_model, load_tokenizer
+from cream.models import load_model, load_tokenizer, on_device
 from cream.modules.self_reward_head import has_head, load_head, summed_embeddings
 from cream.rewarders.implicit import encode_samples, sequence_logps
 from cream.rewarders import per_prompt
@@ -30,12 +30,13 @@ def head_rewards(model, head, seqs, starts, pad_id: int, batch_size: int = 32) -
 
     emb = model.get_input_embeddings()
     device = emb.weight.device
-    head = head.to(device)
+    head = head.to(device=device, dtype=torch.float32)
     out = []
     for b in range(0, len(seqs), batch_size):
         batch = pad_batch(seqs[b: b + batch_size], starts[b: b + batch_size], pad_id)
-        feats = summed_embeddings(emb, batch["input_ids"].to(device), batch["response_mask"].to(device))
-        out += torch.sigmoid(head(feats)).tolist()
+        with torch.no_grad():  # the head is float32; the policy may be bf16
+            feats = summed_embeddings(emb, batch["input_ids"].to(device), batch["response_mask"].to(device))
+            out += torch.sigmoid(head(feats.float())).tolist()
     return out
 
 
@@ -50,8 +51,7 @@ class SelfRewardHeadRewarder:
                 f"{path}: M{k} has no self-reward head (self_reward_head.safetensors). The head is trained during "
                 "SFT when rewarder=self_reward_head: rerun in a new run dir (or with pipeline.on_config_change=redo).")
         model = load_model(path, cfg.model.dtype, cfg.model.trust_remote_code)
-        if cfg.trainer.accelerator == "gpu":
-            model = model.cuda()
+        model = on_device(model, cfg)
         out = head_rewards(model, load_head(path), seqs, starts, load_tokenizer(path).pad_token_id, self.batch_size)
         del model
         gc.collect()

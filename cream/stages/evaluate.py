@@ -16,7 +16,7 @@ from cream.answers import is_correct
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, format_question, render
 from cream.generation import generate
-from cream.models import encode_pair, load_model, load_tokenizer, score_sequences
+from cream.models import encode_pair, load_model, load_tokenizer, on_device, score_sequences
 
 
 def loglik_predictions(model, tok, examples, cfg) -> tuple[list[str], list[str]]:
@@ -45,8 +45,7 @@ def run(ctx, out: Path, k: int) -> dict:
     cfg = ctx.cfg
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
-    if cfg.trainer.accelerator == "gpu":
-        model = model.cuda()
+    model = on_device(model, cfg)
     result: dict = {"eval": {}, "eval_loglik": {}, "eval_loglik_sum": {}}
     predictions = []
     for name, examples in eval_sets(cfg).items():

@@ -8,7 +8,7 @@ from cream.distributed import is_main
 from cream.data.pool import prompt_slice
 from cream.data.prompts import format_prompt, render
 from cream.samplers import get_sampler
-from cream.models import load_model, load_tokenizer
+from cream.models import load_model, load_tokenizer, on_device
 
 
 def run(ctx, out: Path, t: int) -> dict:
@@ -17,6 +17,8 @@ def run(ctx, out: Path, t: int) -> dict:
     examples = prompt_slice(cfg, t)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
+    if cfg.sampler.name == "hf":  # vLLM loads the weights itself, from M_t's folder
+        model = on_device(model, cfg)
     prompts = [render(tok, format_prompt(ex)) for ex in examples]
     responses, n_trunc = generate_fn(
         model, tok, prompts, n=int(s.n), max_new_tokens=int(s.max_new_tokens), temperature=float(s.temperature),
