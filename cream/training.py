@@ -49,7 +49,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     # our samplers shard by rank themselves (cream.data.datamodules): Lightning must not wrap them
     tcfg.setdefault("use_distributed_sampler", False)
     _keep_earlier_log(out / "logs")
-    loggers = [CSVLogger(str(out), name="logs", version="")]
+    loggers = [CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)]  # flushed with each checkpoint
     if cfg.logger.get("wandb"):
         from cream.wandb_logging import make_wandb_logger
 
