@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common  # experiments/perf/common.py: python puts the script's folder first on sys.path
 
 VARIANTS = ("ours", "trl_default", "trl_precomputed")
 
