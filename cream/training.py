@@ -95,6 +95,17 @@ def check_checkpoint(path: Path) -> None:
         ) from e
 
 
+def training_dtype(cfg: DictConfig) -> str:
+    """The dtype a training stage loads M_t in.  Mixed precision (``trainer.precision=bf16-mixed``) means
+    float32 master weights with bf16 compute, so a model stored in bf16 (``model.dtype``, the Llama configs)
+    is trained from float32 weights: AdamW updates at DPO's lr 1e-6 are ~1e-4 of a weight, far below
+    bf16's resolution (2^-8), and would be rounded away.  With LoRA only the adapters train (peft keeps
+    them in float32), so the frozen base stays in ``model.dtype``."""
+    if "mixed" in str(cfg.trainer.precision) and cfg.model.get("lora") is None:
+        return "float32"
+    return str(cfg.model.dtype)
+
+
 def prepare_model(cfg: DictConfig, model):
     """The model a training stage trains: LoRA adapters on it (``model.lora``), activation checkpointing
     (``trainer.activation_checkpointing``).  Returns the model to hand to the LightningModule."""
@@ -120,8 +131,9 @@ def prepare_model(cfg: DictConfig, model):
     return model
 
 
-def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path) -> None:
-    """Save the trained model as full weights (LoRA merged) with ``save_pretrained``; rank 0 writes.
+def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str | None = None) -> None:
+    """Save the trained model as full weights (LoRA merged) in ``dtype`` (default: as trained) with
+    ``save_pretrained``; rank 0 writes.
 
     Under FSDP the weights are sharded across ranks: the full state dict is gathered (every rank takes
     part) and rank 0 saves it."""
@@ -129,11 +141,17 @@ def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path) -> None:
 
     from cream import distributed, lora
 
+    from cream.models import DTYPES
+
+    dtype = DTYPES[str(dtype)] if dtype not in (None, "auto") else None  # auto: keep what was trained
     state = None
     if isinstance(trainer.strategy, FSDPStrategy):
         full = trainer.strategy.lightning_module_state_dict()
-        state = {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")}
+        state = {k[len("model."):]: v.to(dtype) if dtype and v.is_floating_point() else v
+                 for k, v in full.items() if k.startswith("model.")}
     model = lora.merge(model)
+    if dtype is not None and state is None:
+        model = model.to(dtype)  # trained from float32 masters, stored as model.dtype
     if distributed.is_main():
         model.save_pretrained(str(out_dir), safe_serialization=True, state_dict=state)
         tokenizer.save_pretrained(str(out_dir))

@@ -74,3 +74,15 @@ def test_activation_checkpointing_switch(tiny_dir):
         loss.backward()  # gradients flow through the checkpointed layers (to the adapters with LoRA)
         grads = [p.grad for p in model.parameters() if p.requires_grad]
         assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("overrides, dtype", [
+    ([], "float32"),                                                    # tiny default: float32, 32-true
+    (["model=llama3_8b", "trainer=gpu"], "float32"),                    # bf16 weights, bf16-mixed: fp32 masters
+    (["model=llama3_8b", "trainer=gpu", "trainer.precision=bf16-true"], "bfloat16"),  # pure bf16, as asked
+    (["model=llama3_8b", "trainer=gpu", "model.lora={r: 8}"], "bfloat16"),  # LoRA: frozen base stays bf16
+])
+def test_training_dtype(overrides, dtype):
+    from cream.training import training_dtype
+
+    assert training_dtype(compose(overrides)) == dtype

@@ -19,7 +19,7 @@ from cream.models import load_model, load_tokenizer
 from cream.modules.dpo import DPOModule
 from cream.modules.self_reward_head import copy_head
 from cream.distributed import is_main, trainer_world_size
-from cream.training import fit, make_trainer, prepare_model, save_model
+from cream.training import fit, make_trainer, prepare_model, save_model, training_dtype
 
 
 def run(ctx, out: Path, t: int) -> dict:
@@ -30,7 +30,7 @@ def run(ctx, out: Path, t: int) -> dict:
     dataset_c = artifacts.read_json(it / "consistency" / "summary.json")["mean"]
     weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
-    model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
+    model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=int(cfg.dpo.batch_size), max_length=int(cfg.model.max_length),
                               max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed) + t)
@@ -39,7 +39,7 @@ def run(ctx, out: Path, t: int) -> dict:
                                                    trainer_world_size(cfg.trainer)))
     trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), f"iter_{t}/dpo")
     fit(trainer, module, dm, out)
-    save_model(trainer, model, tok, out / "model")  # full weights (LoRA merged); rank 0 writes
+    save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
         copy_head(ctx.model_path(t), out / "model")  # M_t's self-reward head (if any) carried to M_{t+1}
     m = trainer.callback_metrics
