@@ -22,6 +22,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _collective = False  # inside a block that every rank executes (shard/gather are safe)
+_owned = False  # the process group was created by init() here (so shutdown() may destroy it)
 
 
 def _dist():
@@ -92,6 +93,8 @@ def init(backend: str | None = None, timeout_minutes: int = 120) -> bool:
         torch.cuda.set_device(local_rank())
     torch.distributed.init_process_group(backend, rank=rank(), world_size=world_size(),
                                          timeout=datetime.timedelta(minutes=timeout_minutes))
+    global _owned
+    _owned = True
     log.info("process group: rank %d of %d (%s)", rank(), world_size(), backend)
     return True
 
@@ -149,6 +152,22 @@ def broadcast(obj: Any) -> Any:
 def barrier() -> None:
     if active():
         torch.distributed.barrier()
+
+
+def shutdown() -> None:
+    """Leave the group that :func:`init` created: wait for every rank, then destroy it.
+
+    Every rank calls this at the same point.  A rank that simply exits while another is still finishing
+    its last collective can take that one down (gloo aborts it with SIGABRT); the barrier rules that out.
+    A group made by someone else (Lightning, a test harness) is left alone.
+    """
+    global _owned
+    if not _owned or _dist() is None:
+        return
+    if active():
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    _owned = False
 
 
 def trainer_world_size(trainer_cfg) -> int:

@@ -307,6 +307,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
             from cream import wandb_logging
 
             wandb_logging.log_stage(cfg, ctx.run_dir, stage.name, manifest)
+    distributed.shutdown()  # every rank is done with collectives; rank 0 writes the summary alone
     if not main:
         return []
     rows = write_results(ctx, done)

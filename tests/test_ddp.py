@@ -36,6 +36,7 @@ SCRIPT = textwrap.dedent('''
     assert ran and manifest["summary"]["steps"] > 0
     if distributed.is_main():
         Path(run_dir, "world.json").write_text(json.dumps({"world": distributed.world_size(), **manifest["summary"]}))
+    distributed.shutdown()                   # what pipeline.run does last
 ''')
 
 

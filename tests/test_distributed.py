@@ -21,7 +21,7 @@ def _worker(rank: int, world: int, port: int, model_dir: str, seqs, starts, out_
     from cream.generation import generate
     from cream.models import load_model, load_tokenizer, score_sequences
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo", RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     assert distributed.init(backend="gloo")
     items = list(range(11))
@@ -38,7 +38,8 @@ def _worker(rank: int, world: int, port: int, model_dir: str, seqs, starts, out_
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump({"back": back, "scores": scores, "n_texts": [len(t) for t in texts], "n_trunc": n_trunc,
                    "rank": distributed.rank(), "world": distributed.world_size()}, f)
-    torch.distributed.destroy_process_group()
+    distributed.shutdown()
+    assert not torch.distributed.is_initialized()
 
 
 def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
@@ -73,6 +74,7 @@ def test_single_process_defaults(monkeypatch):
     with distributed.collective():
         assert distributed.shard([1, 2, 3]) == [1, 2, 3] and distributed.gather([1, 2]) == [1, 2]
     assert distributed.broadcast({"a": 1}) == {"a": 1}
+    distributed.shutdown()  # nothing to leave: a no-op
     # srun: one task of four in this step
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
     monkeypatch.setenv("SLURM_PROCID", "2")
