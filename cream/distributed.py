@@ -164,8 +164,7 @@ def shutdown() -> None:
     global _owned
     if not _owned or _dist() is None:
         return
-    if active():
-        torch.distributed.barrier()
+    barrier()
     torch.distributed.destroy_process_group()
     _owned = False
 

@@ -66,7 +66,7 @@ def test_unknown_model_offline_fails_fast(monkeypatch):
     t0 = time.time()
     with pytest.raises(ModelLoadError, match=r"model\.name_or_path='no-such-org/no-such-model'.*HF_HUB_OFFLINE"):
         load_model("no-such-org/no-such-model")
-    assert time.time() - t0 < 20  # no hub retries (they back off for minutes); generous for a loaded machine
+    assert time.time() - t0 < 5
 
 
 def test_truncated_weights_name_the_folder(tiny_dir, tmp_path):

@@ -11,11 +11,12 @@ zero.  This script measures that noise against two alternatives for the referenc
 - ``mixed``: float32 weights under bf16 autocast (the training step's own numerics);
 - ``fp32``:  float32 throughout (the exact value, for scale).
 
-The policy is always float32 weights under bf16 autocast, batched as the DPO step batches (chosen and
+The references are scored by ``score_sequences`` as the reward step does it (length-sorted batches of 32). The
+policy is always float32 weights under bf16 autocast, batched as the DPO step batches (chosen and
 rejected of ``--batch`` pairs in one forward).  Reported per variant: |Delta| per sequence (median, p90,
 max), the step-0 margin beta * (Delta_chosen - Delta_rejected) (mean |.|, max |.|), the step-0 loss minus
 log 2, and the share of pairs whose step-0 margin is already positive (``rewards/accuracies`` at step 0;
-0.5 is what pure noise gives, and with an exact reference it is 0: every margin is 0).  CPU bf16 (oneDNN)
+0.5 is what pure noise gives; with an exact reference every margin is 0, and so is this share).  CPU bf16 (oneDNN)
 rounds like GPU bf16 in kind, not bit for bit.  The last line is one JSON object.
 
     python experiments/perf/ref_precision.py --size tiny
@@ -25,7 +26,6 @@ rounds like GPU bf16 in kind, not bit for bit.  The last line is one JSON object
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import statistics
@@ -35,17 +35,13 @@ import torch
 from common import DPO, describe, encode_pairs, load, preference_pairs
 
 
-def _logps(model, seqs, starts, pad_id, batch: int, autocast: bool) -> list[float]:
-    """Summed response log-probs, in input order, ``batch`` sequences per forward (no sorting)."""
+def _policy_logps(model, seqs, starts, pad_id) -> list[float]:
+    """The DPO step's forward at step 0: all ``seqs`` in one batch, float32 weights under bf16 autocast."""
     from cream.models import pad_batch, response_logps
 
-    out: list[float] = []
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-    with torch.inference_mode(), ctx:
-        for b in range(0, len(seqs), batch):
-            enc = pad_batch(seqs[b: b + batch], starts[b: b + batch], pad_id)
-            out += response_logps(model, enc["input_ids"], enc["attention_mask"], enc["response_mask"]).float().tolist()
-    return out
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        enc = pad_batch(seqs, starts, pad_id)
+        return response_logps(model, enc["input_ids"], enc["attention_mask"], enc["response_mask"]).float().tolist()
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -62,6 +58,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="each response written this many times (longer responses)")
     args = ap.parse_args()
     torch.manual_seed(0)
+
+    from cream.models import score_sequences
 
     if args.model:
         from cream.models import load_model, load_tokenizer
@@ -81,25 +79,22 @@ def main() -> None:
     pol_c, pol_r = [], []
     for b in range(0, len(enc), args.batch):
         chunk = enc[b: b + args.batch]
-        lp = _logps(model, [e[0] for e in chunk] + [e[2] for e in chunk], [e[1] for e in chunk] + [e[3] for e in chunk],
-                    pad, 2 * len(chunk), autocast=True)
+        lp = _policy_logps(model, [e[0] for e in chunk] + [e[2] for e in chunk], [e[1] for e in chunk] + [e[3] for e in chunk], pad)
         pol_c += lp[: len(chunk)]
         pol_r += lp[len(chunk):]
-    # the reward step: chosen and rejected scored as separate sequences, batches of 32 (score_sequences' default)
+    # the reward step's own scoring (length-sorted batches of 32), in three precisions
     seqs = [e[0] for e in enc] + [e[2] for e in enc]
     starts = [e[1] for e in enc] + [e[3] for e in enc]
     n = len(enc)
-    refs = {
-        "fp32": _logps(model, seqs, starts, pad, 32, autocast=False),
-        "mixed": _logps(model, seqs, starts, pad, 32, autocast=True),
-    }
-    bf16 = load(args.size)[0] if not args.model else None
-    if bf16 is None:
-        from cream.models import load_model
 
-        bf16 = load_model(args.model)
-    bf16 = bf16.to(torch.bfloat16).eval()
-    refs["bf16"] = _logps(bf16, seqs, starts, pad, 32, autocast=False)
+    def score() -> list[float]:
+        return score_sequences(model, seqs, starts, pad, batch_size=32, progress=False)
+
+    refs = {"fp32": score()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        refs["mixed"] = score()
+    model.to(torch.bfloat16)  # last: the policy and the other references are done with float32 weights
+    refs["bf16"] = score()
 
     beta = DPO["beta"]
     tokens = [len(e[0]) - e[1] for e in enc] + [len(e[2]) - e[3] for e in enc]
