@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cream.errors import CreamError
+from cream.models import is_local
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("cream")
@@ -33,7 +34,7 @@ def prepare_environment(cfg: DictConfig) -> None:
     transformers.utils.logging.disable_progress_bar()
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    needs_hub = (cfg.model.name_or_path is not None and not Path(str(cfg.model.name_or_path)).exists()) or cfg.data.source == "hub"
+    needs_hub = (cfg.model.name_or_path is not None and not is_local(cfg.model.name_or_path)) or cfg.data.source == "hub"
     if "HF_HUB_OFFLINE" not in os.environ and (not needs_hub or not _hub_reachable()):
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"

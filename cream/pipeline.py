@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from cream import artifacts
+from cream import artifacts, memory
 from cream.artifacts import ArtifactError
 from cream.errors import CreamError
 
@@ -51,9 +51,10 @@ class Context:
 
     def model_path(self, k: int) -> str:
         """Where M_k is: M0 the base, M1 the SFT model, M_{t+1} the model trained in iteration t."""
-        if k == 0:
+        if k == 0:  # the base stage writes M0 when it builds it (tiny) or converts it (GGUF)
             name = self.cfg.model.name_or_path
-            return str(self.stage_dir("base") / "model") if name is None else str(name)
+            written = name is None or self.cfg.model.get("gguf_file")
+            return str(self.stage_dir("base") / "model") if written else str(name)
         return str(self.stage_dir(model_stage(k)) / "model")
 
 
@@ -85,6 +86,7 @@ def _select(cfg: DictConfig, keys: list[str]) -> dict:
 
 # The config each stage depends on (with ``seed``): change one of these and the stage is out of date.
 MODEL = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", "model.max_prompt_length"]
+GGUF = "model.gguf_file"  # recorded only when set (older run dirs stay valid)
 TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val"]
 LORA = "model.lora"  # recorded by the training stages only when set (older run dirs stay valid)
 DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed"]
@@ -100,22 +102,23 @@ def plan(cfg: DictConfig) -> list[Stage]:
         return _select(cfg, ["seed", *flat])
 
     train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
+    model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
     stages = [
-        Stage("base", base.run, [], keys(MODEL)),
-        Stage("eval/M0", evaluate.run, ["base"], keys(MODEL, EVAL), {"k": 0}),
+        Stage("base", base.run, [], keys(model)),
+        Stage("eval/M0", evaluate.run, ["base"], keys(model, EVAL), {"k": 0}),
         # rewarder.head (rewarder=self_reward_head only): a head trained with the policy during SFT
-        Stage("sft", sft.run, ["base"], keys(MODEL, DATA, train, "sft", *(["rewarder.head"] if OmegaConf.select(cfg, "rewarder.head") is not None else []))),
-        Stage("eval/M1", evaluate.run, ["sft"], keys(MODEL, EVAL), {"k": 1}),
+        Stage("sft", sft.run, ["base"], keys(model, DATA, train, "sft", *(["rewarder.head"] if OmegaConf.select(cfg, "rewarder.head") is not None else []))),
+        Stage("eval/M1", evaluate.run, ["sft"], keys(model, EVAL), {"k": 1}),
     ]
     for t in range(1, int(cfg.pipeline.iterations) + 1):
         it, policy, previous = f"iter_{t}", model_stage(t), model_stage(t - 1)
         stages += [
-            Stage(f"{it}/sample", sample.run, [policy], keys(MODEL, DATA, "data.n_prompts", "sampling", "sampler"), {"t": t}),
-            Stage(f"{it}/reward", reward.run, sorted({f"{it}/sample", policy, previous, "base"}), keys(MODEL, "rewarder"), {"t": t}),
+            Stage(f"{it}/sample", sample.run, [policy], keys(model, DATA, "data.n_prompts", "sampling", "sampler"), {"t": t}),
+            Stage(f"{it}/reward", reward.run, sorted({f"{it}/sample", policy, previous, "base"}), keys(model, "rewarder"), {"t": t}),
             Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], keys("consistency"), {"t": t}),
             Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], keys(), {"t": t}),
-            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", policy], keys(MODEL, train, "dpo", "loss", "regularizer"), {"t": t}),
-            Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], keys(MODEL, EVAL), {"k": t + 1}),
+            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
+            Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], keys(model, EVAL), {"k": t + 1}),
         ]
     return stages
 
@@ -201,19 +204,30 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
     log.info("[%s] running (%s)", stage.name, why)
     folder = ctx.stage_dir(stage.name)
     everyone = stage.name.split("/")[-1] in COLLECTIVE_STAGES or stage.name.startswith("eval/")
+    reset_ok = memory.reset_peaks()
     t0 = time.perf_counter()
     summary = {}
     if main or everyone:
         with distributed.collective(everyone):
             summary = stage.fn(ctx, folder, **stage.kwargs) or {}
     seconds = time.perf_counter() - t0
+    mem = memory.peaks(reset_ok)
     manifest = None
     if main:
-        manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3))
+        log.info("[%s] done in %.1f s, peak RSS %.0f MB%s%s", stage.name, seconds, mem["peak_rss_mb"],
+                 f", peak GPU {mem['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in mem else "", _brief(summary))
+        manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3), memory=mem)
         manifest["digest"] = artifacts.manifest_digest(manifest)
         artifacts.write_json(folder / artifacts.MANIFEST, manifest)
         (folder / ".inprogress.json").unlink(missing_ok=True)
     return distributed.broadcast(manifest), True  # (the broadcast is also the barrier after the stage)
+
+
+def _brief(summary: dict) -> str:
+    """The scalar entries of a stage's summary, for its one-line log."""
+    items = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) or isinstance(v, str) and len(v) <= 60]
+    return (": " + ", ".join(items)) if items else ""
 
 
 def _prepare_stage(ctx: Context, stage: Stage, want: dict) -> tuple[dict | None, str]:
@@ -317,5 +331,6 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         wandb_logging.finish()
     print_results(rows)
     print_timings(done, ran)
-    artifacts.write_json(ctx.run_dir / "timings.json", {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0} for k, v in done.items()})
+    artifacts.write_json(ctx.run_dir / "timings.json", {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0, **v.get("memory", {})}
+                                                       for k, v in done.items()})
     return rows

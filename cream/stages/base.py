@@ -1,12 +1,21 @@
-"""M0, the base model: built offline for the tiny default, otherwise named by ``model.name_or_path``."""
+"""M0, the base model: built offline for the tiny default, converted once to a plain folder from a GGUF
+checkpoint (``model.gguf_file``), otherwise named by ``model.name_or_path`` (a hub id or a folder).
+
+The manifest records how the tokenizer formats and ends turns: whether it has a chat template, the token
+that ends a response (trained after every response, and a stop id of generation) and every stop id.
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 from cream import artifacts
 from cream.data.benchmarks import BENCHMARKS, load_benchmark
-from cream.data.prompts import format_question, sft_target
-from cream.models import build_tiny
+from cream.data.prompts import EVAL_INSTRUCTION, format_question, sft_target
+from cream.models import build_tiny, convert_gguf, load_tokenizer, template_info
+
+log = logging.getLogger(__name__)
 
 
 def shipped_text() -> list[str]:
@@ -22,15 +31,33 @@ def shipped_text() -> list[str]:
     return texts
 
 
+def _turns(path: str, trust_remote_code: bool) -> dict:
+    from transformers import GenerationConfig
+
+    tok = load_tokenizer(path, trust_remote_code)
+    try:
+        gen = SimpleNamespace(generation_config=GenerationConfig.from_pretrained(path))
+    except OSError:  # no generation_config.json: the tokenizer's EOS is the only stop id
+        gen = None
+    info = template_info(tok, gen)
+    log.info("M0 %s: %s, responses end with %r (id %d), generation stops at %s", path,
+             "chat template" if info["chat_template"] else "NO chat template (plain text prompts)",
+             info["turn_end"], info["turn_end_id"], info["stop_ids"])
+    return info
+
+
 def run(ctx, out: Path) -> dict:
     m = ctx.cfg.model
-    if m.name_or_path is not None:
+    if m.name_or_path is None:
+        t = m.tiny
+        build_tiny(out / "model", shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
+                   intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
+                   max_position_embeddings=t.max_position_embeddings, seed=int(ctx.cfg.seed))
+        summary = {"name_or_path": str(out / "model"), "built": "tiny"}
+    elif m.get("gguf_file"):
+        convert_gguf(m.name_or_path, m.gguf_file, out / "model", m.dtype)
+        summary = {"name_or_path": str(out / "model"), "converted_from": f"{m.name_or_path} {m.gguf_file}"}
+    else:
         artifacts.write_json(out / "model.json", {"name_or_path": m.name_or_path})
-        return {"name_or_path": m.name_or_path}
-    from cream.data.prompts import EVAL_INSTRUCTION
-
-    t = m.tiny
-    build_tiny(out / "model", shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
-               intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
-               max_position_embeddings=t.max_position_embeddings, seed=int(ctx.cfg.seed))
-    return {"name_or_path": str(out / "model"), "built": "tiny"}
+        summary = {"name_or_path": m.name_or_path}
+    return {**summary, **_turns(ctx.model_path(0), bool(m.trust_remote_code))}

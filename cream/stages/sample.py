@@ -20,16 +20,20 @@ def run(ctx, out: Path, t: int) -> dict:
     if cfg.sampler.name == "hf":  # vLLM loads the weights itself, from M_t's folder
         model = on_device(model, cfg)
     prompts = [render(tok, format_prompt(ex)) for ex in examples]
-    responses, n_trunc = generate_fn(
+    responses, finished, n_trunc = generate_fn(
         model, tok, prompts, n=int(s.n), max_new_tokens=int(s.max_new_tokens), temperature=float(s.temperature),
         top_p=float(s.top_p), batch_size=int(s.batch_size), seed=int(cfg.seed) * 1000 + t,
-        max_prompt_length=int(cfg.model.max_prompt_length), desc=f"sample M{t}",
+        max_prompt_length=int(cfg.model.max_prompt_length), desc=f"sample M{t}", return_finished=True,
     )
+    n_cut = sum(not f for row in finished for f in row)
+    summary = {"n_prompts": len(examples), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc,
+               "n_responses_cut": n_cut}  # cut: reached sampling.max_new_tokens before the end of turn
     if not is_main():  # several ranks: each sampled a shard, all hold every response; rank 0 writes
-        return {"n_prompts": len(examples), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc}
+        return summary
     artifacts.write_jsonl(out / "samples.jsonl", (
-        {"prompt_id": ex.id, "benchmark": ex.benchmark, "instruction": format_prompt(ex), "prompt": p, "responses": r}
-        for ex, p, r in zip(examples, prompts, responses)))
+        {"prompt_id": ex.id, "benchmark": ex.benchmark, "instruction": format_prompt(ex), "prompt": p, "responses": r,
+         "finished": f}
+        for ex, p, r, f in zip(examples, prompts, responses, finished)))
     # gold answers are kept apart: only the reward-quality metrics read them, never a rewarder
     artifacts.write_jsonl(out / "labels.jsonl", ({"prompt_id": ex.id, "answer": ex.answer} for ex in examples))
-    return {"n_prompts": len(examples), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc}
+    return summary
