@@ -37,7 +37,7 @@ ROWS = [
     msg("q1", None, "t2", "prompter", "Was ist eine Katze?", lang="de"),
     msg("b1", "q1", "t2", "assistant", "Ein Tier.", rank=0, lang="de"),
     msg("p31", None, "t3", "prompter", "Name a prime."),
-    msg("a31", "p31", "t3", "assistant", "Seven."),
+    msg("a31", "p31", "t3", "assistant", "Seven.", review=None),  # never reviewed: usable
     msg("p32", "a31", "t3", "prompter", "Another one?"),
     msg("p41", None, "t4", "prompter", "Pick one."),
     msg("a41", "p41", "t4", "assistant", "Left."),

@@ -11,7 +11,8 @@ Input, any of the OASST1 release layouts (plain or ``.gz``):
 
 The rule (``top_paths``), per tree in file order:
 
-1. a message is *usable* when it is not deleted, its review passed (``review_result`` is true), its
+1. a message is *usable* when it is not deleted, its review did not fail (``review_result`` is not false;
+   null, never reviewed, passes: the ``ready`` export holds no failed or deleted messages), its
    ``lang`` is ``lang`` (default ``en``) and its tree, when ``tree_state`` is given, is ``ready_for_export``;
 2. the path starts at the tree's root (a usable prompter message without a parent);
 3. from the last message, the path takes the *top-ranked* usable reply of the other role: the one with
@@ -124,7 +125,7 @@ def read_messages(path: str | Path) -> list[tuple[str, dict]]:
 
 
 def _usable(row: dict, lang: str) -> bool:
-    return (not row["deleted"] and row["review_result"] is True and row["lang"] == lang
+    return (not row["deleted"] and row["review_result"] is not False and row["lang"] == lang
             and row.get("tree_state", "ready_for_export") == "ready_for_export")
 
 
