@@ -77,6 +77,8 @@ def _validate_data(cfg: DictConfig) -> None:
           "data.pool=file needs a JSONL file or datasets folder of {\"prompt\": ...} or {\"messages\": [...]} records")
     from cream.data.benchmarks import BENCHMARKS
 
+    _need(len(cfg.eval.benchmarks) + len(d.get("eval_files") or {}) > 0, "eval.benchmarks", list(cfg.eval.benchmarks),
+          "nothing to evaluate: name a benchmark, or your own sets with data.eval_files={NAME: FILE.jsonl}")
     for name in d.get("eval_files") or {}:
         _need(name not in cfg.eval.benchmarks, f"data.eval_files.{name}", d.eval_files[name],
               f"{name} is also in eval.benchmarks; give your eval set another name")

@@ -97,7 +97,7 @@ def test_eval_file_multiple_choice_and_numeric(tmp_path):
         ("mine-3", "mine", None, "1.5")]
     assert is_correct(ex[0], "The sky is blue.\nAnswer: B") and not is_correct(ex[0], "Answer: A")
     assert is_correct(ex[2], "So 4.\nAnswer: 4") and is_correct(ex[3], "Answer: 1.5")
-    cfg = compose([f"+data.eval_files={{mine: {p}}}", "eval.limit=3"])
+    cfg = compose([f"data.eval_files={{mine: {p}}}", "eval.limit=3"])
     sets = eval_sets(cfg)
     assert list(sets) == ["arc_easy", "mine"] and [e.id for e in sets["mine"]] == ["mine-0", "q2", "mine-2"]
     assert [e.id for e in sets["arc_easy"]] == [e.id for e in load_benchmark("arc_easy", "test")[:3]]
@@ -136,7 +136,7 @@ def test_real_model_without_data_dir_stops_naming_data_dir():
     validate_config(compose([]))  # the tiny default keeps the shipped sample
     # nothing read from benchmark files: own prompts, seed set and eval sets only
     validate_config(compose([*REAL, "data.pool=file", "data.prompts=p.jsonl", "data.seed.source=file",
-                             "data.seed.path=s.jsonl", "eval.benchmarks=[]", "+data.eval_files={mine: e.jsonl}"]))
+                             "data.seed.path=s.jsonl", "eval.benchmarks=[]", "data.eval_files={mine: e.jsonl}"]))
 
 
 @pytest.mark.parametrize("override, key", [
@@ -148,7 +148,8 @@ def test_real_model_without_data_dir_stops_naming_data_dir():
     (["data.seed.source=oasst"], "data.seed.path"),
     (["data.pool=paper", "data.n_prompts=0"], "data.n_prompts"),
     (["data.n_prompts=null"], "data.n_prompts"),
-    (["+data.eval_files={arc_easy: e.jsonl}"], "data.eval_files.arc_easy"),
+    (["data.eval_files={arc_easy: e.jsonl}"], "data.eval_files.arc_easy"),
+    (["eval.benchmarks=[]"], "eval.benchmarks"),                         # nothing to evaluate
     (["sft.skip=true"], "sft.skip"),                                      # implicit reward: r_1 = 0 everywhere
     (["sft.skip=true", "rewarder=self_reward_head"], "sft.skip"),
 ])
@@ -172,7 +173,7 @@ def test_smoke_pipeline_on_own_prompts_and_seed_set(tmp_path):
     evalf = _jsonl(tmp_path / "eval.jsonl", [{"question": f"What is {i} plus 1?", "answer": i + 1} for i in range(6)])
     run_dir = tmp_path / "run"
     run_cli(["+debug=smoke", "data.pool=file", f"data.prompts={prompts}", "data.seed.source=file",
-             f"data.seed.path={seed}", "eval.benchmarks=[]", f"+data.eval_files={{sums: {evalf}}}",
+             f"data.seed.path={seed}", "eval.benchmarks=[]", f"data.eval_files={{sums: {evalf}}}",
              f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     rows = read_results(run_dir)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"] and all(set(r["eval"]) == {"sums"} for r in rows)
