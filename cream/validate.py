@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from cream.data import custom, oasst, pool
+from cream.data.benchmarks import BENCHMARKS, FILES
 from cream.errors import CreamError
 
 
@@ -26,8 +28,6 @@ def validate_config(cfg: DictConfig) -> None:
     _need(int(cfg.model.max_prompt_length) < int(cfg.model.max_length), "model.max_prompt_length",
           cfg.model.max_prompt_length, f"must be below model.max_length={cfg.model.max_length}")
     _need(cfg.pipeline.on_config_change in ("error", "redo"), "pipeline.on_config_change", cfg.pipeline.on_config_change, "must be error or redo")
-    from cream.data.benchmarks import BENCHMARKS, FILES
-
     for name in list(cfg.data.benchmarks) + list(cfg.eval.benchmarks):
         _need(name in BENCHMARKS, "data.benchmarks", name, f"unknown benchmark; known: {', '.join(BENCHMARKS)}")
     for name in cfg.eval.benchmarks:
@@ -60,6 +60,14 @@ def _validate_data(cfg: DictConfig) -> None:
     _need(d.pool in ("per_benchmark", "paper", "file"), "data.pool", d.pool, "must be per_benchmark, paper or file")
     _need(cfg.sampling.get("instruction", "cot") in ("cot", "none"), "sampling.instruction", cfg.sampling.get("instruction"),
           "must be cot (the evaluation's step-by-step instruction) or none (the raw question)")
+    # no silent sample data: a real model trained or evaluated on the few shipped records by accident
+    if cfg.model.name_or_path is not None and d.dir is None and uses_benchmark_files(cfg) and not d.get("allow_sample"):
+        raise ConfigError(
+            f"data.dir=None: model.name_or_path={cfg.model.name_or_path!r} is not the tiny default, but data.dir is "
+            "unset, so the run would train and evaluate on the small sample shipped in cream/data/sample (a few "
+            "hundred records per benchmark). Set data.dir=DIR (a folder laid out like the original releases), "
+            "or data.allow_sample=true to use the sample on purpose."
+        )
     if d.seed.source == "benchmarks" or d.pool == "per_benchmark":
         _need(int(d.n_seed) >= 1, "data.n_seed", d.n_seed, "must be >= 1: SFT needs labeled examples")
     if d.pool == "per_benchmark":
@@ -75,8 +83,6 @@ def _validate_data(cfg: DictConfig) -> None:
     _need(d.seed.limit is None or int(d.seed.limit) >= 1, "data.seed.limit", d.seed.limit, "must be >= 1 or null")
     _need(d.pool != "file" or d.prompts is not None, "data.prompts", d.prompts,
           "data.pool=file needs a JSONL file or datasets folder of {\"prompt\": ...} or {\"messages\": [...]} records")
-    from cream.data.benchmarks import BENCHMARKS
-
     _need(len(cfg.eval.benchmarks) + len(d.get("eval_files") or {}) > 0, "eval.benchmarks", list(cfg.eval.benchmarks),
           "nothing to evaluate: name a benchmark, or your own sets with data.eval_files={NAME: FILE.jsonl}")
     for name in d.get("eval_files") or {}:
@@ -84,11 +90,18 @@ def _validate_data(cfg: DictConfig) -> None:
               f"{name} is also in eval.benchmarks; give your eval set another name")
         _need(name not in BENCHMARKS, f"data.eval_files.{name}", d.eval_files[name],
               "a built-in benchmark's name; give your eval set another name")
-    # no silent sample data: a real model trained or evaluated on the few shipped records by accident
-    if cfg.model.name_or_path is not None and d.dir is None and uses_benchmark_files(cfg) and not d.get("allow_sample"):
-        raise ConfigError(
-            f"data.dir=None: model.name_or_path={cfg.model.name_or_path!r} is not the tiny default, but data.dir is "
-            "unset, so the run would train and evaluate on the small sample shipped in cream/data/sample (a few "
-            "hundred records per benchmark). Set data.dir=DIR (a folder laid out like the original releases), "
-            "or data.allow_sample=true to use the sample on purpose."
-        )
+    _check_own_files(cfg)
+
+
+def _check_own_files(cfg: DictConfig) -> None:
+    """Read your own data files now, so a malformed record stops the run before any stage (a DataError
+    naming the file, line and field); for OASST1, only that the release is where it is expected."""
+    d = cfg.data
+    if d.pool == "file":
+        custom.load_prompts(d.prompts)
+    if d.seed.source == "file":
+        custom.load_conversations(d.seed.path)
+    if d.seed.source == "oasst":
+        oasst.find_release(pool.oasst_path(cfg))
+    for name, path in (d.get("eval_files") or {}).items():
+        custom.load_eval_file(str(name), path)

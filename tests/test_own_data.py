@@ -126,7 +126,7 @@ def test_missing_file_names_the_key(tmp_path):
 REAL = ["model=local", "model.name_or_path=/some/model"]
 
 
-def test_real_model_without_data_dir_stops_naming_data_dir():
+def test_real_model_without_data_dir_stops_naming_data_dir(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.dir=None: model\.name_or_path='/some/model'.*data\.allow_sample=true"):
         validate_config(compose(REAL))
     with pytest.raises(ConfigError, match=r"data\.dir"):
@@ -135,8 +135,23 @@ def test_real_model_without_data_dir_stops_naming_data_dir():
     validate_config(compose([*REAL, "data.dir=/full/releases"]))
     validate_config(compose([]))  # the tiny default keeps the shipped sample
     # nothing read from benchmark files: own prompts, seed set and eval sets only
-    validate_config(compose([*REAL, "data.pool=file", "data.prompts=p.jsonl", "data.seed.source=file",
-                             "data.seed.path=s.jsonl", "eval.benchmarks=[]", "data.eval_files={mine: e.jsonl}"]))
+    p = _jsonl(tmp_path / "p.jsonl", [{"prompt": "q?"}])
+    s = _jsonl(tmp_path / "s.jsonl", [{"messages": [U("q?"), A("a.")]}])
+    e = _jsonl(tmp_path / "e.jsonl", [{"question": "q?", "answer": 1}])
+    validate_config(compose([*REAL, "data.pool=file", f"data.prompts={p}", "data.seed.source=file",
+                             f"data.seed.path={s}", "eval.benchmarks=[]", f"data.eval_files={{mine: {e}}}"]))
+
+
+def test_own_files_are_checked_before_anything_runs(tmp_path):
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"prompt": "fine"}, {"text": "no prompt"}])
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: missing field 'prompt'"):
+        validate_config(compose(["data.pool=file", f"data.prompts={bad}"]))
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: missing field 'messages'"):
+        validate_config(compose(["data.seed.source=file", f"data.seed.path={bad}"]))
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: field 'question': missing"):
+        validate_config(compose([f"data.eval_files={{mine: {bad}}}"]))
+    with pytest.raises(DataError, match=r"nope.*does not exist.*oasst1"):
+        validate_config(compose(["data.seed.source=oasst", f"data.seed.path={tmp_path / 'nope'}"]))
 
 
 @pytest.mark.parametrize("override, key", [
