@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from cream.data.benchmarks import DataError
 from cream.data.datamodules import ConversationSFTDataModule
 from cream.data.oasst import OasstError, load_oasst
 from cream.data.pool import seed_conversations
@@ -194,3 +195,13 @@ def test_datamodule_labels_and_truncation(chat_tok):
     # cut inside the first user turn: no assistant token left, the conversation is dropped
     short = ConversationSFTDataModule(tok, convs, batch_size=2, max_length=4, seed=0)
     assert short.n_truncated == 2 and short.n_dropped == 2 and short.items == []
+
+
+def test_a_template_that_rewrites_earlier_turns_is_refused(chat_tok):
+    # like templates that drop an earlier reply's reasoning: the whole conversation is not the sum of its prefixes
+    chat_tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}[old]"
+                              "{% else %}{{ m['content'] }}{% endif %}|{% endfor %}")
+    with pytest.raises(DataError, match=r"does not render a conversation as the concatenation.*max_turns=1"):
+        encode_conversation(chat_tok, EXPECTED[0]["messages"], 512)
+    ids, mask, _ = encode_conversation(chat_tok, EXPECTED[0]["messages"][:2], 512)  # one exchange is fine
+    assert _runs(chat_tok, ids, mask) == ["A small feline.|"]

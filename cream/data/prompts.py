@@ -85,8 +85,9 @@ def conversation_segments(tokenizer, messages: list[dict]) -> list[tuple[list[in
             before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
             upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
             if not (full.startswith(upto) and upto.startswith(before) and len(before) >= pos):
-                raise DataError("the tokenizer's chat template does not render a conversation as the concatenation "
-                                "of its turns; assistant turns cannot be located for the loss mask")
+                raise DataError(f"the chat template of {tokenizer.name_or_path!r} does not render a conversation as "
+                                "the concatenation of its turns (it rewrites earlier turns), so the assistant turns "
+                                "cannot be located for the loss mask; use data.seed.max_turns=1 or another tokenizer")
             end = len(upto.rstrip())
             texts += [(full[pos:len(before)], False), (full[len(before):end], True)]
             pos = end
