@@ -89,8 +89,9 @@ MODEL = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", 
 GGUF = "model.gguf_file"  # recorded only when set (older run dirs stay valid)
 TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val"]
 LORA = "model.lora"  # recorded by the training stages only when set (older run dirs stay valid)
-DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed"]
-EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "data.dir", "data.source"]
+DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.seed", "data.pool"]
+EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "data.dir", "data.source",
+        "data.eval_files"]
 
 
 def plan(cfg: DictConfig) -> list[Stage]:
@@ -113,7 +114,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
     for t in range(1, int(cfg.pipeline.iterations) + 1):
         it, policy, previous = f"iter_{t}", model_stage(t), model_stage(t - 1)
         stages += [
-            Stage(f"{it}/sample", sample.run, [policy], keys(model, DATA, "data.n_prompts", "sampling", "sampler"), {"t": t}),
+            Stage(f"{it}/sample", sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
             Stage(f"{it}/reward", reward.run, sorted({f"{it}/sample", policy, previous, "base"}), keys(model, "rewarder"), {"t": t}),
             Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], keys("consistency"), {"t": t}),
             Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], keys(), {"t": t}),

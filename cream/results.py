@@ -16,6 +16,8 @@ def _row(ctx, k: int, done: dict[str, dict]) -> dict:
         if p:
             row["n_pairs"], row["n_dropped"] = p["n_pairs"], p["n_dropped"]
             row["reward_quality"] = p.get("reward_quality")
+    if k == 1 and (done.get("sft", {}).get("summary") or {}).get("skipped"):
+        row["note"] = "sft skipped: M1 = M0"
     return row | {key: ev.get(key) for key in ("eval", "eval_avg", "eval_loglik", "eval_loglik_avg", "eval_loglik_sum", "eval_loglik_sum_avg")}
 
 
@@ -44,6 +46,9 @@ def print_results(rows: list[dict]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines[1:]:
         print(fmt(line))
+    for r in rows:
+        if r.get("note"):
+            print(f"{r['model']}: {r['note']}")
 
 
 def print_timings(done: dict[str, dict], ran: dict[str, float]) -> None:

@@ -235,3 +235,23 @@ def test_all_rewards_tied_from_the_cli(tmp_path):
     proc = run_cli(["+debug=smoke", "sampling.temperature=0", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "the rewards tie for every one of the 16 prompts" in proc.stdout + proc.stderr
     assert (tmp_path / "r" / "iter_1" / "reward" / "manifest.json").exists()  # what was computed is kept
+
+
+@pytest.mark.slow
+def test_real_model_without_data_dir_from_the_cli(tmp_path):
+    # no silent sample data: stops before any stage, naming data.dir and the key that allows the sample
+    proc = run_cli(["model=local", "model.name_or_path=/some/instruct-model", f"hydra.run.dir={tmp_path / 'r'}"],
+                   cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "data.dir=None" in out and "data.allow_sample=true" in out
+    assert "Traceback" not in out and not (tmp_path / "r" / "base").exists()
+
+
+@pytest.mark.slow
+def test_malformed_prompts_file_from_the_cli(tmp_path):
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"messages": [{"role": "user", "content": ""}]}\n')
+    proc = run_cli(["data.pool=file", f"data.prompts={bad}", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and f"{bad}:2: field 'messages[0].content': expected non-empty text" in out
+    assert "Traceback" not in out and not (tmp_path / "r" / "base").exists()

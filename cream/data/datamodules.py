@@ -7,6 +7,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from cream.data.prompts import encode_conversation
 from cream.models import encode_pair, pad_batch
 
 
@@ -96,6 +97,39 @@ class SFTDataModule(L.LightningDataModule):
     def train_dataloader(self):
         return ResumableLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
                                collate_fn=self.collate)
+
+
+class ConversationSFTDataModule(SFTDataModule):
+    """Multi-turn conversations -> input_ids with labels only on assistant turns (each with the end-of-turn
+    token its chat template emits; see ``cream.data.prompts.conversation_segments``), -100 elsewhere.
+
+    A conversation is cut to its first ``max_length`` tokens (counted in ``n_truncated``); one left with
+    no assistant token is dropped (counted in ``n_dropped``), as the official code drops overlong ones.
+    """
+
+    def __init__(self, tokenizer, conversations: Sequence[list[dict]], *, batch_size: int, max_length: int, seed: int):
+        L.LightningDataModule.__init__(self)
+        self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
+        self.items, self.n_truncated, self.n_dropped = [], 0, 0
+        for messages in conversations:
+            ids, mask, truncated = encode_conversation(tokenizer, messages, max_length)
+            self.n_truncated += truncated
+            if any(mask[1:]):  # position 0 is never predicted
+                self.items.append((ids, mask))
+            else:
+                self.n_dropped += 1
+
+    def collate(self, items):
+        T = max(len(ids) for ids, _ in items)
+        input_ids = torch.full((len(items), T), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), T), dtype=torch.long)
+        labels = torch.full((len(items), T), -100, dtype=torch.long)
+        for i, (ids, mask) in enumerate(items):
+            t = torch.tensor(ids)
+            input_ids[i, : len(ids)] = t
+            attention_mask[i, : len(ids)] = 1
+            labels[i, : len(ids)] = t.masked_fill(~torch.tensor(mask), -100)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 class PreferenceDataModule(L.LightningDataModule):

@@ -1,12 +1,19 @@
-"""SFT: fine-tune M0 on the labeled seed set (loss on response tokens only) -> M1."""
+"""SFT: fine-tune M0 on the seed set -> M1 (loss on response / assistant tokens only); or, with
+``sft.skip=true``, M1 = M0: M0's weights and tokenizer are saved unchanged as ``sft/model`` (so M1 loads
+from ``ctx.model_path(1)`` like a trained one) and the summary says ``skipped``.
+
+Seed set (``data.seed.source``): ``benchmarks`` renders each labelled example as one user turn (question +
+instruction) and its target; ``oasst`` / ``file`` are multi-turn conversations through the chat template,
+the loss on every assistant turn and its end-of-turn token (``ConversationSFTDataModule``).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import lightning as L
 
-from cream.data.datamodules import SFTDataModule
-from cream.data.pool import seed_set
+from cream.data.datamodules import ConversationSFTDataModule, SFTDataModule
+from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
 from cream.models import load_model, load_tokenizer
 from cream.modules.self_reward_head import make_sft_module, save_sft_extras
@@ -14,16 +21,35 @@ from cream.distributed import is_main, trainer_world_size
 from cream.training import fit, make_trainer, prepare_model, save_model, training_dtype
 
 
+def skip(ctx, out: Path) -> dict:
+    """M1 = M0: M0 saved as it is (in ``model.dtype``) to ``out/model``; rank 0 writes."""
+    cfg = ctx.cfg
+    if is_main():
+        tok = load_tokenizer(ctx.model_path(0), cfg.model.trust_remote_code)
+        model = load_model(ctx.model_path(0), cfg.model.dtype, cfg.model.trust_remote_code)
+        model.save_pretrained(str(out / "model"), safe_serialization=True)
+        tok.save_pretrained(str(out / "model"))
+    return {"skipped": True, "n_examples": 0, "n_truncated": 0, "steps": 0, "final_loss": None}
+
+
 def run(ctx, out: Path) -> dict:
     cfg = ctx.cfg
+    if cfg.sft.get("skip"):
+        return skip(ctx, out)
     L.seed_everything(int(cfg.seed), verbose=False)
-    examples = seed_set(cfg)
     tok = load_tokenizer(ctx.model_path(0), cfg.model.trust_remote_code)
+    batch = dict(batch_size=int(cfg.sft.batch_size), max_length=int(cfg.model.max_length), seed=int(cfg.seed))
+    extra = {}
+    if cfg.data.seed.source == "benchmarks":
+        examples = seed_set(cfg)
+        dm = SFTDataModule(tok, [render(tok, format_prompt(ex)) for ex in examples], [sft_target(ex) for ex in examples],
+                           max_prompt_length=int(cfg.model.max_prompt_length), **batch)
+    else:
+        examples = seed_conversations(cfg)
+        dm = ConversationSFTDataModule(tok, [c["messages"] for c in examples], **batch)
+        extra = {"n_dropped": dm.n_dropped, "seed_source": str(cfg.data.seed.source)}
     model = load_model(ctx.model_path(0), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
-    dm = SFTDataModule(tok, [render(tok, format_prompt(ex)) for ex in examples], [sft_target(ex) for ex in examples],
-                       batch_size=int(cfg.sft.batch_size), max_length=int(cfg.model.max_length),
-                       max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed))
     module = make_sft_module(cfg, model, lr=float(cfg.sft.lr), weight_decay=float(cfg.sft.weight_decay), warmup_ratio=float(cfg.sft.warmup_ratio),
                        total_steps=dm.steps(int(cfg.sft.epochs), int(cfg.trainer.accumulate_grad_batches),
                                                    trainer_world_size(cfg.trainer)))
@@ -33,4 +59,4 @@ def run(ctx, out: Path) -> dict:
     if is_main():
         save_sft_extras(module, out / "model")  # the self-reward head, when rewarder=self_reward_head
     return {"n_examples": len(examples), "n_truncated": dm.n_truncated, "steps": trainer.global_step,
-            "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
+            "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan"))), **extra}
