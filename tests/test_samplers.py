@@ -31,3 +31,35 @@ def test_unknown_sampler():
 
     with pytest.raises(SamplerError, match="sampler.name='nope'"):
         get_sampler(OmegaConf.create({"name": "nope"}))
+
+
+def test_vllm_gets_every_stop_id_and_reports_cut_completions(monkeypatch, tiny_dir):
+    """With a stand-in vllm module: SamplingParams receives the stop ids of cream.models.stop_ids, and a
+    completion vLLM ended for length is flagged as not finished."""
+    import types
+
+    from cream.models import load_model, load_tokenizer, stop_ids
+    from cream.samplers import get_sampler
+
+    seen = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            seen["params"] = kw
+
+    class LLM:
+        def __init__(self, **kw):
+            seen["llm"] = kw
+
+        def generate(self, prompts, params, use_tqdm=False):
+            out = lambda text, reason: types.SimpleNamespace(text=text, finish_reason=reason)  # noqa: E731
+            return [types.SimpleNamespace(outputs=[out("a", "stop"), out("b", "length")]) for _ in prompts]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
+    generate = get_sampler(compose(["sampler=vllm"]).sampler)
+    texts, finished, n_trunc = generate(model, tok, ["Which gas?"], n=2, max_new_tokens=8, temperature=0.7, top_p=0.9,
+                                        return_finished=True)
+    assert seen["params"]["stop_token_ids"] == stop_ids(tok, model) == [tok.eos_token_id]
+    assert texts == [["a", "b"]] and finished == [[True, False]] and n_trunc == 0
+    assert seen["llm"]["model"] == str(tiny_dir)
