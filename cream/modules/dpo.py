@@ -43,4 +43,4 @@ class DPOModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
+        return adamw_cosine(self.model, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)

@@ -107,4 +107,4 @@ class RewardModelModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self.rm.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
+        return adamw_cosine(self.rm, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
