@@ -113,30 +113,33 @@ def arch_of(config) -> Arch:
         raise PlanError(f"the plan needs a decoder-only (Llama-like) config: {e}") from e
 
 
-def model_arch(cfg: DictConfig) -> tuple[Arch, str]:
-    """(architecture, where it came from) of ``cfg.model``, without loading weights."""
+def model_arch(cfg: DictConfig) -> tuple[Arch, str, object]:
+    """(architecture, where it came from, transformers config) of ``cfg.model``, without loading weights."""
     m = cfg.model
     if m.name_or_path is None:
         t = m.tiny
-        return Arch(t.vocab_size, t.hidden_size, t.intermediate_size, t.num_layers, t.num_heads, t.num_heads, tied=True), "model.tiny"
+        a = Arch(t.vocab_size, t.hidden_size, t.intermediate_size, t.num_layers, t.num_heads, t.num_heads, tied=True)
+        return a, "model.tiny", a.llama_config()
     name = str(m.name_or_path)
     if (Path(name) / "config.json").is_file():
         from transformers import AutoConfig
 
-        return arch_of(AutoConfig.from_pretrained(name, trust_remote_code=bool(m.trust_remote_code))), f"{name}/config.json"
+        config = AutoConfig.from_pretrained(name, trust_remote_code=bool(m.trust_remote_code))
+        return arch_of(config), f"{name}/config.json", config
     if name in ARCHS:
-        return ARCHS[name], "cream.plan.ARCHS"
+        return ARCHS[name], "cream.plan.ARCHS", ARCHS[name].llama_config()
     raise PlanError(f"model.name_or_path={name!r}: no local config.json and not in cream.plan.ARCHS "
                     f"({', '.join(ARCHS)}); point it at a local folder with config.json")
 
 
-def count_params(arch: Arch, lora: dict | None = None) -> tuple[int, int]:
-    """(all parameters, trainable parameters) of the model built on the meta device (LoRA adapters applied)."""
+def count_params(config, lora: dict | None = None) -> tuple[int, int]:
+    """(all parameters, trainable parameters) of the model of a transformers ``config`` (or an :class:`Arch`),
+    built on the meta device (LoRA adapters applied)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(arch.llama_config())
+        model = AutoModelForCausalLM.from_config(config.llama_config() if isinstance(config, Arch) else config)
     if lora is not None:
         from cream import lora as lora_mod
 
@@ -217,7 +220,7 @@ def layout(cfg: DictConfig) -> Layout:
     t = cfg.trainer
     strategy = t.get("strategy")
     sharding = "FULL_SHARD"
-    if isinstance(strategy, DictConfig) or isinstance(strategy, dict):
+    if isinstance(strategy, (DictConfig, dict)):
         target = str(strategy.get("_target_", ""))
         kind = "fsdp" if "fsdp" in target.lower() else "ddp" if "ddp" in target.lower() else "single"
         sharding = str(strategy.get("sharding_strategy", "FULL_SHARD"))
@@ -277,9 +280,9 @@ class Plan:
 
 
 def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
-    arch, source = model_arch(cfg)
+    arch, source, config = model_arch(cfg)
     lora = cfg.model.get("lora")
-    params, trainable = count_params(arch, OmegaConf.to_container(lora, resolve=True) if lora is not None else None)
+    params, trainable = count_params(config, OmegaConf.to_container(lora, resolve=True) if lora is not None else None)
     lay = layout(cfg)
     if str(cfg.trainer.get("devices")) in ("auto", "-1"):
         plan_notes = [f"trainer.devices={cfg.trainer.devices}: counted as {lay.world} rank(s) on this machine; "
@@ -341,10 +344,11 @@ def render(plan: Plan) -> str:
               f"tokens       sampled per iteration at most {plan.sampling['tokens']}"]
     lines += [f"note         {n}" for n in plan.notes]
     fits = plan.fits()
-    total = max(plan.peak_gb(), plan.sampling["bytes"] / GB + plan.overhead_gb)
+    train, sample = plan.peak_gb(), plan.sampling["bytes"] / GB + plan.overhead_gb
+    peaks = f"training {train:.1f} GB, sampling {sample:.1f} GB per GPU (with {plan.overhead_gb:g} GB of overhead)"
     if fits is None:
-        lines.append(f"fits         ? peak {total:.1f} GB per device (set trainer.gpu_memory_gb to check)")
+        lines.append(f"fits         ? {peaks} (set trainer.gpu_memory_gb to check)")
     else:
         verdict = "yes" if fits else "NO"
-        lines.append(f"fits         {verdict}: peak {total:.1f} GB per GPU of {float(plan.gpu_memory_gb):g} GB (trainer.gpu_memory_gb)")
+        lines.append(f"fits         {verdict}: {peaks}; {float(plan.gpu_memory_gb):g} GB per GPU (trainer.gpu_memory_gb)")
     return "\n".join(lines)

@@ -88,3 +88,14 @@ def test_cli_plan_prints_and_runs_nothing(tmp_path):
     assert "parameters   8.030 B" in out and "FSDP FULL_SHARD on 8 ranks" in out
     assert "global batch sft 32, dpo 32" in out and "fits         yes" in out
     assert not (tmp_path / "run" / "base").exists()  # nothing ran
+
+
+def test_local_folder_params_match_the_loaded_model(tiny_dir):
+    """A local folder: its config.json on the meta device counts exactly the parameters from_pretrained loads."""
+    from cream.models import load_model
+    from cream.plan import make_plan
+
+    plan = make_plan(compose(["model=local", f"model.name_or_path={tiny_dir}", "+debug=smoke"]))
+    model = load_model(tiny_dir)
+    assert plan.params == sum(p.numel() for p in model.parameters())
+    assert plan.arch.tied and plan.arch.vocab_size == model.config.vocab_size

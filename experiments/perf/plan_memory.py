@@ -96,8 +96,9 @@ def estimate(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, 
 
     from cream.plan import Layout, arch_of, count_params, training_memory
 
-    arch = arch_of(AutoConfig.from_pretrained(model_dir))
-    params, trainable = count_params(arch)
+    config = AutoConfig.from_pretrained(model_dir)
+    arch = arch_of(config)
+    params, trainable = count_params(config)
     lay = Layout("single", param_bytes=4, compute_bytes=4 if precision == "32-true" else 2, model_bytes=4,
                  activation_checkpointing=ckpt)
     scored = rows * seq if stage == "sft" else rows * resp
@@ -112,7 +113,21 @@ def main() -> None:
     ap.add_argument("--smollm", default="/work/models/smollm2-135m-instruct")
     ap.add_argument("--sizes", default="tiny,20m,smollm2-135m")
     ap.add_argument("--precisions", default="32-true")
+    ap.add_argument("--reestimate", help="a JSON line printed by an earlier run: recompute only the estimates")
     a = ap.parse_args()
+    if a.reestimate:
+        old = json.loads(Path(a.reestimate).read_text().strip().splitlines()[-1])
+        rows_out = []
+        for r in old["rows"]:
+            d = str(common.model_dir(r["model"])) if r["model"] in common.SIZES else a.smollm
+            resp = CASES[r["model"]][r["stage"]][2]
+            e = estimate(d, r["stage"], r["rows"], r["seq"], resp, r["precision"], r["ckpt"])
+            measured = r["measured_mib"] * 2**20
+            rows_out.append(dict(r, estimated_mib=round(e["estimated"] / 2**20, 1), parts_mib=e["parts"],
+                                 error=round((e["estimated"] - measured) / measured, 3)))
+        report(rows_out)
+        common.emit("plan_memory", "all", {"rows": rows_out})
+        return
     if a.child:
         d, stage, rows, seq, resp, precision, ckpt = a.child
         print(json.dumps(child(d, stage, int(rows), int(seq), None if resp == "-" else int(resp), precision, ckpt == "1")))
@@ -134,10 +149,15 @@ def main() -> None:
                            "ckpt": ckpt, "measured_mib": round(m["measured"] / 2**20, 1),
                            "estimated_mib": round(e["estimated"] / 2**20, 1), "error": round(err, 3), "parts_mib": e["parts"]}
                     rows_out.append(row)
-                    print(f"{size:>13} {stage} {rows:>2}x{seq} {precision:<10} ckpt={int(ckpt)}  measured {row['measured_mib']:8.1f} MiB"
-                          f"  estimated {row['estimated_mib']:8.1f} MiB  error {100 * err:+6.1f}%", flush=True)
+                    report([row])
                     gc.collect()
     common.emit("plan_memory", "all", {"rows": rows_out})
+
+
+def report(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"{r['model']:>13} {r['stage']} {r['rows']:>2}x{r['seq']} {r['precision']:<10} ckpt={int(r['ckpt'])}  measured "
+              f"{r['measured_mib']:8.1f} MiB  estimated {r['estimated_mib']:8.1f} MiB  error {100 * r['error']:+6.1f}%", flush=True)
 
 
 if __name__ == "__main__":
