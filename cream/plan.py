@@ -31,9 +31,7 @@ dtype under LoRA).  Per GPU:
                    logits' gradient at the start of the backward (12 V bytes) and the head's input.
                  With activation checkpointing (``trainer.activation_checkpointing``) the layers keep only
                  their input, L R s h b_r, plus one layer's activations recomputed in the backward.
-    backward     2 x one layer's activations: the temporaries of a layer's backward (the gradients of
-                 its activations, matmul workspaces); a fitted factor (BACKWARD_LAYERS), see below
-    peak         weights + compute + optimizer + max(gradients, activations + V h b_p + backward)
+    peak         weights + compute + optimizer + max(gradients, activations + V h b_p)
                  the backward frees activations as it makes gradients, so both are never at full size
                  at once; the LM head's (the embedding's, when tied) gradient V h comes first.
 
@@ -58,9 +56,6 @@ from omegaconf import DictConfig, OmegaConf
 from cream.errors import CreamError
 
 GB = 1e9
-# temporaries of a decoder layer's backward (gradients of its activations, matmul workspaces), in units of
-# the layer's saved activations: fitted on CPU to the tiny and 20m models, checked on SmolLM2-135M
-BACKWARD_LAYERS = 2
 
 
 class PlanError(CreamError, ValueError):
@@ -206,10 +201,9 @@ def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int
     ckpt = L * tokens * h * b_r + one_layer + head
     acts = ckpt if lay.activation_checkpointing else full
     head_grad = 0 if lay.lora else V * h * train_bytes / lay.grad_shards
-    backward = BACKWARD_LAYERS * one_layer
-    peak = weights + compute + optimizer + max(grads, acts + head_grad + backward)
+    peak = weights + compute + optimizer + max(grads, acts + head_grad)
     return {"weights": weights, "compute": compute, "gradients": grads, "optimizer": optimizer,
-            "activations": full, "activations_ckpt": ckpt, "backward": backward, "peak": peak}
+            "activations": full, "activations_ckpt": ckpt, "peak": peak}
 
 
 def layout(cfg: DictConfig) -> Layout:
@@ -334,7 +328,7 @@ def render(plan: Plan) -> str:
                  f"{d['rows']:>4} x {d['seq']:<5} {d['scored']:>6}")
     for key, label in (("weights", "weights"), ("compute", "compute copies (autocast / FSDP gathers)"), ("gradients", "gradients"),
                        ("optimizer", "optimizer state (AdamW)"), ("activations", "activations, no checkpointing"),
-                       ("activations_ckpt", "activations, checkpointing"), ("backward", "backward temporaries")):
+                       ("activations_ckpt", "activations, checkpointing")):
         lines.append(f"  {label:<48} {_gb(s['memory'][key])}   {_gb(d['memory'][key])}")
     lines.append(f"  {'peak: weights+compute+optimizer+max(grads, acts)':<48} {_gb(s['memory']['peak'])}   {_gb(d['memory']['peak'])}")
     lines.append(f"  {'+ CUDA context, allocator slack':<48} {plan.overhead_gb:7.2f} GB")

@@ -7,6 +7,10 @@ tokens shorter, so the padding mask is used as in the pipeline).  Measured: the 
 the loaded model (VmHWM - VmRSS before the steps).  Estimated: the plan's peak minus the weights, for the
 same R, s and scored tokens on one device (``32-true``, or ``bf16-mixed`` with autocast on CPU).
 
+The children run with ``MALLOC_MMAP_THRESHOLD_=65536``: glibc then serves every block above 64 KiB with
+mmap and returns it on free, so the resident peak follows the live tensors (as a GPU's
+``max_memory_allocated`` does) instead of heap fragmentation; ``--default-malloc`` measures without it.
+
     python experiments/perf/plan_memory.py                      # tiny and 20m (built), SmolLM2 if present
     python experiments/perf/plan_memory.py --smollm /work/models/smollm2-135m-instruct
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -114,7 +119,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="tiny,20m,smollm2-135m")
     ap.add_argument("--precisions", default="32-true")
     ap.add_argument("--reestimate", help="a JSON line printed by an earlier run: recompute only the estimates")
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's dynamic mmap threshold on")
     a = ap.parse_args()
+    if not a.default_malloc:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"  # inherited by the children (common.run_child)
     if a.reestimate:
         old = json.loads(Path(a.reestimate).read_text().strip().splitlines()[-1])
         rows_out = []
