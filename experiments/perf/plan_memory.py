@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--smollm", default="/work/models/smollm2-135m-instruct")
     ap.add_argument("--sizes", default="tiny,20m,smollm2-135m")
     ap.add_argument("--precisions", default="32-true")
+    ap.add_argument("--stages", default="dpo,sft")
     ap.add_argument("--reestimate", help="a JSON line printed by an earlier run: recompute only the estimates")
     ap.add_argument("--default-malloc", action="store_true", help="leave glibc's dynamic mmap threshold on")
     a = ap.parse_args()
@@ -147,6 +148,8 @@ def main() -> None:
             print(f"skip {size}: no {d}", file=sys.stderr)
             continue
         for stage, (rows, seq, resp) in CASES[size].items():
+            if stage not in a.stages.split(","):
+                continue
             for precision in a.precisions.split(","):
                 for ckpt in (False, True):
                     args = [d, stage, str(rows), str(seq), "-" if resp is None else str(resp), precision, "1" if ckpt else "0"]
