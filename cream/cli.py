@@ -42,10 +42,20 @@ def prepare_environment(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def train(cfg: DictConfig) -> float | None:
-    """Run (or resume) the CREAM pipeline in the Hydra run dir; returns the last model's average accuracy."""
+    """Run (or resume) the CREAM pipeline in the Hydra run dir; returns the last model's average accuracy.
+    ``plan=true``: print the plan of the composed config (cream/plan.py: sizes, memory per GPU, steps) and exit."""
     from cream.pipeline import run
 
     prepare_environment(cfg)
+    if cfg.get("plan"):
+        from cream.plan import make_plan, render
+
+        try:
+            print(render(make_plan(cfg)))
+        except CreamError as e:
+            log.error("%s", e)
+            raise SystemExit(2) from None
+        return None
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     log.info("run dir: %s", run_dir)
     try:

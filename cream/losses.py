@@ -6,6 +6,10 @@ sums over response tokens.  Every loss here is consistency-regularized (Wang et 
     L = C * l(h(y+, y-)) + (1 - C) * l(h(y-, y+)) = C * l(h) + (1 - C) * l(-h)
 
 with C in [0, 1] per pair; C = 1 is the plain loss.  Computed in float32 whatever the input dtype.
+
+``average_logps=True`` uses per-token averages instead of sums: each response's log pi_theta and log pi_ref
+are divided by its number of response tokens before h is formed (TRL does this for its IPO loss; the
+rewards/logps metrics are then per-token too).  Default: sums, as in the DPO and IPO papers' notation.
 """
 from __future__ import annotations
 
@@ -17,21 +21,29 @@ from torch import Tensor, nn
 class PreferenceLoss(nn.Module):
     """Base class: subclasses define ``pair_loss(h)`` elementwise; ``forward`` applies the weighting."""
 
-    def __init__(self, beta: float = 0.1):
+    def __init__(self, beta: float = 0.1, average_logps: bool = False):
         super().__init__()
         if not beta > 0:
             raise ValueError(f"loss.beta={beta}: must be > 0")
-        self.beta = float(beta)
+        self.beta, self.average_logps = float(beta), bool(average_logps)
 
     def pair_loss(self, h: Tensor) -> Tensor:
         raise NotImplementedError
 
     def forward(self, policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
-                ref_rejected_logps: Tensor, weight: Tensor | float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        """Per-pair losses [B] and per-pair metrics (TRL's names, not yet averaged)."""
+                ref_rejected_logps: Tensor, weight: Tensor | float = 1.0, chosen_tokens: Tensor | None = None,
+                rejected_tokens: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-pair losses [B] and per-pair metrics (TRL's names, not yet averaged).  ``chosen_tokens`` /
+        ``rejected_tokens``: response lengths in tokens, needed with ``average_logps``."""
         pc, pr = policy_chosen_logps.float(), policy_rejected_logps.float()
-        chosen = pc - ref_chosen_logps.float()
-        rejected = pr - ref_rejected_logps.float()
+        rc, rr = ref_chosen_logps.float(), ref_rejected_logps.float()
+        if self.average_logps:
+            if chosen_tokens is None or rejected_tokens is None:
+                raise ValueError("average_logps=True needs the response lengths (chosen_tokens, rejected_tokens)")
+            nc, nr = chosen_tokens.float().clamp(min=1), rejected_tokens.float().clamp(min=1)
+            pc, pr, rc, rr = pc / nc, pr / nr, rc / nc, rr / nr
+        chosen = pc - rc
+        rejected = pr - rr
         h = chosen - rejected
         c = torch.as_tensor(weight, dtype=torch.float32, device=h.device)
         if not ((c >= 0) & (c <= 1)).all():  # also rejects NaN
@@ -56,7 +68,11 @@ class SigmoidLoss(PreferenceLoss):
 
 class IPOLoss(PreferenceLoss):
     """IPO (Azar et al. 2023, "A General Theoretical Paradigm to Understand Learning from Human
-    Preferences"):  l(h) = (h - 1 / (2 beta))^2, which pulls h to a finite target instead of infinity."""
+    Preferences"):  l(h) = (h - 1 / (2 beta))^2, which pulls h to a finite target instead of infinity.
+
+    By default h is formed from summed log-ratios (the paper's log pi(y|x)); ``average_logps=True`` is TRL's
+    ``loss_type="ipo"``, which averages each response's log-probs over its tokens first.  The target
+    1 / (2 beta) is the same number in both, so the two forms pull very different log-ratio gaps."""
 
     def pair_loss(self, h: Tensor) -> Tensor:
         return (h - 1.0 / (2.0 * self.beta)) ** 2

@@ -318,7 +318,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
             continue
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
-        if did_run and cfg.logger.get("wandb"):
+        if did_run:  # per-iteration / per-model metrics: run-dir metrics.csv, and wandb with logger=wandb
             from cream import wandb_logging
 
             wandb_logging.log_stage(cfg, ctx.run_dir, stage.name, manifest)
@@ -326,10 +326,9 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     if not main:
         return []
     rows = write_results(ctx, done)
-    if cfg.logger.get("wandb"):
-        from cream import wandb_logging
+    from cream import wandb_logging
 
-        wandb_logging.finish()
+    wandb_logging.finish(cfg, ctx.run_dir, rows)  # logger=wandb: config and results as artifacts
     print_results(rows)
     print_timings(done, ran)
     artifacts.write_json(ctx.run_dir / "timings.json", {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0, **v.get("memory", {})}

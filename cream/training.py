@@ -1,6 +1,8 @@
-"""A Lightning Trainer for a training stage: CSV logs (+ wandb), last.ckpt for resume, the stage's seed."""
+"""A Lightning Trainer for a training stage: CSV logs (+ wandb) with lr and grad_norm per optimizer step,
+last.ckpt for resume (removed once the stage's model is saved unless ``keep_checkpoints=true``)."""
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -38,10 +40,42 @@ class TrackConsumed(Callback):
             loader.consumed = 0
 
 
+class StepStats(Callback):
+    """Per optimizer step: ``train/lr`` (the first param group's) and ``train/grad_norm``, the global L2
+    norm of the gradients before clipping (as HF Trainer and TRL report it; under FSDP summed over shards)."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        sq = torch.stack([g.detach().float().pow(2).sum() for g in grads]).sum() if grads else torch.zeros(())
+        if isinstance(trainer.strategy, FSDPStrategy) and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(sq)
+        pl_module.log("train/grad_norm", sq.sqrt(), on_step=True, on_epoch=False)
+        pl_module.log("train/lr", float(optimizer.param_groups[0]["lr"]), on_step=True, on_epoch=False)
+
+
+class StageCheckpoint(ModelCheckpoint):
+    """``checkpoints/last.ckpt`` (weights + optimizer state) for resuming a stage; removed by
+    :func:`save_model` once the stage's model is saved, unless ``keep`` (``keep_checkpoints=true``)."""
+
+    def __init__(self, dirpath: Path, every: int, keep: bool):
+        super().__init__(dirpath=str(dirpath), save_last=True, save_top_k=0, every_n_train_steps=every,
+                         save_on_train_epoch_end=True)
+        self.keep = keep
+
+    def remove(self) -> None:
+        from cream import distributed
+
+        if not self.keep and distributed.is_main() and self.dirpath and Path(self.dirpath).is_dir():
+            shutil.rmtree(self.dirpath)
+
+
 def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     every = tcfg.pop("checkpoint_every_n_steps", 50)
     tcfg.pop("activation_checkpointing", None)  # applied to the model by prepare_model
+    tcfg.pop("gpu_memory_gb", None)  # read by the plan (plan=true) only
     if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
         from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.strategies
 
@@ -54,9 +88,9 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
         from cream.wandb_logging import make_wandb_logger
 
         loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
-    ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
-                           every_n_train_steps=every, save_on_train_epoch_end=True)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), ckpt], plugins=[AtomicCheckpointIO()], enable_model_summary=False,
+    ckpt = StageCheckpoint(out / "checkpoints", every, keep=bool(cfg.get("keep_checkpoints", False)))
+    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
+                     plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
 
 
@@ -133,7 +167,9 @@ def prepare_model(cfg: DictConfig, model):
 
 def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str | None = None) -> None:
     """Save the trained model as full weights (LoRA merged) in ``dtype`` (default: as trained) with
-    ``save_pretrained``; rank 0 writes.
+    ``save_pretrained``; rank 0 writes, then removes the stage's ``checkpoints/`` (weights + AdamW state,
+    ~16 bytes per parameter) unless ``keep_checkpoints=true``.  A kill before the removal resumes from
+    ``last.ckpt``; one in the moment between it and the stage's manifest redoes the stage.
 
     Under FSDP the weights are sharded across ranks: the full state dict is gathered (every rank takes
     part) and rank 0 saves it."""
@@ -155,3 +191,6 @@ def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str |
     if distributed.is_main():
         model.save_pretrained(str(out_dir), safe_serialization=True, state_dict=state)
         tokenizer.save_pretrained(str(out_dir))
+    for cb in trainer.callbacks:  # the model is on disk: the optimizer checkpoint is no longer needed
+        if isinstance(cb, StageCheckpoint):
+            cb.remove()

@@ -1,19 +1,49 @@
-"""Optional wandb tracking (``logger=wandb``): one wandb run per pipeline run, grouped by sweep.
+"""The pipeline's metrics: ``metrics.csv`` in the run dir always, and one wandb run per pipeline (``logger=wandb``).
 
-Offline unless ``WANDB_API_KEY`` is set; the key is read by wandb from the environment and never
-written to logs or configs.  The run dir stays the source of truth: nothing reads wandb back.
-Logged: the resolved config; per training step the Lightning metrics of SFT and DPO (prefixed with
-the stage, e.g. ``iter_1/dpo/train/rewards/margins``); per iteration consistency, pairs kept/dropped
-and accuracies; a table of sample pairs (prompt, chosen, rejected, both rewards).
+Every metric has exactly one name, the same in wandb and in the CSV logs:
+
+    per optimizer step, axis ``sft/step`` / ``dpo/step`` (DPO steps counted on across iterations; each row
+    also carries ``iteration``):
+        sft/train/loss ...            the SFT module's metrics (``sft/logs/metrics.csv`` has them as train/*)
+        dpo/train/loss, dpo/train/rewards/{chosen,rejected,margins,accuracies}, dpo/train/logps/{chosen,rejected},
+        dpo/train/lr, dpo/train/grad_norm, dpo/train/consistency_weight
+                                      (``iter_t/dpo/logs/metrics.csv`` has them as train/*: TRL's names)
+    per iteration t, axis ``iteration``:
+        iter/consistency/{mean,std,min,max,n,n_undefined}, iter/consistency/c_hist (histogram of the C_j)
+        iter/sample/{n_prompts,n_responses,...}, iter/pairs/{n_pairs,n_dropped,chosen_chars,...},
+        iter/dpo/{mean_weight,steps}, iter/sample_pairs (a table of 50 pairs)
+        iter/reward_quality/{pairwise_accuracy,exact_match,spearman,kendall,response_accuracy,...},
+        iter/reward_quality/{tau_hist,correctness_tau_hist} (histograms)
+        (a count several stages repeat is logged once: prompts under iter/sample, pairs under iter/pairs)
+    per model M_k, axis ``model`` (= k; M_{t+1} is the model trained in iteration t): a curve over iterations
+        eval/generate/<benchmark>, eval/generate/avg, eval/loglik/<benchmark>, eval/loglik/avg,
+        eval/loglik_sum/<benchmark>, eval/loglik_sum/avg
+
+``metrics.csv`` (run dir) holds the per-iteration and per-model rows: ``axis,step,key,value`` (histograms as
+JSON); the per-step rows are in each training stage's ``logs/metrics.csv``.  wandb also gets the resolved
+config and ``results.jsonl`` as artifacts (and the results as a table), and a table of sample pairs per
+iteration.  Offline unless ``WANDB_API_KEY`` is set; the key is read by wandb from the environment and never
+written to logs or configs.  A resumed pipeline appends to the same wandb run (its id comes from the run dir).
+The run dir stays the source of truth: nothing reads wandb back.
 """
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 import os
 from pathlib import Path
 
+from lightning.pytorch.loggers.logger import Logger
 from omegaconf import DictConfig, OmegaConf
 
 _run = None
+METRICS_CSV = "metrics.csv"
+# a stage summary's keys that are not logged per iteration: lists, names, and the DPO stage's final
+# train/* values (logged per step under dpo/train/*: one name per metric)
+_SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", "eval", "eval_loglik", "eval_loglik_sum")
+# counts that several stages repeat: logged once (prompts under iter/sample, pairs under iter/pairs)
+_DUPLICATES = {"reward": ("n_prompts",), "pairs": ("n_prompts",), "dpo": ("n_pairs",)}
 
 
 def _secret_free(cfg: DictConfig) -> dict:
@@ -21,8 +51,17 @@ def _secret_free(cfg: DictConfig) -> dict:
     return {k: v for k, v in conf.items() if "key" not in k.lower() and "token" not in k.lower()}
 
 
+def enabled(cfg: DictConfig) -> bool:
+    return bool(cfg.logger.get("wandb"))
+
+
+def run_id(run_dir: Path) -> str:
+    """The wandb run id of a run dir: the same on every resume of it."""
+    return "cream-" + hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
+
+
 def start(cfg: DictConfig, run_dir: Path):
-    """Start (or return) the wandb run of this pipeline run."""
+    """Start (or return) the wandb run of this pipeline run, with its step axes."""
     global _run
     if _run is not None:
         return _run
@@ -32,31 +71,137 @@ def start(cfg: DictConfig, run_dir: Path):
     mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     sweep = run_dir.parent.name if run_dir.name.isdigit() else None  # multirun/<date>/<time>/<job>
     _run = wandb.init(project=w.project, group=w.group or sweep, name=str(run_dir.name), tags=list(w.tags),
-                      dir=str(run_dir), config=_secret_free(cfg), mode=mode, reinit="finish_previous")
+                      dir=str(run_dir), config=_secret_free(cfg), mode=mode, id=run_id(run_dir), resume="allow",
+                      reinit="finish_previous")
+    for axis, globs in (("sft/step", ["sft/*"]), ("dpo/step", ["dpo/*"]), ("iteration", ["iter/*"]), ("model", ["eval/*"])):
+        _run.define_metric(axis)
+        for g in globs:
+            _run.define_metric(g, step_metric=axis)
     return _run
 
 
-def make_wandb_logger(cfg: DictConfig, stage: str, run_dir: Path):
-    from lightning.pytorch.loggers import WandbLogger
+class StageLogger(Logger):
+    """A training stage's per-step metrics into the pipeline's wandb run, as ``<kind>/<name>`` (kind: sft or
+    dpo) with the step axis ``<kind>/step`` = ``offset`` + the stage's optimizer step + 1."""
 
-    return WandbLogger(experiment=start(cfg, Path(run_dir)), prefix=stage.replace("/", "-"))
+    def __init__(self, run, kind: str, offset: int = 0, iteration: int = 0):
+        super().__init__()
+        self._exp, self.kind, self.offset, self.iteration = run, kind, int(offset), int(iteration)
+
+    @property
+    def name(self) -> str:
+        return "cream-wandb"
+
+    @property
+    def version(self) -> str:
+        return self.kind
+
+    @property
+    def experiment(self):
+        return self._exp
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass  # the whole config is the run's config
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        row = {f"{self.kind}/{k}": float(v) for k, v in metrics.items() if k != "epoch"}
+        if not row:
+            return
+        row[f"{self.kind}/step"] = self.offset + int(step or 0) + 1
+        row["iteration"] = self.iteration
+        self._exp.log(row)
+
+
+def _stage_kind(stage: str) -> tuple[str, int]:
+    """("sft", 0) or ("dpo", t) from a stage name (``sft``, ``iter_t/dpo``); other names: (name, 0)."""
+    if stage.startswith("iter_") and stage.endswith("/dpo"):
+        return "dpo", int(stage.split("/")[0][len("iter_"):])
+    return stage.split("/")[-1], 0
+
+
+def dpo_offset(run_dir: Path, t: int) -> int:
+    """DPO optimizer steps taken in iterations 1..t-1 (from their manifests): where iteration t's steps start."""
+    total = 0
+    for k in range(1, t):
+        path = Path(run_dir) / f"iter_{k}" / "dpo" / "manifest.json"
+        if path.exists():
+            total += int((json.loads(path.read_text()).get("summary") or {}).get("steps", 0))
+    return total
+
+
+def make_wandb_logger(cfg: DictConfig, stage: str, run_dir: Path) -> StageLogger:
+    kind, t = _stage_kind(stage)
+    return StageLogger(start(cfg, Path(run_dir)), kind, dpo_offset(run_dir, t) if kind == "dpo" else 0, t)
+
+
+def _scalars(prefix: str, d: dict) -> dict:
+    return {f"{prefix}/{k}": v for k, v in d.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not str(k).startswith("train/") and k not in _SKIP}
+
+
+def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, int, dict, dict]]:
+    """The per-iteration / per-model rows of a finished stage: (axis, step, scalars, histograms as (counts, bins))."""
+    parts = name.split("/")
+    if parts[0] == "eval":
+        k = int(parts[1][1:])
+        row = {}
+        for mode, key in (("generate", "eval"), ("loglik", "eval_loglik"), ("loglik_sum", "eval_loglik_sum")):
+            for bench, acc in (summary.get(key) or {}).items():
+                row[f"eval/{mode}/{bench}"] = acc
+            if summary.get(f"{key}_avg") is not None:
+                row[f"eval/{mode}/avg"] = summary[f"{key}_avg"]
+        return [("model", k, row, {})] if row else []
+    if not parts[0].startswith("iter_"):
+        return []
+    t, kind = int(parts[0][len("iter_"):]), parts[-1]
+    row = {k: v for k, v in _scalars(f"iter/{kind}", summary).items() if k.rsplit("/", 1)[1] not in _DUPLICATES.get(kind, ())}
+    hists = {}
+    if kind == "consistency":
+        path = Path(run_dir) / name / "consistency.jsonl"
+        cs = [json.loads(line)["c"] for line in path.read_text().splitlines()] if path.exists() else []
+        cs = [c for c in cs if c is not None]
+        if cs:
+            import numpy as np
+
+            counts, bins = np.histogram(cs, bins=10, range=(0.0, 1.0))
+            hists["iter/consistency/c_hist"] = ([int(c) for c in counts], [float(b) for b in bins])
+    quality = summary.get("reward_quality") or {}
+    row |= {k: v for k, v in _scalars("iter/reward_quality", quality).items()
+            if k.rsplit("/", 1)[1] not in set(summary) | {"n_prompts"}}  # those already under iter/pairs/
+    for key in ("tau_hist", "correctness_tau_hist"):
+        h = quality.get(key)
+        if isinstance(h, dict) and h.get("counts"):
+            hists[f"iter/reward_quality/{key}"] = (list(h["counts"]), list(h["bins"]))
+    return [("iteration", t, row, hists)] if row or hists else []
+
+
+def _append_csv(path: Path, axis: str, step: int, row: dict, hists: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["axis", "step", "key", "value"])
+        for k, v in row.items():
+            w.writerow([axis, step, k, v])
+        for k, (counts, bins) in hists.items():
+            w.writerow([axis, step, k, json.dumps({"counts": counts, "bins": bins})])
 
 
 def log_stage(cfg: DictConfig, run_dir: Path, name: str, manifest: dict) -> None:
-    """Per-iteration metrics after each stage (consistency, pairs, accuracies) and the pairs table."""
+    """After a stage ran: its per-iteration / per-model metrics into ``metrics.csv`` and, with
+    ``logger=wandb``, the wandb run (plus a table of sample pairs after the pairs stage)."""
+    summary = manifest.get("summary") or {}
+    rows = stage_metrics(run_dir, name, summary)
+    for axis, step, row, hists in rows:
+        _append_csv(Path(run_dir) / METRICS_CSV, axis, step, row, hists)
+    if not enabled(cfg):
+        return
     import wandb
 
     run = start(cfg, run_dir)
-    summary = manifest.get("summary") or {}
-    scalars = {f"{name}/{k}": v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    for key in ("eval", "eval_loglik"):
-        for bench, acc in (summary.get(key) or {}).items():
-            scalars[f"{name}/{key}/{bench}"] = acc
-    if scalars:
-        run.log(scalars)
-    if name.endswith("/pairs"):
-        import json
-
+    for axis, step, row, hists in rows:
+        run.log({axis: step, **row, **{k: wandb.Histogram(np_histogram=(c, b)) for k, (c, b) in hists.items()}})
+    if name.endswith("/pairs") and (run_dir / name / "pairs.jsonl").exists():
         table = wandb.Table(columns=["prompt_id", "prompt", "chosen", "rejected", "reward_chosen", "reward_rejected"])
         with (run_dir / name / "pairs.jsonl").open() as f:
             for i, line in enumerate(f):
@@ -64,11 +209,36 @@ def log_stage(cfg: DictConfig, run_dir: Path, name: str, manifest: dict) -> None
                     break
                 p = json.loads(line)
                 table.add_data(p["prompt_id"], p["prompt"], p["chosen"], p["rejected"], p["reward_chosen"], p["reward_rejected"])
-        run.log({f"{name}/sample_pairs": table})
+        run.log({"iteration": int(name.split("/")[0][len("iter_"):]), "iter/sample_pairs": table})
 
 
-def finish() -> None:
+def finish(cfg: DictConfig, run_dir: Path, rows: list[dict] | None = None) -> None:
+    """End of the pipeline: the config and the results as artifacts (and the results as a table); close the run."""
     global _run
-    if _run is not None:
-        _run.finish()
-        _run = None
+    if not enabled(cfg):
+        return
+    import wandb
+
+    run = start(cfg, run_dir)
+    config = wandb.Artifact(f"config-{run.id}", type="config")
+    hydra_cfg = Path(run_dir) / ".hydra" / "config.yaml"
+    if hydra_cfg.exists():
+        config.add_file(str(hydra_cfg), name="config.yaml")
+    else:
+        with config.new_file("config.yaml") as f:
+            f.write(OmegaConf.to_yaml(OmegaConf.create(_secret_free(cfg))))
+    run.log_artifact(config)
+    results = Path(run_dir) / "results.jsonl"
+    if results.exists():
+        art = wandb.Artifact(f"results-{run.id}", type="results")
+        art.add_file(str(results), name="results.jsonl")
+        run.log_artifact(art)
+    if rows:
+        cols = ["model", "iteration", "eval_avg", "eval_loglik_avg", "n_pairs", "consistency_mean"]
+        table = wandb.Table(columns=cols)
+        for r in rows:
+            table.add_data(r.get("model"), r.get("iteration"), r.get("eval_avg"), r.get("eval_loglik_avg"), r.get("n_pairs"),
+                           (r.get("consistency") or {}).get("mean"))
+        run.log({"results": table})
+    run.finish()
+    _run = None

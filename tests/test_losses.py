@@ -165,3 +165,36 @@ def test_cdpo_label_smoothing_validation():
 def test_base_is_abstract():
     with pytest.raises(NotImplementedError):
         PreferenceLoss(0.1)(*pair([1.0]))
+
+
+def test_ipo_summed_and_per_token_forms_hand_numbers():
+    # chosen: 5 tokens, log-ratio -10 - (-12) = 2; rejected: 10 tokens, log-ratio -20 - (-18) = -2; beta 0.1: target 5
+    pc, pr, rc, rr = torch.tensor([-10.0]), torch.tensor([-20.0]), torch.tensor([-12.0]), torch.tensor([-18.0])
+    nc, nr = torch.tensor([5]), torch.tensor([10])
+    summed, _ = IPOLoss(0.1)(pc, pr, rc, rr, chosen_tokens=nc, rejected_tokens=nr)
+    assert summed.item() == pytest.approx(1.0)                       # h = 2 + 2 = 4: (4 - 5)^2
+    avg, m = IPOLoss(0.1, average_logps=True)(pc, pr, rc, rr, chosen_tokens=nc, rejected_tokens=nr)
+    assert avg.item() == pytest.approx(19.36, abs=1e-5)              # h = 2/5 + 2/10 = 0.6: (0.6 - 5)^2
+    assert m["rewards/margins"].item() == pytest.approx(0.06)        # beta * 0.6
+    assert m["logps/chosen"].item() == pytest.approx(-2.0)           # -10 / 5
+    weighted, _ = IPOLoss(0.1, average_logps=True)(pc, pr, rc, rr, 0.7, chosen_tokens=nc, rejected_tokens=nr)
+    assert weighted.item() == pytest.approx(0.7 * 19.36 + 0.3 * 31.36, abs=1e-4)  # l(-h) = (-0.6 - 5)^2
+    with pytest.raises(ValueError, match="chosen_tokens"):
+        IPOLoss(0.1, average_logps=True)(pc, pr, rc, rr)
+
+
+def test_dpo_module_passes_response_lengths(tiny_dir):
+    """DPOModule divides by the number of scored response tokens (the positions response_logps sums)."""
+    from cream.models import load_model, pad_batch, response_logps
+    from cream.modules.dpo import DPOModule
+
+    model = load_model(tiny_dir)
+    b = pad_batch([[1, 5, 6, 7, 8, 2], [1, 5, 9, 2]], [2, 3], 3)  # chosen: 4 response tokens, rejected: 1
+    b.update(ref_chosen_logps=torch.tensor([-3.0]), ref_rejected_logps=torch.tensor([-1.0]), weight=torch.tensor([1.0]))
+    module = DPOModule(model, IPOLoss(0.1, average_logps=True), lr=0.0)
+    module.log = lambda *a, **k: None
+    loss = module.training_step(b, 0)
+    with torch.no_grad():
+        lp = response_logps(model, b["input_ids"], b["attention_mask"], b["response_mask"])
+    h = (lp[0].item() + 3.0) / 4 - (lp[1].item() + 1.0) / 1
+    assert loss.item() == pytest.approx((h - 5.0) ** 2, rel=1e-4)

@@ -22,8 +22,8 @@ class Crash(Callback):
             raise SystemError("simulated kill")
 
 
-def _train(tiny_dir, out, crash_at=None):
-    cfg = compose(["trainer.checkpoint_every_n_steps=1"])
+def _train(tiny_dir, out, crash_at=None, overrides=()):
+    cfg = compose(["trainer.checkpoint_every_n_steps=1", *overrides])
     L.seed_everything(0, verbose=False)
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
     prompts = [f"Question {i}: which gas?\n" for i in range(10)]
@@ -51,3 +51,43 @@ def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
     assert before and max(before) < min(after) and before | after == set(range(8))
     for (name, a), b in zip(ref.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_checkpoints_removed_once_the_model_is_saved(tiny_dir, tmp_path, keep):
+    from cream.training import save_model
+
+    model, trainer = _train(tiny_dir, tmp_path / "run", overrides=[f"keep_checkpoints={keep}"])
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert (ckpts / "last.ckpt").exists()  # until the model is saved, a kill resumes from it
+    save_model(trainer, model, load_tokenizer(tiny_dir), tmp_path / "run" / "model")
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+    assert ckpts.exists() == keep
+
+
+def test_lr_and_grad_norm_logged_per_optimizer_step(tiny_dir, tmp_path):
+    """train/lr follows the warmup-cosine schedule; train/grad_norm is the pre-clipping global norm (> 0)."""
+    import math
+
+    _train(tiny_dir, tmp_path / "run")
+    rows = [r for r in csv.DictReader((tmp_path / "run" / "logs" / "metrics.csv").open()) if r.get("train/lr")]
+    assert [int(r["step"]) for r in rows] == list(range(8))
+    warmup = int(0.2 * 8)  # steps 0..warmup-1 ramp up; then cosine over the remaining 8 - warmup
+    want = [1e-2 * ((s + 1) / (warmup + 1) if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (8 - warmup))))
+            for s in range(8)]
+    assert [float(r["train/lr"]) for r in rows] == pytest.approx(want, rel=1e-6)
+    assert all(float(r["train/grad_norm"]) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_finished_pipeline_has_no_optimizer_checkpoints_and_a_rerun_skips_everything(tmp_path):
+    from conftest import run_cli, stage_mtimes
+
+    run_dir = tmp_path / "run"
+    run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert (run_dir / "sft" / "model").is_dir() and (run_dir / "iter_1" / "dpo" / "model").is_dir()
+    assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.rglob("checkpoints"))
+    before = stage_mtimes(run_dir)
+    proc = run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert stage_mtimes(run_dir) == before  # every stage skipped: no checkpoint needed to know they are done
+    assert "[iter_1/dpo] complete, skipped" in proc.stdout + proc.stderr

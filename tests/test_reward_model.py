@@ -107,3 +107,51 @@ def test_seed_pairs_for_the_quick_rm(tiny_dir):
         assert p["rejected"].startswith("The answer is ") and not p["rejected"].endswith(f"Answer: {ex.answer}")
         assert ex.question in p["prompt"]
     assert seed_pairs(cfg, load_tokenizer(tiny_dir)) == pairs  # deterministic
+
+
+def _hf_reward_model(tiny_dir, out, num_labels=1):
+    """A standard transformers reward model folder: LlamaForSequenceClassification + tokenizer, built offline."""
+    from transformers import AutoConfig, LlamaForSequenceClassification
+
+    from cream.models import load_tokenizer
+
+    config = AutoConfig.from_pretrained(tiny_dir)
+    config.num_labels = num_labels
+    torch.manual_seed(1)
+    model = LlamaForSequenceClassification(config)
+    model.save_pretrained(out)
+    load_tokenizer(tiny_dir).save_pretrained(out)
+    return model.eval()
+
+
+def test_transformers_sequence_classifier_reward_model(tiny_dir, tmp_path):
+    """rewarder.path may be an AutoModelForSequenceClassification folder: reward = score head . h at the last
+    real token (checked against the backbone's hidden state), independent of padding; scored through
+    score_responses like our own format."""
+    from cream.models import encode_pair, load_tokenizer
+    from cream.modules.reward_model import SequenceClassifierReward, is_sequence_classifier, load_reward_model
+    from cream.train_rm import score_responses
+
+    ref = _hf_reward_model(tiny_dir, tmp_path / "hf_rm")
+    assert is_sequence_classifier(tmp_path / "hf_rm") and not is_sequence_classifier(tiny_dir)
+    rm = load_reward_model(tmp_path / "hf_rm")
+    assert isinstance(rm, SequenceClassifierReward)
+    tok = load_tokenizer(tmp_path / "hf_rm")
+    prompts, responses = ["Which gas do plants take in?\n"] * 2, ["carbon dioxide. Answer: B", "neon"]
+    got = score_responses(rm, tok, prompts, responses, max_length=64, max_prompt_length=32, batch_size=2)
+    for p, r, g in zip(prompts, responses, got):
+        ids = torch.tensor([encode_pair(tok, p, r, 64, 32)[0]])
+        with torch.no_grad():
+            h = ref.model(input_ids=ids).last_hidden_state[0, -1]
+        assert g == pytest.approx((ref.score.weight[0] @ h).item(), abs=1e-5)  # no padding, last token
+    alone = score_responses(rm, tok, prompts[1:], responses[1:], max_length=64, max_prompt_length=32)
+    assert alone[0] == pytest.approx(got[1], abs=1e-5)  # padded in the batch of 2, alone here
+
+
+def test_sequence_classifier_with_several_labels_is_refused(tiny_dir, tmp_path):
+    from cream.models import ModelLoadError
+    from cream.modules.reward_model import load_reward_model
+
+    _hf_reward_model(tiny_dir, tmp_path / "clf", num_labels=3)
+    with pytest.raises(ModelLoadError, match="num_labels=3"):
+        load_reward_model(tmp_path / "clf")

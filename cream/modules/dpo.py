@@ -28,7 +28,9 @@ class DPOModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         logps = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
         chosen, rejected = logps.chunk(2)
-        losses, metrics = self.loss(chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], batch["weight"])
+        n_chosen, n_rejected = batch["response_mask"][:, 1:].sum(dim=1).chunk(2)  # the tokens each logp sums
+        losses, metrics = self.loss(chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], batch["weight"],
+                                    chosen_tokens=n_chosen, rejected_tokens=n_rejected)
         loss = losses.mean()
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -43,4 +45,4 @@ class DPOModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
+        return adamw_cosine(self.model, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)

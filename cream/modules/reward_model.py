@@ -5,7 +5,8 @@
     loss    = -log sigmoid(r(x, y+) - r(x, y-))
 
 Saved as a folder: the backbone with ``save_pretrained`` (+ the tokenizer), the head as
-``reward_head.safetensors`` and ``reward_model.json`` naming the format; ``load_reward_model`` reads it back.
+``reward_head.safetensors`` and ``reward_model.json`` naming the format; ``load_reward_model`` reads it back,
+and also reads a standard transformers ``AutoModelForSequenceClassification`` reward model folder.
 """
 from __future__ import annotations
 
@@ -68,15 +69,59 @@ class RewardModel(nn.Module):
         return out
 
 
-def load_reward_model(path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> RewardModel:
+class SequenceClassifierReward(nn.Module):
+    """A standard transformers reward model (``AutoModelForSequenceClassification``, ``num_labels = 1``,
+    e.g. one trained with TRL's RewardTrainer): reward = its score head's output at the last position whose
+    attention mask is 1 (right padding), like :class:`RewardModel`.  Decoders with a ``score`` head (Llama,
+    Mistral, Qwen, ...) are read there directly, so a pad token equal to EOS cannot move the read-out;
+    other architectures use the model's own pooling."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        head = getattr(self.model, "score", None)
+        if not isinstance(head, nn.Linear):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
+        seen = []
+        hook = head.register_forward_hook(lambda module, args, out: seen.append(out))
+        try:
+            self.model(input_ids=input_ids, attention_mask=attention_mask)
+        finally:
+            hook.remove()
+        last = attention_mask.long().sum(dim=1) - 1
+        return seen[0][torch.arange(input_ids.shape[0], device=input_ids.device), last, 0].float()
+
+
+def is_sequence_classifier(path: Path) -> bool:
+    """Does ``path`` hold a transformers ``*ForSequenceClassification`` model (its config.json says so)?"""
+    try:
+        archs = json.loads((Path(path) / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return False
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+def load_reward_model(path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> nn.Module:
+    """The reward model in ``path``: this project's format (``cream-train-rm``) or a standard transformers
+    ``AutoModelForSequenceClassification`` folder with one output."""
     from safetensors.torch import load_file
 
-    from cream.models import ModelLoadError
+    from cream.models import DTYPES, ModelLoadError
 
     path = Path(path)
+    if not (path / CONFIG_FILE).exists() and is_sequence_classifier(path):
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+        if model.config.num_labels != 1:
+            raise ModelLoadError(f"{path}: a reward model has one output, this classifier has num_labels="
+                                 f"{model.config.num_labels}")
+        return SequenceClassifierReward(model).eval()
     if not (path / CONFIG_FILE).exists() or not (path / HEAD_FILE).exists():
-        raise ModelLoadError(f"{path}: not a reward model folder (expected {CONFIG_FILE} and {HEAD_FILE}; "
-                             "train one with cream-train-rm)")
+        raise ModelLoadError(f"{path}: not a reward model folder (expected {CONFIG_FILE} and {HEAD_FILE} from "
+                             "cream-train-rm, or a transformers *ForSequenceClassification model with num_labels=1)")
     rm = RewardModel.from_lm(path, dtype, trust_remote_code)
     rm.head.load_state_dict(load_file(str(path / HEAD_FILE)))
     return rm.eval()
@@ -107,4 +152,4 @@ class RewardModelModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self.rm.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
+        return adamw_cosine(self.rm, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)

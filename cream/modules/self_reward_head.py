@@ -89,8 +89,7 @@ class SFTWithHeadModule(SFTModule):
     def configure_optimizers(self):
         from cream.modules.optim import adamw_cosine
 
-        params = list(self.model.parameters()) + list(self.head.parameters())
-        return adamw_cosine(params, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
+        return adamw_cosine([self.model, self.head], self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
 
 
 # --------------------------------------------------------------------------- save / load / stage hooks

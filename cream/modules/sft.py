@@ -25,7 +25,7 @@ class SFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self.model.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
+        return adamw_cosine(self.model, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

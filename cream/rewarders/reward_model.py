@@ -9,7 +9,9 @@ C = 1 always, and CREAM's regularizer would be a no-op): the consistency stage t
 the external ranking agrees with what the previous policy itself prefers, which is the quantity CREAM
 regularizes with.
 
-``path`` is a folder written by ``cream-train-rm``.  ``path: null`` trains a quick one inside the
+``path`` is a folder written by ``cream-train-rm``, or a standard transformers
+``AutoModelForSequenceClassification`` reward model (``num_labels = 1``; e.g. trained with TRL's
+RewardTrainer), which scores the question rendered with its own tokenizer's chat template.  ``path: null`` trains a quick one inside the
 pipeline, so the baseline runs anywhere (the smoke sweep too): on pairs built from the labeled seed set
 only (never from the unlabeled pool's labels): chosen = the SFT target (the gold response), rejected =
 the same template with a wrong option (multiple choice) or another seed question's solution (GSM8K).
@@ -82,7 +84,8 @@ class RewardModelRewarder:
         artifacts.write_json(out / "train_summary.json", summary)
 
     def score(self, ctx, t: int, samples: list[dict]) -> list[dict]:
-        from cream.modules.reward_model import load_reward_model
+        from cream.data.prompts import render
+        from cream.modules.reward_model import is_sequence_classifier, load_reward_model
         from cream.train_rm import score_responses
 
         cfg = ctx.cfg
@@ -90,7 +93,10 @@ class RewardModelRewarder:
         rm = load_reward_model(where, cfg.model.dtype, cfg.model.trust_remote_code)
         rm = on_device(rm, cfg)
         rm_tok = load_tokenizer(where, cfg.model.trust_remote_code)
-        prompts = [row["prompt"] for row in samples for _ in row["responses"]]
+        own_template = is_sequence_classifier(where) and getattr(rm_tok, "chat_template", None)
+        # a transformers RM reads the question in its own chat template; ours shares the policy's
+        prompts = [render(rm_tok, row["instruction"]) if own_template and "instruction" in row else row["prompt"]
+                   for row in samples for _ in row["responses"]]
         responses = [r for row in samples for r in row["responses"]]
         reward = score_responses(rm, rm_tok, prompts, responses, max_length=int(cfg.model.max_length),
                                  max_prompt_length=int(cfg.model.max_prompt_length), batch_size=self.batch_size)
