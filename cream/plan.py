@@ -233,7 +233,9 @@ def layout(cfg: DictConfig) -> Layout:
 
 
 def _steps(n: int, batch_size: int, accumulate: int, world: int, epochs: int) -> int:
-    """Optimizer steps as the data modules count them (cream.data.datamodules ``steps``)."""
+    """Optimizer steps as the data modules count them (cream.data.datamodules ``steps``); None: size unknown."""
+    if n is None:
+        return None
     return epochs * math.ceil(math.ceil(math.ceil(n / world) / batch_size) / accumulate)
 
 
@@ -247,8 +249,12 @@ def data_sizes(cfg: DictConfig) -> dict:
     except Exception as e:  # noqa: BLE001 - any reason the data cannot be read: fall back to the config's sizes
         d = cfg.data
         k = len(d.get("benchmarks") or [1])
-        return {"seed": int(d.get("n_seed", 0)) * k, "prompts": [int(d.get("n_prompts", 0)) * k] * T,
-                "source": f"from the config (data not read: {str(e).splitlines()[0][:160]})"}
+        per_benchmark = d.get("pool", "per_benchmark") == "per_benchmark"
+        from_benchmarks = OmegaConf.select(cfg, "data.seed.source", default="benchmarks") == "benchmarks"
+        seed = int(d.n_seed) * k if from_benchmarks and d.get("n_seed") is not None else None
+        prompts = int(d.n_prompts) * k if per_benchmark and d.get("n_prompts") is not None else None
+        return {"seed": seed, "prompts": [prompts] * T,
+                "source": f"from the config, None = unknown (data not read: {str(e).splitlines()[0][:160]})"}
 
 
 @dataclass
@@ -302,7 +308,7 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
                   "dpo": [_steps(n, int(cfg.dpo.batch_size), acc, lay.world, int(cfg.dpo.epochs)) for n in plan.data["prompts"]]}
     n, bs = int(cfg.sampling.n), int(cfg.sampling.batch_size)
     kv = 2 * arch.num_layers * arch.kv_dim * lay.model_bytes * bs * n * (max_prompt + new)
-    plan.sampling = {"tokens": [p * n * new for p in plan.data["prompts"]], "kv_cache": kv,
+    plan.sampling = {"tokens": [None if p is None else p * n * new for p in plan.data["prompts"]], "kv_cache": kv,
                      "bytes": params * lay.model_bytes + kv}
     return plan
 
