@@ -89,4 +89,4 @@ def evaluate(cfg: DictConfig) -> None:
             print(f"{key:<14} {name:<14} {pct(acc, result[f'{key}_stderr'][name])}")
         if result[f"{key}_avg"] is not None and len(result[key]) > 1:
             print(f"{key:<14} {'avg':<14} {pct(result[f'{key}_avg'], result[f'{key}_avg_stderr'])}")
-    print(f"wrote {run_dir / 'result.json'} and {run_dir / 'predictions.jsonl'}")
+    print(f"wrote result.json, predictions.jsonl and predictions_loglik.jsonl to {run_dir}")

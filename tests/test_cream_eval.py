@@ -51,7 +51,8 @@ def test_cream_eval_on_a_tiny_model(tiny_dir, tmp_path):
                       "eval.extraction=official", f"hydra.run.dir={out}"], tmp_path)
     assert rc == 0, text
     result = json.loads((out / "result.json").read_text())
-    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    preds = [json.loads(x) for name in ("predictions.jsonl", "predictions_loglik.jsonl")
+             for x in (out / name).read_text().splitlines()]
     assert result["model"] == str(tiny_dir) and result["extraction"] == "official" and result["n"] == {"arc_easy": 6, "gsm8k": 6}
     gen = [p for p in preds if p["mode"] == "generate"]
     ll = [p for p in preds if p["mode"] == "loglik"]

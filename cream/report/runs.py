@@ -40,6 +40,7 @@ IGNORED_PREFIXES = ("hydra.", "hydra/")
 METRICS = {"gen": ("eval", "eval_avg"), "lenient": ("eval_lenient", "eval_lenient_avg"),
            "strict": ("eval_strict", "eval_strict_avg"), "official": ("eval_official", "eval_official_avg"),
            "acc": ("eval_acc", "eval_acc_avg"), "acc_norm": ("eval_acc_norm", "eval_acc_norm_avg")}
+METRICS["loglik"] = METRICS["acc_norm"]  # the former name of the log-likelihood accuracy
 EXTRA_COLUMNS = ("avg", "C", "pairs")
 
 

@@ -5,9 +5,9 @@ consistency rate C and the preference pairs kept. Cells are ``mean ± std`` over
 with 2+ seeds); a method with a single run shows that run's standard error instead, as ``mean (se x)``. The best
 value of each column among the methods, per model, is bold. Incomplete runs are listed under the table and never
 averaged in. ``--metric`` picks the accuracy (``cream.report.runs.METRICS``): gen (``eval``, the headline
-generative accuracy), lenient, strict, official, acc, acc_norm (lm-evaluation-harness). ``table.md``,
-``table.tex`` and ``runs.csv`` (one row per run x model, accuracies and their standard errors ``<col>_se`` in %)
-are written to the first DIR (or ``--out``); ``--format`` picks what is printed.
+generative accuracy), lenient, strict, official, acc, acc_norm (lm-evaluation-harness; ``loglik`` is an alias
+of acc_norm). ``table.md``, ``table.tex`` and ``runs.csv`` (one row per run x model, accuracies and their
+standard errors ``<col>_se`` in %) are written to the first DIR (or ``--out``); ``--format`` picks what is printed.
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def cell(col: str, s: Stat, n: int, pm: str = "±") -> str:
 
 KINDS = {"gen": "generative, eval.extraction rules", "lenient": "generative, lenient extraction",
          "strict": "generative, strict extraction", "official": "generative, official CREAM extraction",
-         "acc": "lm-eval acc", "acc_norm": "lm-eval acc_norm"}
+         "acc": "lm-eval acc", "acc_norm": "lm-eval acc_norm", "loglik": "lm-eval acc_norm"}
 
 
 def _caption(table: Table) -> str:
@@ -186,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cream-table", description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
     p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="which accuracy: gen (eval), lenient, strict, official, acc, acc_norm")
+    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
     p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")

@@ -14,9 +14,10 @@ length in characters), no chat template unless ``eval.loglik_chat_template``.
 
 Every accuracy comes with its standard error (``<key>_stderr``: sqrt(p (1 - p) / (n - 1)), lm-eval's), and
 every average over benchmarks (``<key>_avg``) with ``<key>_avg_stderr`` = sqrt(sum se_b^2) / #benchmarks.
-``predictions.jsonl``: one line per example and mode with the rendered prompt, the raw output, each rule
-set's answer, the rule that found it and whether it is right (generate), or each option's log-likelihood
-(loglik).
+``predictions.jsonl`` (generate): one line per example with the rendered prompt, the raw output, and
+for each rule set the answer, the rule that found it and whether it is right (``correct``: under
+``eval.extraction``).  ``predictions_loglik.jsonl`` (loglik): one line per example with the context and
+each option's continuation, log-likelihood, length in characters and tokens, and both predictions.
 """
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ def run(ctx, out: Path, k: int) -> dict:
     headline = cfg.eval.get("extraction", "lenient")
     per_item: dict[str, dict[str, list[float]]] = {fam: {} for fam in FAMILIES}
     predictions: list[dict] = []
+    loglik_predictions: list[dict] = []
     for name, examples in sets.items():
         if not examples:
             continue
@@ -131,9 +133,10 @@ def run(ctx, out: Path, k: int) -> dict:
         if "loglik" in cfg.eval.modes and examples[0].is_multiple_choice:
             scores, preds = loglik(model, tok, examples, cfg, f"loglik M{k} {name}")
             per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
-            predictions += preds
+            loglik_predictions += preds
     result = {"extraction": headline, "n": {name: len(ex) for name, ex in sets.items()}, **summarize(per_item)}
     if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
         artifacts.write_jsonl(out / "predictions.jsonl", predictions)
+        artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
         artifacts.write_json(out / "result.json", result)
     return result
