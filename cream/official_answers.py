@@ -11,8 +11,10 @@ GSM8K (``official_number``): the text is stripped and lowercased; the first of t
 first number in the parts after it (scanned in order) is the answer; without any marker, the last number
 in the text.  Numbers are ``-?\\d+\\.?\\d*`` after removing commas, stripped of dots, then written as an
 integer when integral ("72.0" -> "72", "3.50" -> "3.5").  The answer is compared with the gold answer as
-a string.  (The original also lists "\\nAnswer" among the markers, which can never match lowercased
-text; it is left out here.)
+a string.  Two departures, neither changing a score: the original also lists "\\nAnswer" among the
+markers, which can never match lowercased text (left out here), and it crashes on a non-integral answer
+(it keeps it as a float and then uses it as a string); here that is the answer "3.5", which no GSM8K
+gold (all integers) equals.
 
 Differences from this project's lenient rules (``cream.answers``): first vs last "Answer:"; a-d vs any
 label A-E; lowercase letters and the article "a" count; GSM8K takes the first number after the first

@@ -6,7 +6,7 @@
 question by thinking step by step ... starting with 'Answer:'" in the chat template, greedy decoding, and
 the answer read out of the output under three rule sets (``cream.answers``): ``lenient`` (this project's),
 ``strict`` (explicit answer statements only) and ``official`` (the CREAM authors' ``evaluate.py``).
-``eval`` is the accuracy under ``eval.extraction`` (lenient by default); all three are recorded.
+``eval`` is the accuracy under ``eval.extraction`` (lenient by default); all three are always recorded.
 
 ``loglik`` (multiple choice only): lm-evaluation-harness's format and metrics (``cream.lm_eval_format``):
 ``eval_acc`` (summed log-likelihood of " <option text>") and ``eval_acc_norm`` (divided by the option's
@@ -25,14 +25,13 @@ from pathlib import Path
 
 import torch
 
-from cream import artifacts
+from cream import artifacts, lm_eval_format
 from cream.answers import RULE_SETS, extract, matches, mean_stderr, stderr
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
 from cream.distributed import is_main
 from cream.errors import CreamError
 from cream.generation import generate
-from cream import lm_eval_format
 from cream.models import load_model, load_tokenizer, on_device, score_sequences
 from cream.results import FAMILIES
 
@@ -49,9 +48,9 @@ def check_config(cfg) -> None:
     if bad:
         raise EvalConfigError(f"eval.modes={list(cfg.eval.modes)}: unknown mode(s) {bad}; each must be one of {', '.join(MODES)}")
     ext = cfg.eval.get("extraction", "lenient")
-    if ext not in ("lenient", "official"):
-        raise EvalConfigError(f"eval.extraction={ext!r}: expected lenient (this project's rules) or official (the CREAM "
-                              "authors' evaluate.py); the strict accuracy is always recorded as eval_strict")
+    if ext not in RULE_SETS:
+        raise EvalConfigError(f"eval.extraction={ext!r}: expected lenient (this project's rules), strict (explicit answer "
+                              "statements only) or official (the CREAM authors' evaluate.py)")
 
 
 def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
