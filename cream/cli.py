@@ -68,18 +68,36 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def evaluate(cfg: DictConfig) -> None:
-    """``cream-eval model.path=DIR``: evaluate one saved model (no training) into the Hydra run dir."""
+    """``cream-eval model.path=DIR``: evaluate one saved model (no training) into the Hydra run dir.
+
+    Its own config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys).  Bad input is one
+    message on stderr and exit status 2, never a traceback."""
     from cream import artifacts
     from cream.pipeline import Context
+    from cream.results import FAMILIES, pct
     from cream.stages import evaluate as ev
 
-    prepare_environment(cfg)
-    path = cfg.model.path
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if OmegaConf.is_missing(cfg.model, "path"):
+        log.error("cream-eval: model.path is required: the folder of a saved model, e.g. "
+                  "model.path=outputs/<date>/<time>/iter_1/dpo/model (see cream-eval --help)")
+        raise SystemExit(2)
+    path = str(cfg.model.path)
     OmegaConf.set_struct(cfg, False)
-    cfg.model.name_or_path = str(path)
-    result = ev.run(Context(cfg, run_dir), run_dir, k=0)
-    artifacts.write_json(run_dir / "result.json", {"model": str(path), **result})
-    for mode in ("eval", "eval_loglik"):
-        for name, acc in result[mode].items():
-            print(f"{mode:<12} {name:<14} {100 * acc:.1f}")
+    cfg.model.name_or_path = path
+    prepare_environment(cfg)
+    if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        log.error("cream-eval: model.path=%s: no such folder (and the hub is offline)", path)
+        raise SystemExit(2)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = ev.run(Context(cfg, run_dir), run_dir, k=0)
+    except CreamError as e:
+        log.error("cream-eval: %s", e)
+        raise SystemExit(2) from None
+    artifacts.write_json(run_dir / "result.json", {"model": path, **result})
+    for key in FAMILIES:
+        for name, acc in (result[key] or {}).items():
+            print(f"{key:<14} {name:<14} {pct(acc, result[f'{key}_stderr'][name])}")
+        if result[f"{key}_avg"] is not None and len(result[key]) > 1:
+            print(f"{key:<14} {'avg':<14} {pct(result[f'{key}_avg'], result[f'{key}_avg_stderr'])}")
+    print(f"wrote result.json, predictions.jsonl and predictions_loglik.jsonl to {run_dir}")

@@ -90,7 +90,8 @@ GGUF = "model.gguf_file"  # recorded only when set (older run dirs stay valid)
 TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val"]
 LORA = "model.lora"  # recorded by the training stages only when set (older run dirs stay valid)
 DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.seed", "data.pool"]
-EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "data.dir", "data.source",
+EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "eval.extraction",
+        "eval.loglik_chat_template", "data.dir", "data.source",
         "data.eval_files"]
 
 

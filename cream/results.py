@@ -1,7 +1,23 @@
-"""``results.jsonl``: one row per evaluated model, and the tables printed at the end of a run."""
+"""``results.jsonl``: one row per evaluated model, and the tables printed at the end of a run.
+
+The accuracy keys of a row (and of ``eval/M<k>/result.json``), ``FAMILIES`` below: each is a dict
+benchmark -> accuracy in [0, 1], with ``<key>_stderr`` (benchmark -> standard error), ``<key>_avg`` (the
+unweighted mean over benchmarks) and ``<key>_avg_stderr``; a family the run did not evaluate is empty/None.
+"""
 from __future__ import annotations
 
 from cream import artifacts
+
+FAMILIES = {
+    "eval": "generative accuracy under eval.extraction (the headline number)",
+    "eval_lenient": "generative accuracy, this project's extraction rules",
+    "eval_strict": "generative accuracy, explicit answer statements only",
+    "eval_official": "generative accuracy, the CREAM authors' evaluate.py rules",
+    "eval_acc": "lm-evaluation-harness acc (summed log-likelihood), multiple choice only",
+    "eval_acc_norm": "lm-evaluation-harness acc_norm (log-likelihood / option length in characters)",
+}
+SUFFIXES = ("", "_stderr", "_avg", "_avg_stderr")
+RESULT_KEYS = tuple(f + s for f in FAMILIES for s in SUFFIXES)
 
 
 def _row(ctx, k: int, done: dict[str, dict]) -> dict:
@@ -18,7 +34,7 @@ def _row(ctx, k: int, done: dict[str, dict]) -> dict:
             row["reward_quality"] = p.get("reward_quality")
     if k == 1 and (done.get("sft", {}).get("summary") or {}).get("skipped"):
         row["note"] = "sft skipped: M1 = M0"
-    return row | {key: ev.get(key) for key in ("eval", "eval_avg", "eval_loglik", "eval_loglik_avg", "eval_loglik_sum", "eval_loglik_sum_avg")}
+    return row | {"extraction": ev.get("extraction")} | {key: ev.get(key) for key in RESULT_KEYS}
 
 
 def write_results(ctx, done: dict[str, dict]) -> list[dict]:
@@ -27,21 +43,28 @@ def write_results(ctx, done: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def _pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
+def pct(x, se=None) -> str:
+    """An accuracy in %, with its standard error when there is one: "45.0 ± 3.5"."""
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}" + ("" if se is None else f" ± {100 * se:.1f}")
 
 
 def print_results(rows: list[dict]) -> None:
-    benches = list(rows[0]["eval"] or rows[0]["eval_loglik"]) if rows else []
-    head = ["model"] + benches + ["avg", "avg (loglik)", "C", "pairs"]
+    benches = list(rows[0].get("eval") or rows[0].get("eval_acc_norm") or {}) if rows else []
+    avgs = [("avg", "eval"), ("strict", "eval_strict"), ("official", "eval_official"), ("acc", "eval_acc"), ("acc_norm", "eval_acc_norm")]
+    head = ["model"] + benches + [name for name, _ in avgs] + ["C", "pairs"]
     lines = [head]
     for r in rows:
         c = r["consistency"]["mean"] if r["consistency"] else None
-        lines.append([r["model"], *(_pct((r["eval"] or {}).get(b)) for b in benches), _pct(r["eval_avg"]),
-                      _pct(r["eval_loglik_avg"]), "-" if c is None else f"{c:.3f}", "-" if r["n_pairs"] is None else str(r["n_pairs"])])
+        lines.append([r["model"], *(pct((r.get("eval") or {}).get(b), (r.get("eval_stderr") or {}).get(b)) for b in benches),
+                      *(pct(r.get(f"{key}_avg"), r.get(f"{key}_avg_stderr")) for _, key in avgs),
+                      "-" if c is None else f"{c:.3f}", "-" if r["n_pairs"] is None else str(r["n_pairs"])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     fmt = lambda line: "| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |"  # noqa: E731
-    print("\nResults (accuracy %, generative unless marked):")
+    extraction = rows[0].get("extraction") if rows else None
+    print(f"\nResults (accuracy % ± standard error; per benchmark and avg: generative, {extraction or 'lenient'} extraction; "
+          "strict/official: generative averages; acc/acc_norm: lm-eval log-likelihood averages):")
     print(fmt(lines[0]))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines[1:]:

@@ -35,6 +35,8 @@ def validate_config(cfg: DictConfig) -> None:
         _need(split in FILES[name], f"eval.splits.{name}", split, f"{name} has the splits {', '.join(FILES[name])}")
     bad = set(cfg.eval.modes) - {"generate", "loglik"}
     _need(not bad, "eval.modes", list(cfg.eval.modes), "each mode must be generate or loglik")
+    _need(cfg.eval.get("extraction", "lenient") in ("lenient", "strict", "official"), "eval.extraction",
+          cfg.eval.get("extraction"), "must be lenient, strict or official")
     skip = bool(cfg.sft.get("skip"))
     for key in ("dpo",) if skip else ("sft", "dpo"):
         _need(float(cfg[key].lr) > 0, f"{key}.lr", cfg[key].lr, "must be > 0")

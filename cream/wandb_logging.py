@@ -37,11 +37,17 @@ from pathlib import Path
 from lightning.pytorch.loggers.logger import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from cream.results import RESULT_KEYS
+
 _run = None
 METRICS_CSV = "metrics.csv"
 # a stage summary's keys that are not logged per iteration: lists, names, and the DPO stage's final
 # train/* values (logged per step under dpo/train/*: one name per metric)
-_SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", "eval", "eval_loglik", "eval_loglik_sum")
+_SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", *RESULT_KEYS)
+# evaluation families (cream.results.FAMILIES) -> their wandb names; `eval` (the headline under eval.extraction)
+# equals one of lenient / strict / official, so it is not logged again under a second name
+_EVAL_NAMES = {"eval_lenient": "lenient", "eval_strict": "strict", "eval_official": "official", "eval_acc": "acc",
+               "eval_acc_norm": "acc_norm"}
 # counts that several stages repeat: logged once (prompts under iter/sample, pairs under iter/pairs)
 _DUPLICATES = {"reward": ("n_prompts",), "pairs": ("n_prompts",), "dpo": ("n_pairs",)}
 
@@ -145,11 +151,12 @@ def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, in
     if parts[0] == "eval":
         k = int(parts[1][1:])
         row = {}
-        for mode, key in (("generate", "eval"), ("loglik", "eval_loglik"), ("loglik_sum", "eval_loglik_sum")):
+        for key, mode in _EVAL_NAMES.items():
             for bench, acc in (summary.get(key) or {}).items():
                 row[f"eval/{mode}/{bench}"] = acc
             if summary.get(f"{key}_avg") is not None:
                 row[f"eval/{mode}/avg"] = summary[f"{key}_avg"]
+                row[f"eval/{mode}/avg_stderr"] = summary.get(f"{key}_avg_stderr")
         return [("model", k, row, {})] if row else []
     if not parts[0].startswith("iter_"):
         return []
@@ -234,10 +241,12 @@ def finish(cfg: DictConfig, run_dir: Path, rows: list[dict] | None = None) -> No
         art.add_file(str(results), name="results.jsonl")
         run.log_artifact(art)
     if rows:
-        cols = ["model", "iteration", "eval_avg", "eval_loglik_avg", "n_pairs", "consistency_mean"]
+        cols = ["model", "iteration", "eval_avg", "eval_avg_stderr", "eval_acc_norm_avg", "eval_acc_norm_avg_stderr", "n_pairs",
+                "consistency_mean"]
         table = wandb.Table(columns=cols)
         for r in rows:
-            table.add_data(r.get("model"), r.get("iteration"), r.get("eval_avg"), r.get("eval_loglik_avg"), r.get("n_pairs"),
+            table.add_data(r.get("model"), r.get("iteration"), r.get("eval_avg"), r.get("eval_avg_stderr"),
+                           r.get("eval_acc_norm_avg"), r.get("eval_acc_norm_avg_stderr"), r.get("n_pairs"),
                            (r.get("consistency") or {}).get("mean"))
         run.log({"results": table})
     run.finish()

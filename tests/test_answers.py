@@ -1,11 +1,16 @@
-"""Answer extraction on realistic model outputs, scoring, and scripted models on the shipped sample."""
+"""Answer extraction on realistic model outputs (lenient, strict and the official CREAM rules), scoring,
+standard errors, and scripted models on the shipped sample."""
 from __future__ import annotations
 
 import json
+import math
+import statistics
 
 import pytest
 
-from cream.answers import accuracy, extract_choice, extract_number, is_correct
+from cream.answers import (Extraction, ExtractionError, accuracy, extract, extract_choice, extract_number, find_choice,
+                           find_number, is_correct, mean_stderr, stderr)
+from cream.official_answers import official_choice, official_number
 from cream.data import Example, load_benchmark
 from cream.data.benchmarks import FILES, SAMPLE_DIR
 from cream.data.prompts import sft_target
@@ -46,6 +51,15 @@ CHOICE_CASES = [
     ("Social norms suggest they feel grateful.\nAnswer: C", ABC, "C"),
     ("Let's see: A. oxygen, B. nitrogen, C. carbon dioxide, D. helium. The gas used is C.", ABCD, "C"),
     ("answer: **B**", ABCD, "B"),
+    # a lowercase label marked by ")" / "." and followed by the option text
+    ("The nucleus holds the DNA.\nAnswer: b) the nucleus", ABCD, "B"),
+    ("Answer: (c) it reflects light", ABCD, "C"),
+    ("Answer: d. all of the above", ABCD, "D"),
+    ("Answer: a) oxygen", ABCD, "A"),
+    ("Answer: b)", ABC, "B"),
+    ("Answer: e) none", ABCD, None),                   # e is no option here
+    # an echoed option list after "Answer:" is not an answer; lenient falls back to the last letter
+    ("Answer:\nA. oxygen\nB. carbon dioxide\nC. helium\nD. neon", ABCD, "D"),
 ]
 
 
@@ -72,6 +86,14 @@ NUMBER_CASES = [
     ("Answer: -$5", "-5"),
     ("Answer: twelve (12)", "12"),
     ("Answer: 18 dollars, because 3 * 6 = 18. She has 2 left over.", "18"),
+    # an equation on the answer line: the result after its last "="
+    ("She buys 3 packs of 15.\nAnswer: 3 x 15 = 45", "45"),
+    ("Answer: 3 * 15 = 45 cookies", "45"),
+    ("Answer: $4 + $6 = $10", "10"),
+    ("Answer: 12 / 4 = 3 = 3", "3"),
+    ("The answer is 2 * (3 + 4) = 14.", "14"),
+    ("#### 5 x 9 = 45", "45"),
+    ("Answer: 5 apples (Total = 12 - 7)", "5"),        # not an equation before the answer: the first number
 ]
 
 
@@ -124,3 +146,162 @@ def test_always_a_scores_share_of_a(name, split):
     assert accuracy(exs, ["Answer: A"] * len(exs)) == pytest.approx(expected, abs=1e-12)
     if name != "gsm8k":
         assert 0.0 < expected < 1.0
+
+
+# --------------------------------------------------------------------------- rules that found the answer
+
+@pytest.mark.parametrize("text,labels,expected", [
+    ("Answer: B", ABCD, Extraction("B", "answer:")),
+    ("I think the answer is c.", ABCD, Extraction("C", "answer is")),
+    ("Both look fine, but C fits best", ABCD, Extraction("C", "last letter")),
+    ("no idea", ABCD, Extraction(None, None)),
+])
+def test_find_choice_names_the_rule(text, labels, expected):
+    assert find_choice(text, labels) == expected
+
+
+def test_find_number_names_the_rule():
+    assert find_number("#### 72") == Extraction("72", "####")
+    assert find_number("Answer: 3 x 15 = 45") == Extraction("45", "answer:")
+    assert find_number("so 10 - 4 = 6") == Extraction("6", "last number")
+    assert find_number("nothing") == Extraction(None, None)
+
+
+# --------------------------------------------------------------------------- strict: explicit statements only
+
+ECHOES = [  # a model that repeats the option list (and maybe the instruction) without answering
+    "A. oxygen\nB. carbon dioxide\nC. helium\nD. neon",
+    "Which gas do plants take in?\nA. oxygen\nB. carbon dioxide\nC. helium\nD. neon\nAnswer the question by thinking "
+    "step by step. At the end, output the final answer, starting with 'Answer:'.",
+    "Options: (A) oxygen (B) carbon dioxide (C) helium (D) neon",
+    "Answer:\nA. oxygen\nB. carbon dioxide\nC. helium\nD. neon",
+    "Answer:\n(A) oxygen\n(B) carbon dioxide",
+]
+
+
+@pytest.mark.parametrize("text", ECHOES)
+def test_strict_never_counts_an_echoed_option_list(text):
+    ex = Example("m", "arc_easy", "q", ("oxygen", "carbon dioxide", "helium", "neon"), tuple(ABCD), "D")
+    assert extract(ex, text, "strict") == Extraction(None, None)
+    assert not is_correct(ex, text, "strict")
+    assert extract(ex, text, "lenient").rule in ("last letter", None)  # lenient reads such text only by its fallback
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Plants use carbon dioxide.\nAnswer: B", "B"),
+    ("The answer is (b).", "B"),
+    ("Answer: b) carbon dioxide", "B"),
+    ("A. oxygen\nB. carbon dioxide\nC. helium\nD. neon\nThe plant takes in carbon dioxide.\nAnswer: B", "B"),
+    ("B is correct.", None),                           # no explicit statement
+    ("I choose B", None),
+])
+def test_strict_choice(text, expected):
+    assert find_choice(text, ABCD, strict=True).answer == expected
+
+
+def test_strict_number():
+    assert find_number("Answer: 72", strict=True).answer == "72"
+    assert find_number("#### 1,234", strict=True).answer == "1234"
+    assert find_number("48 + 24 = 72", strict=True).answer is None
+    g = Example("g", "gsm8k", "q", None, None, "72", "s")
+    assert is_correct(g, "48 + 24 = 72") and not is_correct(g, "48 + 24 = 72", "strict")
+
+
+def test_accuracy_per_rule_set():
+    m = Example("m", "arc_easy", "q", ("x", "y", "z", "w"), tuple(ABCD), "D")
+    outputs = ["Answer: D", "A. x\nB. y\nC. z\nD. w", "answer: a", "So it is D"]
+    assert accuracy([m] * 4, outputs) == 0.75           # lenient: the echo and "So it is D" read as D
+    assert accuracy([m] * 4, outputs, "strict") == 0.25
+    assert accuracy([m] * 4, outputs, "official") == 0.75
+    with pytest.raises(ExtractionError, match="eval.extraction='loose'"):
+        extract(m, "Answer: D", "loose")
+
+
+# --------------------------------------------------------------------------- official: the CREAM authors' rules
+# Expected values are what the official evaluate.py (github.com/Raibows/CREAM, extract_qa_final_answer and
+# gsm8k_extract_final_answer) returns for each text, checked by running that code on these texts.
+
+OFFICIAL_CHOICE = [
+    ("Answer: B", "B"),
+    ("answer: b) the nucleus", "B"),
+    ("The answer is C.", "C"),                          # no "answer:": the last standalone letter
+    ("A plant needs water. Answer: c.", "C"),
+    ("**Answer:** D", "D"),                             # "answer:**" blocks rule 1; last letter d
+    ("Answer: E", None),                                # only a-d exist
+    ("Answer: a dog is a mammal", "A"),                 # the article counts
+    ("Answer:(b)", "B"),
+    ("Answer: b\nOn reflection, Answer: c", "B"),        # the FIRST "answer:" wins
+    ("I cannot tell.", None),
+    ("A. oxygen\nB. carbon dioxide\nC. helium\nD. neon", "D"),
+    ("Answer: Because of gravity, C is right", "C"),
+    ("The correct option is (B).", "B"),
+    ("Final answer: d", "D"),
+    ("ANSWER:C", "C"),
+    ("Answer: 3", None),
+    ("Answer: bd", None),
+    ("It is a gas.", "A"),                              # the article again
+    ("Answer - B", "B"),
+    ("b) carbon dioxide", "B"),
+    ("Answer:   D.", "D"),
+    ("answer:\nc", "C"),
+    ("The answer is (A), not b.", "B"),
+    ("Answer: C) helium, or maybe a.", "C"),
+]
+
+
+@pytest.mark.parametrize("text,expected", OFFICIAL_CHOICE)
+def test_official_choice(text, expected):
+    assert official_choice(text) == expected
+
+
+OFFICIAL_NUMBER = [
+    ("#### 72", "72"),
+    ("Answer: 3 x 15 = 45", "3"),                       # the first number after the marker
+    ("The answer is 1,234 dollars.", "1234"),
+    ("She has 5 apples and 3 pears, 8 in total", "8"),  # no marker: the last number
+    ("Answer: $18.00", "18"),                           # integral: written as an integer
+    ("answer: 3.5", "3.5"),
+    ("### 12\n#### 13", "13"),                          # "####" is looked for first
+    ("So the answer: seven (7) apples", "7"),
+    ("answer: none\nAnswer: 9", "9"),                    # the first part after a marker that holds a number
+    ("I don't know.", None),
+    ("Answer: -5 degrees", "-5"),
+    ("10 - 4 = 6.", "6"),
+    ("The answer is 42.", "42"),
+    ("Answer: 72.0", "72"),
+    ("The final Answer: 1,000,000.", "1000000"),
+    ("48/2 = 24 clips, 48 + 24 = 72 in all", "72"),
+    ("Answer: twelve\nThe answer is 12", "12"),
+    ("#### -3", "-3"),
+]
+
+
+@pytest.mark.parametrize("text,expected", OFFICIAL_NUMBER)
+def test_official_number(text, expected):
+    assert official_number(text) == expected
+
+
+def test_official_compares_strings():
+    g = Example("g", "gsm8k", "q", None, None, "72", "s")
+    assert is_correct(g, "Answer: 72.0", "official")    # normalised to "72"
+    assert not is_correct(g, "Answer: 70 + 2 = 72", "official") and is_correct(g, "Answer: 70 + 2 = 72")
+    m = Example("m", "arc_easy", "q", tuple("vwxyz"), tuple(ABCDE), "E")
+    assert not is_correct(m, "Answer: E", "official") and is_correct(m, "Answer: E")
+
+
+# --------------------------------------------------------------------------- standard errors
+
+def test_stderr_is_lm_evals_binomial_stderr():
+    scores = [1.0, 0.0, 1.0, 1.0]                       # p = 3/4, n = 4
+    assert stderr(scores) == pytest.approx(math.sqrt(0.75 * 0.25 / 3))
+    assert stderr(scores) == pytest.approx(statistics.stdev(scores) / math.sqrt(4))
+    assert stderr([1.0] * 10) == 0.0
+    assert stderr([1.0]) is None and stderr([]) is None
+    p, n = 51 / 150, 150
+    assert stderr([1.0] * 51 + [0.0] * 99) == pytest.approx(math.sqrt(p * (1 - p) / (n - 1)))
+
+
+def test_mean_stderr_of_an_average():
+    assert mean_stderr([0.03, 0.04]) == pytest.approx(0.025)  # sqrt(0.03^2 + 0.04^2) / 2
+    assert mean_stderr([0.1]) == 0.1
+    assert mean_stderr([0.1, None]) is None and mean_stderr([]) is None

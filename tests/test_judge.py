@@ -38,8 +38,8 @@ def test_custom_template():
     ("First pass Score: 1. Second pass Score: 4. Final Score: 2", 2.0),
     ("It is helpful and well organized. Score: 4/5", 4.0),
     ("Score: 3 out of 5", 3.0),
-    ("The response earns 4 points.", 4.0),
-    ("This gets 1 point for relevance.", 1.0),
+    ("The response earns 4 points.", None),                                 # not stated as the total
+    ("This gets 1 point for relevance.", None),                             # a criterion, never the score
     ("**Score: 5**", 5.0),
     ("Score: **4**", 4.0),
     ("Total score of 3.", 3.0),
@@ -56,6 +56,17 @@ def test_custom_template():
     ("Score: 8 out of 10", None),
     ("It deserves 6 points.", None),
     ("Score: 4\nScore: 9", None),                                           # the last one wins, and is invalid
+    # the additive prompt's per-criterion lines and a closing total, no "Score:" line: the total, never a criterion
+    ("- Relevant to the question (1 point): yes\n- Addresses a substantial portion (1 point): yes\n"
+     "- Answers the basic elements (1 point): yes\n- Clearly written from an AI assistant's perspective (0 points): no\n"
+     "- Impeccably tailored (0 points): no\nTotal points: 3", 3.0),
+    ("Relevance: 1 point\nUsefulness: 0 points\nClarity: 0 points", None),    # criteria only: nothing
+    ("Total: 4 points", 4.0),
+    ("It earns a total of 2 points.", 2.0),
+    ("**Total points:** 5", 5.0),
+    ("Total points: 3\n(0 points for expert knowledge)", 3.0),              # a criterion after the total is not read
+    ("Score: 4\nTotal points: 2", 2.0),                                      # the last statement of the total
+    ("Total points: 6", None),
 ])
 def test_parse_score(text, expected):
     assert parse_score(text) == expected

@@ -210,7 +210,7 @@ def test_smoke_pipeline_with_sft_skipped(tmp_path):
     rows = read_results(run_dir)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     assert rows[1]["note"] == "sft skipped: M1 = M0" and "M1: sft skipped: M1 = M0" in proc.stdout
-    assert set(rows[1]["eval_loglik"]) == {"arc_easy"} and rows[1]["eval_loglik"] == rows[0]["eval_loglik"]  # the same model
+    assert set(rows[1]["eval_acc_norm"]) == {"arc_easy"} and rows[1]["eval_acc_norm"] == rows[0]["eval_acc_norm"]  # the same model
     summary = json.loads((run_dir / "sft" / "manifest.json").read_text())["summary"]
     assert summary["skipped"] is True and summary["steps"] == 0 and not (run_dir / "sft" / "logs").exists()
     from safetensors.torch import load_file

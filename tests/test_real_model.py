@@ -63,7 +63,7 @@ def test_results_and_consistency(run_dir):
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     for r in rows:
         assert set(r["eval"]) == {"arc_easy"} and 0 <= r["eval"]["arc_easy"] <= 1
-        assert 0 <= r["eval_loglik"]["arc_easy"] <= 1
+        assert 0 <= r["eval_acc_norm"]["arc_easy"] <= 1 and 0 < r["eval_acc_norm_stderr"]["arc_easy"] < 0.5
     c = rows[2]["consistency"]
     assert c["n"] + c["n_undefined"] == 3 and (c["mean"] is None or 0 <= c["mean"] <= 1)
     for row in _jsonl(run_dir / "iter_1" / "consistency" / "consistency.jsonl"):

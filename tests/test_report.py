@@ -30,9 +30,8 @@ def write_run(d: Path, overrides: list[str], seed: int, accs: dict[str, list[flo
         ll = {b: accs[b][k] + loglik_shift for b in accs}
         c = None if cons[k] is None else {"mean": cons[k], "std": 0.1, "min": 0.0, "max": 1.0, "n": 16, "n_undefined": 0}
         rows.append({"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": c, "n_pairs": pairs[k],
-                     "n_dropped": None if pairs[k] is None else 0, "reward_quality": None, "eval": ev,
-                     "eval_avg": statistics.mean(ev.values()), "eval_loglik": ll, "eval_loglik_avg": statistics.mean(ll.values()),
-                     "eval_loglik_sum": {}, "eval_loglik_sum_avg": None})
+                     "n_dropped": None if pairs[k] is None else 0, "reward_quality": None, "extraction": "lenient",
+                     **family("eval", ev), **family("eval_acc_norm", ll), **family("eval_strict", {}), **family("eval_acc", {})})
     if results:
         (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n_rows]))
     for t, vals in (taus or {}).items():
@@ -41,6 +40,20 @@ def write_run(d: Path, overrides: list[str], seed: int, accs: dict[str, list[flo
             json.dumps({"prompt_id": f"p{i}", "c": None if v is None else (v + 1) / 2, "tau": v, "defined": v is not None}) + "\n"
             for i, v in enumerate(vals)))
     return d
+
+
+N_ITEMS = 100  # questions per benchmark behind each fake accuracy
+
+
+def se(p: float, n: int = N_ITEMS) -> float:
+    return (max(p * (1 - p), 0.0) / (n - 1)) ** 0.5  # (fake accuracies + loglik_shift may pass 1)
+
+
+def family(key: str, accs: dict[str, float]) -> dict:
+    """A results row's keys for one accuracy family: per benchmark, stderr, average and its stderr."""
+    ses = {b: se(a) for b, a in accs.items()}
+    return {key: accs, f"{key}_stderr": ses, f"{key}_avg": statistics.mean(accs.values()) if accs else None,
+            f"{key}_avg_stderr": (sum(v * v for v in ses.values()) ** 0.5 / len(ses)) if accs else None}
 
 
 COMMON = ["+debug=smoke", "hydra.launcher.timeout_min=5", "launcher=local", "data.dir=/x"]
@@ -180,18 +193,26 @@ def test_filter(sweep, capsys):
     _, out, _ = run_table(capsys, sweep, "--filter", "regularizer=cream_avg", "--filter", "seed=2")
     rows = md_rows(out)
     assert len(rows) == 3 and all(c["n"] == "1" for c in rows.values())
-    assert all("±" not in v for c in rows.values() for v in c.values())
+    assert all("±" not in v for c in rows.values() for v in c.values())  # one seed: no std over seeds ...
+    d = next(d for d in runs_mod.find_run_dirs([sweep]) if "seed=2" in (d / ".hydra" / "overrides.yaml").read_text()
+             and "regularizer=cream_avg" in (d / ".hydra" / "overrides.yaml").read_text())
+    row = [json.loads(x) for x in (d / "results.jsonl").read_text().splitlines()][2]
+    for b in BENCHES:  # ... but the run's own binomial standard error, from results.jsonl
+        assert rows[("CREAM", "M2")][b] == f"{100 * row['eval'][b]:.1f} (se {100 * se(row['eval'][b]):.1f})"
+    avg_se = (se(row["eval"]["arc_easy"]) ** 2 + se(row["eval"]["gsm8k"]) ** 2) ** 0.5 / 2
+    assert rows[("CREAM", "M2")]["Avg"] == f"{100 * row['eval_avg']:.1f} (se {100 * avg_se:.1f})"
+    assert rows[("CREAM", "M2")]["C"] == f"{row['consistency']['mean']:.3f}"  # C has no standard error
     assert "Incomplete" not in out
     rc, _, err = run_table(capsys, sweep, "--filter", "regularizer=nope")
     assert rc == 2 and "regularizer=nope" in err
 
 
 def test_metric_loglik_and_columns(sweep, capsys):
-    _, out, _ = run_table(capsys, sweep, "--metric", "loglik", "--columns", "gsm8k,avg")
+    _, out, _ = run_table(capsys, sweep, "--metric", "acc_norm", "--columns", "gsm8k,avg")
     rows = md_rows(out)
     assert list(rows[("SRLM", "M1")]) == ["Method", "Model", "gsm8k", "Avg", "n"]
     for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
-        assert rows[(name, "M1")]["gsm8k"].strip("*") == expect(file_values(sweep, reg, "M1", "gsm8k", "eval_loglik"))
+        assert rows[(name, "M1")]["gsm8k"].strip("*") == expect(file_values(sweep, reg, "M1", "gsm8k", "eval_acc_norm"))
         assert rows[(name, "M1")]["gsm8k"].strip("*") != expect(file_values(sweep, reg, "M1", "gsm8k", "eval"))
     rc, _, err = run_table(capsys, sweep, "--columns", "nope")
     assert rc == 2 and "nope" in err and "arc_easy" in err
@@ -228,6 +249,9 @@ def test_csv_rows(sweep, capsys, tmp_path):
     first = [r for r in rows if r["run_dir"] == str(sweep / "0")]
     assert [r["model"] for r in first] == ["M0", "M1", "M2"] and first[0]["method"] == "SRLM" and first[0]["seed"] == "1"
     assert float(first[2]["arc_easy"]) == pytest.approx(file_values(sweep, "none", "M2", "arc_easy")[0])
+    row = [json.loads(x) for x in (sweep / "0" / "results.jsonl").read_text().splitlines()][2]
+    assert float(first[2]["arc_easy_se"]) == pytest.approx(100 * se(row["eval"]["arc_easy"]))
+    assert float(first[2]["avg_se"]) == pytest.approx(100 * row["eval_avg_stderr"])
 
 
 def test_no_runs_exit_2(tmp_path, capsys):

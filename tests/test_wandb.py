@@ -80,7 +80,7 @@ def test_wandb_offline_run_one_name_per_metric(tmp_path):
     evals = [r for r in rows if "eval/loglik/arc_easy" in r]
     assert [r["model"] for r in evals] == [0, 1, 2, 3]
     results = {row["model"]: row for row in read_results(run_dir)}
-    assert [r["eval/loglik/arc_easy"] for r in evals] == pytest.approx([results[f"M{k}"]["eval_loglik"]["arc_easy"] for k in range(4)])
+    assert [r["eval/acc_norm/arc_easy"] for r in evals] == pytest.approx([results[f"M{k}"]["eval_acc_norm"]["arc_easy"] for k in range(4)])
     # the CSV logs carry the same keys
     with (run_dir / "metrics.csv").open() as f:
         csv_keys = {r["key"] for r in csv.DictReader(f)}

@@ -35,8 +35,12 @@ NAMES = {
 IGNORED_KEYS = {"seed", "launcher", "logger", "data.dir", "local"}
 IGNORED_PREFIXES = ("hydra.", "hydra/")
 
-# Metric -> (per-benchmark dict key, average key) in a results.jsonl row.
-METRICS = {"gen": ("eval", "eval_avg"), "loglik": ("eval_loglik", "eval_loglik_avg")}
+# Metric -> (per-benchmark dict key, average key) in a results.jsonl row (cream.results.FAMILIES); the
+# standard errors are under the same keys + "_stderr".
+METRICS = {"gen": ("eval", "eval_avg"), "lenient": ("eval_lenient", "eval_lenient_avg"),
+           "strict": ("eval_strict", "eval_strict_avg"), "official": ("eval_official", "eval_official_avg"),
+           "acc": ("eval_acc", "eval_acc_avg"), "acc_norm": ("eval_acc_norm", "eval_acc_norm_avg")}
+METRICS["loglik"] = METRICS["acc_norm"]  # the former name of the log-likelihood accuracy
 EXTRA_COLUMNS = ("avg", "C", "pairs")
 
 
@@ -276,11 +280,23 @@ def value(row: dict | None, column: str, metric: str = "gen") -> float | None:
     return None if v is None else 100 * v
 
 
+def stderr_value(row: dict | None, column: str, metric: str = "gen") -> float | None:
+    """The standard error (in %) of a column's accuracy in one results row; None for C, pairs, or when absent."""
+    if row is None or column in ("C", "pairs"):
+        return None
+    per_bench, avg = METRICS[metric]
+    v = row.get(f"{avg}_stderr") if column == "avg" else (row.get(f"{per_bench}_stderr") or {}).get(column)
+    return None if v is None else 100 * v
+
+
 @dataclass
 class Stat:
+    """Mean and std over seeds; ``se``: the run's own standard error, set only when there is one run."""
+
     mean: float | None
     std: float | None
     n: int
+    se: float | None = None
 
 
 def summarize(values) -> Stat:

@@ -2,9 +2,12 @@
 
 Rows are method x model (M0..M_{T+1}); columns are each benchmark's accuracy (%), their average, the
 consistency rate C and the preference pairs kept. Cells are ``mean ± std`` over seeds (std with ddof=1, only
-with 2+ seeds); the best value of each column among the methods, per model, is bold. Incomplete runs are listed
-under the table and never averaged in. ``table.md``, ``table.tex`` and ``runs.csv`` (one row per run x model,
-accuracies in %) are written to the first DIR (or ``--out``); ``--format`` picks what is printed.
+with 2+ seeds); a method with a single run shows that run's standard error instead, as ``mean (se x)``. The best
+value of each column among the methods, per model, is bold. Incomplete runs are listed under the table and never
+averaged in. ``--metric`` picks the accuracy (``cream.report.runs.METRICS``): gen (``eval``, the headline
+generative accuracy), lenient, strict, official, acc, acc_norm (lm-evaluation-harness; ``loglik`` is an alias
+of acc_norm). ``table.md``, ``table.tex`` and ``runs.csv`` (one row per run x model, accuracies and their
+standard errors ``<col>_se`` in %) are written to the first DIR (or ``--out``); ``--format`` picks what is printed.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cream.report.runs import (EXTRA_COLUMNS, METRICS, Run, Stat, benchmarks, group_runs, runs_or_error,
-                               models_of, summarize, value)
+                               models_of, stderr_value, summarize, value)
 
 HEADERS = {"avg": "Avg", "C": "C", "pairs": "Pairs"}
 LOWER_IS_BETTER: set[str] = set()
@@ -56,6 +59,9 @@ def build_table(runs: list[Run], columns: list[str] | None = None, metric: str =
     for method, group in groups.items():
         for model in models_of(group):
             stats = [summarize(value(r.row(model), col, metric) for r in group) for col in columns]
+            if len(group) == 1:
+                for col, st in zip(columns, stats):
+                    st.se = stderr_value(group[0].row(model), col, metric)
             lines.append(Line(method, model, len(group), stats))
     for model in {line.model for line in lines}:
         same = [line for line in lines if line.model == model]
@@ -91,14 +97,21 @@ def cell(col: str, s: Stat, n: int, pm: str = "±") -> str:
     text = _num(col, s.mean)
     if s.std is not None:
         text += f" {pm} {_num(col, s.std)}"
+    elif s.se is not None:
+        text += f" (se {_num(col, s.se)})"
     if s.n != n:
         text += f" (n={s.n})"
     return text
 
 
+KINDS = {"gen": "generative, eval.extraction rules", "lenient": "generative, lenient extraction",
+         "strict": "generative, strict extraction", "official": "generative, official CREAM extraction",
+         "acc": "lm-eval acc", "acc_norm": "lm-eval acc_norm", "loglik": "lm-eval acc_norm"}
+
+
 def _caption(table: Table) -> str:
-    kind = {"gen": "generative", "loglik": "log-likelihood"}[table.metric]
-    return (f"Accuracy (%, {kind}: `{METRICS[table.metric][0]}` in results.jsonl), mean ± std over seeds (ddof=1, n = seeds); "
+    return (f"Accuracy (%, {KINDS[table.metric]}: `{METRICS[table.metric][0]}` in results.jsonl), mean ± std over seeds "
+            "(ddof=1, n = seeds; a single run: its binomial standard error, se); "
             "C = consistency rate; Pairs = preference pairs kept; bold = best per column and model.")
 
 
@@ -158,12 +171,13 @@ def to_csv(runs: list[Run], metric: str = "gen") -> str:
     """Every run's numbers, one row per run x model (accuracies in %, C as a rate, pairs as a count)."""
     benches = benchmarks(runs, metric)
     cols = benches + list(EXTRA_COLUMNS)
+    se_cols = benches + ["avg"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["run_dir", "method", "seed", "model", "complete", *cols])
+    w.writerow(["run_dir", "method", "seed", "model", "complete", *cols, *(f"{c}_se" for c in se_cols)])
     for r in runs:
         for row in r.rows:
-            vals = [value(row, c, metric) for c in cols]
+            vals = [value(row, c, metric) for c in cols] + [stderr_value(row, c, metric) for c in se_cols]
             w.writerow([str(r.path), r.method, r.seed, row.get("model"), r.complete, *("" if v is None else v for v in vals)])
     return buf.getvalue()
 
@@ -172,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cream-table", description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
     p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="generative (eval) or log-likelihood (eval_loglik) accuracy")
+    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
     p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")

@@ -2,8 +2,9 @@
 
 The model judges each response with the paper's additive 5-point prompt
 (``templates/judge_additive_5pt.txt``), which asks for a short justification ending in
-"Score: <total points>".  Each response gets ``k`` sampled judgments; a judgment without a parsable
-score in [0, 5] is counted as a failure and left out; the reward is the mean of the valid ones.
+"Score: <total points>" (``max_new_tokens`` >= 256 leaves room for both).  Each response gets ``k``
+sampled judgments; a judgment without a parsable total score in [0, 5] (``parse_score``) is counted as
+a failure and left out; the reward is the mean of the valid ones.
 
 A response none of whose ``k`` judgments parses is, with ``forced_score=false`` (the paper), unscored
 (``None``: left out of consistency and pairs; if that happens to every prompt the pairs stage stops with
@@ -30,8 +31,10 @@ from cream.models import encode_prompt, load_model, load_tokenizer, on_device, s
 
 TEMPLATE = Path(__file__).parent / "templates" / "judge_additive_5pt.txt"
 
-_SCORE = re.compile(r"score\s*(?:is|of|=|:)?\s*[*_\s]*(-?\d+(?:\.\d+)?)\s*(/\s*\d+|out of\s*\d+)?", re.IGNORECASE)
-_POINTS = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:/\s*5\b|out of 5\b|points?\b)", re.IGNORECASE)
+_NUMBER = r"(-?\d+(?:\.\d+)?)\s*(?:points?\b\s*)?(/\s*\d+|out of\s*\d+)?"
+_SCORE = re.compile(r"score\s*(?:is|of|=|:)?\s*[*_\s]*" + _NUMBER, re.IGNORECASE)
+_TOTAL = re.compile(r"total(?:\s+(?:points?|score))?\s*(?:is|of|=|:)?\s*[*_\s]*" + _NUMBER, re.IGNORECASE)
+_OUT_OF_5 = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:/\s*5\b|out of 5\b)", re.IGNORECASE)
 
 
 def render_judge_prompt(instruction: str, response: str, template: str | None = None) -> str:
@@ -41,18 +44,21 @@ def render_judge_prompt(instruction: str, response: str, template: str | None = 
 
 
 def parse_score(text: str) -> float | None:
-    """The score of one judgment, or None.
+    """The judge's TOTAL score in one judgment, or None: the total or nothing, never a per-criterion line.
 
-    The last "Score: X" wins (also "Score: 4/5", "score of 4", "Score: **4**"); without one, the last
-    "X points" or "X/5".  A value outside [0, 5], or a fraction not out of 5, gives None.
+    The last statement of the total wins: "Score: X" (also "Score: 4/5", "score of 4", "Score: **4**",
+    "The score is 2") or "Total points: X" / "Total: X points" / "total score of X".  Without one, the
+    last "X/5" or "X out of 5".  Per-criterion lines of the additive prompt ("- Relevance (1 point)",
+    "This gets 0 points for clarity") are never read: a judgment that only scores criteria, without a
+    total, gives None.  A value outside [0, 5], or a fraction not out of 5, gives None.
     """
-    hits = list(_SCORE.finditer(text))
+    hits = sorted([*_SCORE.finditer(text), *_TOTAL.finditer(text)], key=lambda m: m.end())
     if hits:
         value, denom = hits[-1].group(1), hits[-1].group(2)
         if denom and not denom.replace(" ", "").endswith("5"):
             return None
     else:
-        hits = list(_POINTS.finditer(text))
+        hits = list(_OUT_OF_5.finditer(text))
         if not hits:
             return None
         value = hits[-1].group(1)
@@ -68,7 +74,7 @@ def aggregate(judgments: list[str]) -> tuple[float | None, int, list[float | Non
 
 
 class JudgeRewarder:
-    def __init__(self, k: int = 3, temperature: float = 0.7, top_p: float = 0.9, max_new_tokens: int = 128,
+    def __init__(self, k: int = 3, temperature: float = 0.7, top_p: float = 0.9, max_new_tokens: int = 256,
                  batch_size: int = 16, template: str | None = None, forced_score: bool = True):
         if k < 1:
             raise ValueError(f"rewarder.k={k}: must be >= 1")

@@ -1,70 +1,141 @@
 """Evaluate M_k zero-shot on the configured benchmarks.
 
-``generate`` (the paper's protocol): the question with lettered options and the instruction "Answer the
-question by thinking step by step ... starting with 'Answer:'", greedy decoding, answer extraction
-(``cream.answers``), accuracy.  ``loglik`` (multiple choice only, the lm-evaluation-harness way): each
-option's text is scored as the continuation of "<question>\nAnswer:"; the option with the highest sum
-(``eval_loglik_sum``) or token-length-normalized mean (``eval_loglik``) log-prob is the prediction.
+``eval.modes``:
+
+``generate`` (the paper's format): the question with lettered options and the instruction "Answer the
+question by thinking step by step ... starting with 'Answer:'" in the chat template, greedy decoding, and
+the answer read out of the output under three rule sets (``cream.answers``): ``lenient`` (this project's),
+``strict`` (explicit answer statements only) and ``official`` (the CREAM authors' ``evaluate.py``).
+``eval`` is the accuracy under ``eval.extraction`` (lenient by default); all three are always recorded.
+
+``loglik`` (multiple choice only): lm-evaluation-harness's format and metrics (``cream.lm_eval_format``):
+``eval_acc`` (summed log-likelihood of " <option text>") and ``eval_acc_norm`` (divided by the option's
+length in characters), no chat template unless ``eval.loglik_chat_template``.
+
+Every accuracy comes with its standard error (``<key>_stderr``: sqrt(p (1 - p) / (n - 1)), lm-eval's), and
+every average over benchmarks (``<key>_avg``) with ``<key>_avg_stderr`` = sqrt(sum se_b^2) / #benchmarks.
+``predictions.jsonl`` (generate): one line per example with the rendered prompt, the raw output, and
+for each rule set the answer, the rule that found it and whether it is right (``correct``: under
+``eval.extraction``).  ``predictions_loglik.jsonl`` (loglik): one line per example with the context and
+each option's continuation, log-likelihood, length in characters and tokens, and both predictions.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from cream import artifacts
-from cream.distributed import is_main
-from cream.answers import is_correct
+import torch
+
+from cream import artifacts, lm_eval_format
+from cream.answers import RULE_SETS, extract, matches, mean_stderr, stderr
 from cream.data.pool import eval_sets
-from cream.data.prompts import format_prompt, format_question, render
+from cream.data.prompts import format_prompt, render
+from cream.distributed import is_main
+from cream.errors import CreamError
 from cream.generation import generate
-from cream.models import encode_pair, load_model, load_tokenizer, on_device, score_sequences
+from cream.models import load_model, load_tokenizer, on_device, score_sequences
+from cream.results import FAMILIES
+
+MODES = ("generate", "loglik")
 
 
-def loglik_predictions(model, tok, examples, cfg) -> tuple[list[str], list[str]]:
-    """(prediction by summed log-prob, prediction by length-normalized log-prob) per example."""
-    m = cfg.model
-    seqs, starts = [], []
-    for ex in examples:
-        ctx_text = render(tok, format_question(ex)) + "Answer:"
-        for label, text in zip(ex.labels, ex.choices):
-            ids, start, _ = encode_pair(tok, ctx_text, f" {label}. {text}", int(m.max_length), int(m.max_prompt_length))
-            seqs.append(ids[:-1])  # no EOS: the option is a continuation, not a whole response
-            starts.append(start)
-    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=int(cfg.eval.batch_size) * 4, desc="loglik")
-    by_sum, by_norm, j = [], [], 0
-    for ex in examples:
+class EvalConfigError(CreamError, ValueError):
+    """A bad ``eval.*`` value."""
+
+
+def check_config(cfg) -> None:
+    """Refuse unknown modes and rule sets before any model is loaded."""
+    bad = [m for m in cfg.eval.modes if m not in MODES]
+    if bad:
+        raise EvalConfigError(f"eval.modes={list(cfg.eval.modes)}: unknown mode(s) {bad}; each must be one of {', '.join(MODES)}")
+    ext = cfg.eval.get("extraction", "lenient")
+    if ext not in RULE_SETS:
+        raise EvalConfigError(f"eval.extraction={ext!r}: expected lenient (this project's rules), strict (explicit answer "
+                              "statements only) or official (the CREAM authors' evaluate.py)")
+
+
+def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
+    """Greedy outputs for the paper's prompts; per rule set the 0/1 score of each example, and the predictions."""
+    prompts = [render(tok, format_prompt(ex)) for ex in examples]
+    outputs, _ = generate(model, tok, prompts, max_new_tokens=int(cfg.eval.max_new_tokens), batch_size=int(cfg.eval.batch_size),
+                          max_prompt_length=int(cfg.model.max_prompt_length), desc=desc)
+    headline = cfg.eval.get("extraction", "lenient")
+    scores: dict[str, list[float]] = {rules: [] for rules in RULE_SETS}
+    predictions = []
+    for ex, prompt, out in zip(examples, prompts, outputs):
+        rec = {"benchmark": ex.benchmark, "id": ex.id, "mode": "generate", "gold": ex.answer, "prompt": prompt, "output": out[0]}
+        for rules in RULE_SETS:
+            found = extract(ex, out[0], rules)
+            ok = matches(ex, found, rules)
+            rec[rules] = {"answer": found.answer, "rule": found.rule, "correct": ok}
+            scores[rules].append(float(ok))
+        rec["correct"] = rec[headline]["correct"]
+        predictions.append(rec)
+    return scores, predictions
+
+
+def loglik(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
+    """lm-eval's option scoring; the 0/1 ``acc`` and ``acc_norm`` of each example, and the predictions."""
+    contexts, seqs, starts = lm_eval_format.requests(tok, examples, int(cfg.model.max_length),
+                                                     bool(cfg.eval.get("loglik_chat_template", False)))
+    with torch.inference_mode():  # scores only: no autograd graph (its activations would be kept per batch)
+        lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=int(cfg.eval.batch_size) * 4, desc=desc)
+    scores: dict[str, list[float]] = {"acc": [], "acc_norm": []}
+    predictions, j = [], 0
+    for ex, ctx in zip(examples, contexts):
         n = len(ex.choices)
         lp = lps[j: j + n]
-        norm = [v / max(1, len(seqs[j + o]) - starts[j + o]) for o, v in enumerate(lp)]
-        by_sum.append(ex.labels[max(range(n), key=lp.__getitem__)])
-        by_norm.append(ex.labels[max(range(n), key=norm.__getitem__)])
+        by_acc, by_norm = lm_eval_format.predict(ex, lp)
+        options = [{"label": label, "continuation": cont, "loglik": v, "chars": len(text), "tokens": len(seqs[j + o]) - starts[j + o]}
+                   for o, (label, cont, text, v) in enumerate(zip(ex.labels, lm_eval_format.continuations(ex), ex.choices, lp))]
+        predictions.append({"benchmark": ex.benchmark, "id": ex.id, "mode": "loglik", "gold": ex.answer, "prompt": ctx,
+                            "options": options, "acc": {"answer": by_acc, "correct": by_acc == ex.answer},
+                            "acc_norm": {"answer": by_norm, "correct": by_norm == ex.answer}})
+        scores["acc"].append(float(by_acc == ex.answer))
+        scores["acc_norm"].append(float(by_norm == ex.answer))
         j += n
-    return by_sum, by_norm
+    return scores, predictions
+
+
+def summarize(per_item: dict[str, dict[str, list[float]]]) -> dict:
+    """{family: {benchmark: 0/1 scores}} -> every RESULT_KEY: accuracies, stderrs, averages (None when absent)."""
+    result: dict = {}
+    for fam in FAMILIES:
+        benches = per_item.get(fam, {})
+        result[fam] = {b: sum(s) / len(s) for b, s in benches.items()}
+        result[f"{fam}_stderr"] = {b: stderr(s) for b, s in benches.items()}
+        accs, ses = list(result[fam].values()), list(result[f"{fam}_stderr"].values())
+        result[f"{fam}_avg"] = sum(accs) / len(accs) if accs else None
+        result[f"{fam}_avg_stderr"] = mean_stderr(ses) if accs else None
+    return result
 
 
 def run(ctx, out: Path, k: int) -> dict:
     cfg = ctx.cfg
+    check_config(cfg)
+    sets = eval_sets(cfg)
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
     model = on_device(model, cfg)
-    result: dict = {"eval": {}, "eval_loglik": {}, "eval_loglik_sum": {}}
-    predictions = []
-    for name, examples in eval_sets(cfg).items():
+    headline = cfg.eval.get("extraction", "lenient")
+    per_item: dict[str, dict[str, list[float]]] = {fam: {} for fam in FAMILIES}
+    predictions: list[dict] = []
+    loglik_predictions: list[dict] = []
+    for name, examples in sets.items():
+        if not examples:
+            continue
         if "generate" in cfg.eval.modes:
-            outputs, _ = generate(model, tok, [render(tok, format_prompt(ex)) for ex in examples],
-                                  max_new_tokens=int(cfg.eval.max_new_tokens), batch_size=int(cfg.eval.batch_size),
-                                  max_prompt_length=int(cfg.model.max_prompt_length), desc=f"eval M{k} {name}")
-            correct = [is_correct(ex, o[0]) for ex, o in zip(examples, outputs)]
-            result["eval"][name] = sum(correct) / len(examples)
-            predictions += [{"benchmark": name, "id": ex.id, "gold": ex.answer, "output": o[0], "correct": c}
-                            for ex, o, c in zip(examples, outputs, correct)]
+            scores, preds = generative(model, tok, examples, cfg, f"eval M{k} {name}")
+            for rules, s in scores.items():
+                per_item[f"eval_{rules}"][name] = s
+            per_item["eval"][name] = scores[headline]
+            predictions += preds
         if "loglik" in cfg.eval.modes and examples[0].is_multiple_choice:
-            by_sum, by_norm = loglik_predictions(model, tok, examples, cfg)
-            result["eval_loglik_sum"][name] = sum(p == ex.answer for p, ex in zip(by_sum, examples)) / len(examples)
-            result["eval_loglik"][name] = sum(p == ex.answer for p, ex in zip(by_norm, examples)) / len(examples)
-    for key in ("eval", "eval_loglik", "eval_loglik_sum"):
-        vals = list(result[key].values())
-        result[f"{key}_avg"] = sum(vals) / len(vals) if vals else None
+            scores, preds = loglik(model, tok, examples, cfg, f"loglik M{k} {name}")
+            per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
+            loglik_predictions += preds
+    result = {"extraction": headline, "n": {name: len(ex) for name, ex in sets.items()}, **summarize(per_item)}
     if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
         artifacts.write_jsonl(out / "predictions.jsonl", predictions)
+        artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
         artifacts.write_json(out / "result.json", result)
     return result
