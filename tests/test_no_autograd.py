@@ -6,8 +6,6 @@ inference functions must leave it empty.  The same hook on a function with its n
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
@@ -18,7 +16,7 @@ from cream.modules.reward_model import RewardModel
 from cream.modules.self_reward_head import SelfRewardHead
 from cream.rewarders.judge import expected_scores
 from cream.rewarders.self_reward_head import head_rewards
-from cream.stages.evaluate import loglik_predictions
+from cream.stages.evaluate import generative, loglik
 from cream.train_rm import score_responses
 
 
@@ -67,13 +65,17 @@ def test_judge_forced_score(tok_model, grad_calls):
     assert all(0 <= s <= 5 for s in scores) and not grad_calls
 
 
-def test_loglik_evaluation(tok_model, grad_calls):
+def test_evaluation(tok_model, grad_calls):
+    from omegaconf import OmegaConf
+
     tok, model = tok_model
     examples = load_benchmark("arc_easy", "test")[:3]
-    cfg = SimpleNamespace(model=SimpleNamespace(max_length=128, max_prompt_length=96),
-                          eval=SimpleNamespace(batch_size=2))
-    by_sum, by_norm = loglik_predictions(model, tok, examples, cfg)
-    assert len(by_sum) == 3 and not grad_calls
+    cfg = OmegaConf.create({"model": {"max_length": 128, "max_prompt_length": 96},
+                            "eval": {"batch_size": 2, "max_new_tokens": 4, "extraction": "lenient"}})
+    scores, _ = loglik(model, tok, examples, cfg, "loglik")
+    assert len(scores["acc"]) == 3 and not grad_calls
+    scores, _ = generative(model, tok, examples, cfg, "generate")
+    assert len(scores["lenient"]) == 3 and not grad_calls
 
 
 def test_reward_model_scoring(tiny_dir, tok_model, grad_calls):

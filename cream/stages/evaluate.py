@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from cream import artifacts, lm_eval_format
 from cream.answers import RULE_SETS, extract, matches, mean_stderr, stderr
 from cream.data.pool import eval_sets
@@ -77,8 +75,7 @@ def loglik(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]]
     """lm-eval's option scoring; the 0/1 ``acc`` and ``acc_norm`` of each example, and the predictions."""
     contexts, seqs, starts = lm_eval_format.requests(tok, examples, int(cfg.model.max_length),
                                                      bool(cfg.eval.get("loglik_chat_template", False)))
-    with torch.inference_mode():  # scores only: no autograd graph (its activations would be kept per batch)
-        lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=int(cfg.eval.batch_size) * 4, desc=desc)
+    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=int(cfg.eval.batch_size) * 4, desc=desc)
     scores: dict[str, list[float]] = {"acc": [], "acc_norm": []}
     predictions, j = [], 0
     for ex, ctx in zip(examples, contexts):
