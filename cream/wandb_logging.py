@@ -16,8 +16,8 @@ Every metric has exactly one name, the same in wandb and in the CSV logs:
         iter/reward_quality/{tau_hist,correctness_tau_hist} (histograms)
         (a count several stages repeat is logged once: prompts under iter/sample, pairs under iter/pairs)
     per model M_k, axis ``model`` (= k; M_{t+1} is the model trained in iteration t): a curve over iterations
-        eval/generate/<benchmark>, eval/generate/avg, eval/loglik/<benchmark>, eval/loglik/avg,
-        eval/loglik_sum/<benchmark>, eval/loglik_sum/avg
+        eval/{lenient,strict,official}/<benchmark> (generative, per extraction rule set),
+        eval/{acc,acc_norm}/<benchmark> (lm-evaluation-harness log-likelihood), each with /avg and /avg_stderr
 
 ``metrics.csv`` (run dir) holds the per-iteration and per-model rows: ``axis,step,key,value`` (histograms as
 JSON); the per-step rows are in each training stage's ``logs/metrics.csv``.  wandb also gets the resolved

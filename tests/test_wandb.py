@@ -77,7 +77,7 @@ def test_wandb_offline_run_one_name_per_metric(tmp_path):
     assert all(r["iter/consistency/c_hist/_type"] == "histogram" for r in per_iter)
     assert sum(per_iter[0]["iter/consistency/c_hist/values"]) == per_iter[0]["iter/consistency/n"]
     assert any("iter/reward_quality/pairwise_accuracy" in r for r in rows)
-    evals = [r for r in rows if "eval/loglik/arc_easy" in r]
+    evals = [r for r in rows if "eval/acc_norm/arc_easy" in r]
     assert [r["model"] for r in evals] == [0, 1, 2, 3]
     results = {row["model"]: row for row in read_results(run_dir)}
     assert [r["eval/acc_norm/arc_easy"] for r in evals] == pytest.approx([results[f"M{k}"]["eval_acc_norm"]["arc_easy"] for k in range(4)])
