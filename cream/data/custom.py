@@ -22,11 +22,10 @@ A malformed record stops the run with a :class:`DataError` naming the file, line
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cream.data.benchmarks import LETTERS, DataError, Example
+from cream.data.benchmarks import LETTERS, DataError, Example, _read_jsonl
 
 ROLES = ("system", "user", "assistant")
 
@@ -50,17 +49,10 @@ def read_records(path: str | Path, what: str) -> list[tuple[str, dict]]:
     if path.is_dir():
         return _read_dataset_folder(path, what)
     out = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: malformed JSON line ({e.msg} at column {e.colno})") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}")
-            out.append((f"{path}:{i}", rec))
+    for i, rec in _read_jsonl(path):  # the benchmarks' reader: blank lines skipped, bad JSON names FILE:LINE
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}")
+        out.append((f"{path}:{i}", rec))
     if not out:
         raise DataError(f"{what}: {path} holds no records")
     return out
