@@ -228,7 +228,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
 def _brief(summary: dict) -> str:
     """The scalar entries of a stage's summary, for its one-line log."""
     items = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool) or isinstance(v, str) and len(v) <= 60]
+             if (isinstance(v, (int, float)) and not isinstance(v, bool)) or (isinstance(v, str) and len(v) <= 60)]
     return (": " + ", ".join(items)) if items else ""
 
 

@@ -113,9 +113,9 @@ def test_smollm2_preset_finds_the_packaged_file():
 def test_real_presets_do_not_inherit_the_tiny_settings(overrides):
     from tests.conftest import compose
 
+    from omegaconf import OmegaConf
+
     tiny, real = compose([]), compose(overrides)
     for key in ("sft.lr", "sft.epochs", "dpo.lr", "sampling.max_new_tokens", "eval.max_new_tokens"):
-        a, b = (c for c in (tiny, real))
-        get = lambda c: c[key.split(".")[0]][key.split(".")[1]]  # noqa: E731
-        assert get(a) != get(b), key
+        assert OmegaConf.select(tiny, key) != OmegaConf.select(real, key), key
     assert real.sft.lr <= 1e-5 and real.dpo.lr <= 1e-6 and real.sampling.max_new_tokens >= 256
