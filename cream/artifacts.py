@@ -19,17 +19,14 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from cream.errors import CreamError
+from cream.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 _BIG = 256 * 2**20  # files above this are fingerprinted by size + head/tail hash
-
-
-class ArtifactError(CreamError, RuntimeError):
-    """An artifact on disk is missing, corrupted, or from a different config."""
 
 
 @contextlib.contextmanager

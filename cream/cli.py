@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cream.errors import CreamError
-from cream.models import is_local
+from cream.models.loading import is_local
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("cream")
@@ -43,12 +43,12 @@ def prepare_environment(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def train(cfg: DictConfig) -> float | None:
     """Run (or resume) the CREAM pipeline in the Hydra run dir; returns the last model's average accuracy.
-    ``plan=true``: print the plan of the composed config (cream/plan.py: sizes, memory per GPU, steps) and exit."""
+    ``plan=true``: print the plan of the composed config (cream/training/plan.py: sizes, memory per GPU, steps) and exit."""
     from cream.pipeline import run
 
     prepare_environment(cfg)
     if cfg.get("plan"):
-        from cream.plan import make_plan, render
+        from cream.training.plan import make_plan, render
 
         try:
             print(render(make_plan(cfg)))
@@ -74,7 +74,7 @@ def evaluate(cfg: DictConfig) -> None:
     message on stderr and exit status 2, never a traceback."""
     from cream import artifacts
     from cream.pipeline import Context
-    from cream.results import FAMILIES, pct
+    from cream.report.results import FAMILIES, pct
     from cream.stages import evaluate as ev
 
     if OmegaConf.is_missing(cfg.model, "path"):

@@ -22,15 +22,16 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cream import artifacts, memory
-from cream.artifacts import ArtifactError
-from cream.errors import CreamError
+from cream import artifacts
+from cream.errors import ArtifactError, ConfigChanged, CreamError
+from cream.report import memory
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ class Stage:
     deps: list[str]                 # upstream stage names whose outputs it reads
     config: dict                    # the config values it depends on
     kwargs: dict = field(default_factory=dict)
-
-
-class ConfigChanged(ArtifactError):
-    pass
 
 
 def _select(cfg: DictConfig, keys: list[str]) -> dict:
@@ -177,7 +174,7 @@ def _archive(folder: Path, run_dir: Path) -> None:
 
 
 # Stages every rank runs when several processes do (training: Lightning's strategy; sampling and scoring:
-# inputs sharded across ranks, see cream.distributed).  The others run on rank 0 while the rest wait.
+# inputs sharded across ranks, see cream.training.distributed).  The others run on rank 0 while the rest wait.
 COLLECTIVE_STAGES = ("sft", "sample", "reward", "dpo", "eval")
 
 
@@ -186,7 +183,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
 
     With several processes rank 0 decides, prepares the folder and writes the manifest; every rank
     gets rank 0's decision and manifest (so all of them skip or run the same stages)."""
-    from cream import distributed
+    from cream.training import distributed
 
     want = _current_manifest(ctx, stage, done)
     main = distributed.is_main()
@@ -289,10 +286,9 @@ def _keep_hydra_record(run_dir: Path, accepted: bool) -> None:
 
 def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     """Run (or resume) the whole pipeline in ``run_dir``; returns the rows of results.jsonl."""
-    from cream.results import print_results, print_timings, write_results
+    from cream.report.results import print_results, print_timings, write_results
+    from cream.training import distributed
     from cream.validate import validate_config
-
-    from cream import distributed
 
     distributed.init()  # several processes (torchrun / srun): one group for every stage
     ctx = Context(cfg, Path(distributed.broadcast(str(run_dir))))  # rank 0's run dir for all
@@ -320,14 +316,14 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
         if did_run:  # per-iteration / per-model metrics: run-dir metrics.csv, and wandb with logger=wandb
-            from cream import wandb_logging
+            from cream.report import wandb_log as wandb_logging
 
             wandb_logging.log_stage(cfg, ctx.run_dir, stage.name, manifest)
     distributed.shutdown()  # every rank is done with collectives; rank 0 writes the summary alone
     if not main:
         return []
     rows = write_results(ctx, done)
-    from cream import wandb_logging
+    from cream.report import wandb_log as wandb_logging
 
     wandb_logging.finish(cfg, ctx.run_dir, rows)  # logger=wandb: config and results as artifacts
     print_results(rows)

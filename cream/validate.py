@@ -5,11 +5,7 @@ from omegaconf import DictConfig
 
 from cream.data import custom, oasst, pool
 from cream.data.benchmarks import BENCHMARKS, FILES
-from cream.errors import CreamError
-
-
-class ConfigError(CreamError, ValueError):
-    pass
+from cream.errors import ConfigError
 
 
 def _need(ok: bool, key: str, value, what: str) -> None:

@@ -25,7 +25,7 @@ TEXTS = [
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
     """A tiny Llama + offline tokenizer saved with save_pretrained (random weights, seed 0)."""
-    from cream.models import build_tiny
+    from cream.models.tiny import build_tiny
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     build_tiny(out, TEXTS, vocab_size=300, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
@@ -34,7 +34,8 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config"):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=overrides or [])

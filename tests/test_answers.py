@@ -8,12 +8,23 @@ import statistics
 
 import pytest
 
-from cream.answers import (Extraction, ExtractionError, accuracy, extract, extract_choice, extract_number, find_choice,
-                           find_number, is_correct, mean_stderr, stderr)
-from cream.official_answers import official_choice, official_number
 from cream.data import Example, load_benchmark
 from cream.data.benchmarks import FILES, SAMPLE_DIR
 from cream.data.prompts import sft_target
+from cream.errors import ExtractionError
+from cream.evaluation.answers import (
+    Extraction,
+    accuracy,
+    extract,
+    extract_choice,
+    extract_number,
+    find_choice,
+    find_number,
+    is_correct,
+    mean_stderr,
+    stderr,
+)
+from cream.evaluation.official_answers import official_choice, official_number
 
 ABCD, ABCDE, ABC = "ABCD", "ABCDE", "ABC"
 

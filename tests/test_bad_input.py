@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cream.artifacts import ArtifactError, read_jsonl
-from cream.data.benchmarks import DataError, load_benchmark
-from cream.data.pool import PoolError, seed_set
-from cream.models import ModelLoadError, encode_pair, load_model, load_tokenizer
-from cream.validate import ConfigError, validate_config
 from conftest import compose, run_cli, stage_mtimes
+from cream.artifacts import read_jsonl
+from cream.data.benchmarks import load_benchmark
+from cream.data.pool import seed_set
+from cream.errors import ArtifactError, ConfigError, DataError, ModelLoadError, NoPairsError, PoolError
+from cream.models.loading import load_model, load_tokenizer
+from cream.models.tokens import encode_pair
+from cream.validate import validate_config
 
 
 @pytest.mark.parametrize("override, key", [
@@ -92,7 +94,7 @@ def test_tokenizer_without_pad_token_falls_back_to_eos(tiny_dir, tmp_path, caplo
 
 
 def test_long_prompts_are_truncated_by_the_stated_rule_and_counted(tiny_dir):
-    from cream.generation import generate
+    from cream.sampling.hf import generate
 
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
     long_prompt = "carbon dioxide " * 100 + "END"
@@ -104,9 +106,9 @@ def test_long_prompts_are_truncated_by_the_stated_rule_and_counted(tiny_dir):
 
 
 def test_corrupted_checkpoint_is_a_clear_error(tiny_dir, tmp_path):
-    from cream.data.datamodules import SFTDataModule
-    from cream.modules.sft import SFTModule
-    from cream.training import fit, make_trainer
+    from cream.training.datamodules import SFTDataModule
+    from cream.training.sft_module import SFTModule
+    from cream.training.trainer import fit, make_trainer
 
     out = tmp_path / "sft"
     (out / "checkpoints").mkdir(parents=True)
@@ -120,10 +122,11 @@ def test_corrupted_checkpoint_is_a_clear_error(tiny_dir, tmp_path):
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_dir, tmp_path):
-    from cream.data.datamodules import PreferenceDataModule
-    from cream.losses import SigmoidLoss
-    from cream.modules.dpo import DPOModule, TrainingDiverged
-    from cream.training import fit, make_trainer
+    from cream.errors import TrainingDiverged
+    from cream.method.losses import SigmoidLoss
+    from cream.training.datamodules import PreferenceDataModule
+    from cream.training.dpo_module import DPOModule
+    from cream.training.trainer import fit, make_trainer
 
     class NanAfterTwoSteps(SigmoidLoss):
         calls = 0
@@ -157,7 +160,7 @@ def test_every_reward_tied_is_a_clear_error_and_keeps_the_rewards(tmp_path):
     # a judge that never produced a score leaves every reward None: the same situation
     rewards.write_text(json.dumps({"prompt_id": "p", "reward": [None, None], "prev_reward": [None, None], "policy_logp": [0, 0]}) + "\n")
     (it / "consistency" / "consistency.jsonl").write_text(json.dumps({"prompt_id": "p", "c": None}) + "\n")
-    with pytest.raises(pairs.NoPairsError, match=r"rewards\.jsonl: the rewards tie for every one of the 1 prompts"):
+    with pytest.raises(NoPairsError, match=r"rewards\.jsonl: the rewards tie for every one of the 1 prompts"):
         pairs.run(Context(compose([]), tmp_path), it / "pairs", t=1)
     assert rewards.exists() and not (it / "pairs" / "pairs.jsonl").exists()
 

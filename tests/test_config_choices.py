@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from hydra.utils import instantiate
 
-from cream import consistency, losses, regularizers
+from cream.method import losses, regularizers
+from cream.method import ranking as consistency
 from tests.conftest import compose
 
 

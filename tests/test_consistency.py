@@ -1,4 +1,4 @@
-"""cream.consistency: the ranking-agreement measures and the dataset summary."""
+"""cream.method.ranking: the ranking-agreement measures and the dataset summary."""
 from __future__ import annotations
 
 import itertools
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cream.consistency import MEASURES, dataset_consistency, kendall, spearman, toporder
+from cream.method.ranking import MEASURES, dataset_consistency, kendall, spearman, toporder
 
 
 def random_cases(n_cases: int = 200, seed: int = 0):

@@ -8,10 +8,10 @@ import math
 import pytest
 
 from conftest import run_cli
-from cream.answers import extract, matches
 from cream.data import load_benchmark
 from cream.data.prompts import format_prompt, render
-from cream.models import load_tokenizer
+from cream.evaluation.answers import extract, matches
+from cream.models.loading import load_tokenizer
 
 
 def _eval(args, cwd):

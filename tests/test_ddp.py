@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent('''
     from pathlib import Path
     import torch
     from hydra import compose, initialize_config_dir
-    from cream import distributed
+    from cream.training import distributed
     from cream.pipeline import Context, Stage, run_stage
     from cream.stages import dpo
 
@@ -47,7 +47,9 @@ GLOO_ENV = {"GLOO_SOCKET_IFNAME": "lo"} if sys.platform == "linux" else {}
 def _prepare(run_dir, tiny_dir):
     """An iteration folder as the pipeline leaves it before DPO: M_1 in sft/model, pairs, consistency."""
     from cream import artifacts
-    from cream.models import encode_pair, load_model, load_tokenizer, score_sequences
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.models.scoring import score_sequences
+    from cream.models.tokens import encode_pair
 
     shutil.copytree(tiny_dir, run_dir / "sft" / "model")
     tok = load_tokenizer(tiny_dir)
@@ -110,7 +112,6 @@ def test_pipeline_on_two_processes(tmp_path):
     """The whole smoke pipeline under torchrun (2 CPU ranks): DDP training, sharded sampling/scoring/eval,
     rank 0 writes every artifact once; a rerun finds every stage complete on both ranks."""
     from conftest import read_results, stage_mtimes
-
     from cream import artifacts
 
     exe = os.path.join(os.path.dirname(sys.executable), "cream-train")

@@ -22,7 +22,9 @@ def test_smoke_pipeline_on_gpu_bf16(tmp_path):
 
 
 def test_bf16_scores_match_float32(tiny_dir):
-    from cream.models import encode_pair, load_model, load_tokenizer, score_sequences
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.models.scoring import score_sequences
+    from cream.models.tokens import encode_pair
 
     tok = load_tokenizer(tiny_dir)
     enc = [encode_pair(tok, f"Question {i}: which gas do plants take in?\n", "carbon dioxide" + " yes" * i, 128, 96)

@@ -3,12 +3,13 @@ import shutil
 
 import pytest
 import torch
+from test_models import direct_logp
 
-from cream.models import encode_pair, load_model, load_tokenizer
+from conftest import compose
+from cream.models.loading import load_model, load_tokenizer
+from cream.models.tokens import encode_pair
 from cream.pipeline import Context
 from cream.rewarders.implicit import ImplicitRewarder
-from conftest import compose
-from test_models import direct_logp
 
 
 def _perturbed_copy(src, dst, seed):

@@ -161,7 +161,7 @@ def test_judge_rewarder_unparsable_forced_or_unscored(monkeypatch):
 
 
 def test_expected_scores_reads_the_judges_distribution(tiny_dir):
-    from cream.models import load_model, load_tokenizer
+    from cream.models.loading import load_model, load_tokenizer
     from cream.rewarders.judge import expected_scores
 
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cream import lm_eval_format as lf
-from cream.answers import stderr
 from cream.data import Example, load_benchmark
+from cream.evaluation import lm_eval_format as lf
+from cream.evaluation.answers import stderr
 from cream.stages import evaluate as ev
 
 ARC = Example("Mercury_1", "arc_easy", "Which gas do plants take in?", ("oxygen", "carbon dioxide", "helium", "neon"),
@@ -84,7 +84,7 @@ def _forward_logliks(model, tok, ctx: str, option: str) -> float:
 
 
 def test_loglik_mode_matches_an_independent_forward_pass(tiny_dir):
-    from cream.models import load_model, load_tokenizer
+    from cream.models.loading import load_model, load_tokenizer
 
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
     examples = load_benchmark("arc_easy", "test")[:5] + load_benchmark("obqa", "test")[:3] + load_benchmark("siqa", "validation")[:3]

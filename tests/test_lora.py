@@ -11,7 +11,7 @@ LORA = "model.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_pro
 
 
 def _pairs(tok):
-    from cream.models import encode_pair
+    from cream.models.tokens import encode_pair
 
     prompts = ["Which gas do plants take in?", "Natalia sold 48 clips in April.", "Think step by step.", "Answer:"]
     good, bad = ["carbon dioxide", "Answer: 72", "48 + 24 = 72", "B"], ["oxygen", "neon", "helium neon", "D"]
@@ -25,10 +25,11 @@ def _pairs(tok):
 def test_lora_starts_as_reference_and_merged_model_is_the_trained_one(tiny_dir, tmp_path):
     from hydra.utils import instantiate
 
-    from cream.data.datamodules import PreferenceDataModule
-    from cream.models import load_model, load_tokenizer, score_sequences
-    from cream.modules.dpo import DPOModule
-    from cream.training import make_trainer, prepare_model, save_model
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.models.scoring import score_sequences
+    from cream.training.datamodules import PreferenceDataModule
+    from cream.training.dpo_module import DPOModule
+    from cream.training.trainer import make_trainer, prepare_model, save_model
 
     cfg = compose(["trainer=cpu", LORA])
     tok = load_tokenizer(tiny_dir)
@@ -72,8 +73,8 @@ def test_lora_is_recorded_by_training_stages_only_when_set():
 
 
 def test_lora_unknown_key():
-    from cream.lora import config
-    from cream.validate import ConfigError
+    from cream.errors import ConfigError
+    from cream.training.lora import config
 
     with pytest.raises(ConfigError, match="rank"):
         config({"rank": 8})

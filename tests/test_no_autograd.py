@@ -10,14 +10,16 @@ import pytest
 import torch
 
 from cream.data.benchmarks import load_benchmark
-from cream.generation import generate
-from cream.models import encode_pair, load_model, load_tokenizer, score_sequences
-from cream.modules.reward_model import RewardModel
-from cream.modules.self_reward_head import SelfRewardHead
+from cream.models.loading import load_model, load_tokenizer
+from cream.models.scoring import score_sequences
+from cream.models.tokens import encode_pair
 from cream.rewarders.judge import expected_scores
 from cream.rewarders.self_reward_head import head_rewards
+from cream.sampling.hf import generate
 from cream.stages.evaluate import generative, loglik
-from cream.train_rm import score_responses
+from cream.training.head_module import SelfRewardHead
+from cream.training.rm_module import RewardModel
+from cream.training.train_rm import score_responses
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from cream.data.benchmarks import DataError
-from cream.data.datamodules import ConversationSFTDataModule
-from cream.data.oasst import OasstError, load_oasst
+from conftest import compose
+from cream.data.oasst import load_oasst
 from cream.data.pool import seed_conversations
 from cream.data.prompts import encode_conversation
-from conftest import compose
+from cream.errors import DataError, OasstError
+from cream.training.datamodules import ConversationSFTDataModule
 
 
 def msg(mid, parent, tree, role, text, rank=None, lang="en", deleted=False, review=True, **extra):
@@ -150,7 +150,7 @@ def _runs(tok, ids, mask) -> list[str]:
 
 @pytest.fixture
 def chat_tok(tiny_dir):
-    from cream.models import load_tokenizer
+    from cream.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_dir)
     tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
@@ -170,7 +170,7 @@ def test_chat_template_masks_all_but_assistant_turns_and_their_end_token(chat_to
 
 
 def test_plain_rendering_without_a_template(tiny_dir):
-    from cream.models import load_tokenizer
+    from cream.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_dir)
     ids, mask, _ = encode_conversation(tok, EXPECTED[0]["messages"], 512)

@@ -3,16 +3,16 @@ file, line and field; no silent sample data with a real model; sft.skip."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from cream.answers import is_correct
-from cream.data.benchmarks import DataError, load_benchmark
+from conftest import compose, read_results, run_cli
+from cream.data.benchmarks import load_benchmark
 from cream.data.custom import load_conversations, load_eval_file, load_prompts
 from cream.data.pool import eval_sets, seed_conversations
-from cream.validate import ConfigError, validate_config
-from conftest import compose, read_results, run_cli
+from cream.errors import ConfigError, DataError
+from cream.evaluation.answers import is_correct
+from cream.validate import validate_config
 
 
 def _jsonl(path, records):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from cream.stages.pairs import select_pair
 from conftest import read_results, run_cli, stage_mtimes
+from cream.stages.pairs import select_pair
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ SMALL = ["model.tiny.vocab_size=100", "model.tiny.hidden_size=8", "model.tiny.in
 
 
 def test_small_config_by_hand():
-    from cream.plan import make_plan
+    from cream.training.plan import make_plan
 
     plan = make_plan(compose(SMALL))
     # parameters: embeddings V h = 800 (tied head); a layer: q, k, v, o 4 h^2 = 256, MLP 3 h i = 384, 2 norms 2h = 16
@@ -42,7 +42,7 @@ def test_small_config_by_hand():
 
 def test_fsdp_mixed_by_hand():
     """FSDP full shard on 4 ranks, bf16-mixed: float32 masters sharded, bf16 gathers of root + 2 layers."""
-    from cream.plan import make_plan
+    from cream.training.plan import make_plan
 
     plan = make_plan(compose([*SMALL, "trainer=fsdp", "trainer.devices=4", "trainer.accelerator=cpu"]), overhead_gb=0)
     m = plan.stages["dpo"]["memory"]
@@ -55,7 +55,7 @@ def test_fsdp_mixed_by_hand():
 
 
 def test_lora_counts_only_the_adapters():
-    from cream.plan import make_plan
+    from cream.training.plan import make_plan
 
     plan = make_plan(compose([*SMALL, "model.lora={r: 2, target_modules: [q_proj, v_proj]}"]))
     # r (in + out) per adapted matrix: 2 x (8 + 8) x 2 matrices x 2 layers
@@ -65,7 +65,7 @@ def test_lora_counts_only_the_adapters():
 
 
 def test_paper_models_from_the_table():
-    from cream.plan import make_plan
+    from cream.training.plan import make_plan
 
     p3 = make_plan(compose(["experiment=cream_llama3_8b", "trainer=fsdp", "trainer.devices=8"]))
     p2 = make_plan(compose(["experiment=cream_llama2_7b", "trainer=fsdp", "trainer.devices=8"]))
@@ -74,7 +74,8 @@ def test_paper_models_from_the_table():
 
 
 def test_unknown_model_is_a_clear_error():
-    from cream.plan import PlanError, make_plan
+    from cream.errors import PlanError
+    from cream.training.plan import make_plan
 
     with pytest.raises(PlanError, match="model.name_or_path='org/unknown'.*config.json"):
         make_plan(compose(["model=local", "model.name_or_path=org/unknown"]))
@@ -91,8 +92,8 @@ def test_cli_plan_prints_and_runs_nothing(tmp_path):
 
 def test_local_folder_params_match_the_loaded_model(tiny_dir):
     """A local folder: its config.json on the meta device counts exactly the parameters from_pretrained loads."""
-    from cream.models import load_model
-    from cream.plan import make_plan
+    from cream.models.loading import load_model
+    from cream.training.plan import make_plan
 
     plan = make_plan(compose(["model=local", f"model.name_or_path={tiny_dir}", "+debug=smoke"]))
     model = load_model(tiny_dir)

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
+from conftest import compose
 from cream.data.benchmarks import Example, load_benchmark
 from cream.data.custom import Prompt
 from cream.data.pool import full_pool, prompt_slice, seed_set
 from cream.data.prompts import EVAL_INSTRUCTION, format_question, pool_messages, render, render_messages
-from conftest import compose
 
 CONVS = [
     {"id": "c1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
@@ -90,7 +90,7 @@ def test_file_pool_parts(tmp_path):
 
 
 def test_sampling_instruction_none_is_the_raw_question(tiny_dir):
-    from cream.models import load_tokenizer
+    from cream.models.loading import load_tokenizer
 
     ex = load_benchmark("arc_easy", "train")[0]
     raw = pool_messages(ex, "none")

@@ -73,7 +73,7 @@ def test_results_and_consistency(run_dir):
 def test_base_is_a_plain_folder_equal_to_the_gguf_weights(run_dir):
     from transformers import AutoModelForCausalLM
 
-    from cream.models import load_gguf, package_dir
+    from cream.models.loading import load_gguf, package_dir
 
     folder = run_dir / "base" / "model"
     config = json.loads((folder / "config.json").read_text())
@@ -89,7 +89,8 @@ def test_base_is_a_plain_folder_equal_to_the_gguf_weights(run_dir):
 
 
 def test_responses_end_with_the_turn_end_or_are_flagged_cut(run_dir):
-    from cream.models import encode_pair, load_tokenizer
+    from cream.models.loading import load_tokenizer
+    from cream.models.tokens import encode_pair
 
     tok = load_tokenizer(run_dir / "base" / "model")
     samples = _jsonl(run_dir / "iter_1" / "sample" / "samples.jsonl")

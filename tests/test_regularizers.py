@@ -1,9 +1,9 @@
-"""cream.regularizers: the weight C each regularizer gives every pair."""
+"""cream.method.regularizers: the weight C each regularizer gives every pair."""
 from __future__ import annotations
 
 import pytest
 
-from cream.regularizers import DatasetConsistency, FixedConsistency, NoRegularizer, PairConsistency, Regularizer
+from cream.method.regularizers import DatasetConsistency, FixedConsistency, NoRegularizer, PairConsistency, Regularizer
 
 PAIRS = [0.2, None, 0.9, 0.5]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cream.report import plots, runs as runs_mod, table
 from conftest import run_cli
+from cream.report import plots, table
+from cream.report import runs as runs_mod
 
 BENCHES = ("arc_easy", "gsm8k")
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from cream.data.datamodules import SFTDataModule
-from cream.models import load_model, load_tokenizer
-from cream.modules.sft import SFTModule
-from cream.training import fit, make_trainer
 from conftest import compose
+from cream.models.loading import load_model, load_tokenizer
+from cream.training.datamodules import SFTDataModule
+from cream.training.sft_module import SFTModule
+from cream.training.trainer import fit, make_trainer
 
 
 class Crash(Callback):
@@ -55,7 +55,7 @@ def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_checkpoints_removed_once_the_model_is_saved(tiny_dir, tmp_path, keep):
-    from cream.training import save_model
+    from cream.training.trainer import save_model
 
     model, trainer = _train(tiny_dir, tmp_path / "run", overrides=[f"keep_checkpoints={keep}"])
     ckpts = tmp_path / "run" / "checkpoints"

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from cream import artifacts
-from cream.reward_metrics import correctness, judge_metrics, label_example, ranking_metrics, reward_quality
+from cream.report.reward_metrics import correctness, judge_metrics, label_example, ranking_metrics, reward_quality
 
 
 def brute(rewards, correct, judge=False):
@@ -125,7 +125,7 @@ def test_reward_quality_from_files(tmp_path):
 def test_results_row_carries_reward_quality():
     from types import SimpleNamespace
 
-    from cream.results import _row
+    from cream.report.results import _row
 
     done = {"eval/M2": {"summary": {"eval": {"arc_easy": 0.5}}},
             "iter_1/pairs": {"summary": {"n_pairs": 3, "n_dropped": 1, "reward_quality": {"pairwise_accuracy": 0.75}}}}

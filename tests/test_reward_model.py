@@ -23,7 +23,7 @@ def toy_pairs(n: int, seed: int) -> list[dict]:
 
 
 def test_bradley_terry_loss():
-    from cream.modules.reward_model import bradley_terry_loss
+    from cream.training.rm_module import bradley_terry_loss
 
     c, r = torch.tensor([2.0, 0.0, -1.0]), torch.tensor([0.0, 0.0, 1.0])
     want = -torch.nn.functional.logsigmoid(c - r).mean()
@@ -33,7 +33,7 @@ def test_bradley_terry_loss():
 
 def test_reward_read_at_last_real_token(tiny_dir):
     """Right padding: a sequence's reward does not depend on how much padding follows it."""
-    from cream.modules.reward_model import RewardModel
+    from cream.training.rm_module import RewardModel
 
     rm = RewardModel.from_lm(tiny_dir).eval()
     ids = torch.tensor([[1, 20, 30, 40, 3, 3, 3], [1, 20, 30, 40, 50, 60, 70]])
@@ -45,9 +45,9 @@ def test_reward_read_at_last_real_token(tiny_dir):
 
 
 def test_bradley_terry_separates_a_toy_preference_set(tiny_dir, tmp_path):
-    from cream.models import load_tokenizer
-    from cream.modules.reward_model import load_reward_model
-    from cream.train_rm import score_responses, train_reward_model
+    from cream.models.loading import load_tokenizer
+    from cream.training.rm_module import load_reward_model
+    from cream.training.train_rm import score_responses, train_reward_model
 
     train, held_out = toy_pairs(64, 0), toy_pairs(40, 1)
     summary = train_reward_model(tiny_dir, train, tmp_path / "rm", epochs=8, lr=3e-3, batch_size=16,
@@ -70,7 +70,7 @@ def test_bradley_terry_separates_a_toy_preference_set(tiny_dir, tmp_path):
 
 def test_cli_trains_from_jsonl(tiny_dir, tmp_path):
     from cream import artifacts
-    from cream.train_rm import main
+    from cream.training.train_rm import main
 
     artifacts.write_jsonl(tmp_path / "pairs.jsonl", toy_pairs(8, 2))
     assert main(["--pairs", str(tmp_path / "pairs.jsonl"), "--model", str(tiny_dir), "--out", str(tmp_path / "rm"),
@@ -81,9 +81,9 @@ def test_cli_trains_from_jsonl(tiny_dir, tmp_path):
 
 
 def test_missing_fields_and_not_an_rm(tiny_dir, tmp_path):
-    from cream.models import ModelLoadError
-    from cream.modules.reward_model import load_reward_model
-    from cream.train_rm import train_reward_model
+    from cream.errors import ModelLoadError
+    from cream.training.rm_module import load_reward_model
+    from cream.training.train_rm import train_reward_model
 
     with pytest.raises(ValueError, match="rejected"):
         train_reward_model(tiny_dir, [{"prompt": "q", "chosen": "a"}], tmp_path / "rm")
@@ -94,7 +94,7 @@ def test_missing_fields_and_not_an_rm(tiny_dir, tmp_path):
 def test_seed_pairs_for_the_quick_rm(tiny_dir):
     """rewarder=reward_model with path null: gold SFT target vs a wrong-answer response, labeled seed set only."""
     from cream.data.pool import seed_set
-    from cream.models import load_tokenizer
+    from cream.models.loading import load_tokenizer
     from cream.rewarders.reward_model import seed_pairs
     from tests.conftest import compose
 
@@ -113,7 +113,7 @@ def _hf_reward_model(tiny_dir, out, num_labels=1):
     """A standard transformers reward model folder: LlamaForSequenceClassification + tokenizer, built offline."""
     from transformers import AutoConfig, LlamaForSequenceClassification
 
-    from cream.models import load_tokenizer
+    from cream.models.loading import load_tokenizer
 
     config = AutoConfig.from_pretrained(tiny_dir)
     config.num_labels = num_labels
@@ -128,9 +128,10 @@ def test_transformers_sequence_classifier_reward_model(tiny_dir, tmp_path):
     """rewarder.path may be an AutoModelForSequenceClassification folder: reward = score head . h at the last
     real token (checked against the backbone's hidden state), independent of padding; scored through
     score_responses like our own format."""
-    from cream.models import encode_pair, load_tokenizer
-    from cream.modules.reward_model import SequenceClassifierReward, is_sequence_classifier, load_reward_model
-    from cream.train_rm import score_responses
+    from cream.models.loading import load_tokenizer
+    from cream.models.tokens import encode_pair
+    from cream.training.rm_module import SequenceClassifierReward, is_sequence_classifier, load_reward_model
+    from cream.training.train_rm import score_responses
 
     ref = _hf_reward_model(tiny_dir, tmp_path / "hf_rm")
     assert is_sequence_classifier(tmp_path / "hf_rm") and not is_sequence_classifier(tiny_dir)
@@ -149,8 +150,8 @@ def test_transformers_sequence_classifier_reward_model(tiny_dir, tmp_path):
 
 
 def test_sequence_classifier_with_several_labels_is_refused(tiny_dir, tmp_path):
-    from cream.models import ModelLoadError
-    from cream.modules.reward_model import load_reward_model
+    from cream.errors import ModelLoadError
+    from cream.training.rm_module import load_reward_model
 
     _hf_reward_model(tiny_dir, tmp_path / "clf", num_labels=3)
     with pytest.raises(ModelLoadError, match="num_labels=3"):

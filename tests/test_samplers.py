@@ -1,4 +1,4 @@
-"""sampler= backends: hf is cream.generation.generate; vllm is optional and fails clearly when missing."""
+"""sampler= backends: hf is cream.sampling.hf.generate; vllm is optional and fails clearly when missing."""
 from __future__ import annotations
 
 import sys
@@ -10,14 +10,15 @@ from conftest import compose
 
 
 def test_hf_sampler_is_generate():
-    from cream.generation import generate
-    from cream.samplers import get_sampler
+    from cream.sampling.hf import generate
+    from cream.sampling.vllm import get_sampler
 
     assert get_sampler(OmegaConf.create({"name": "hf"})) is generate
 
 
 def test_vllm_missing_is_a_clear_error(monkeypatch):
-    from cream.samplers import SamplerError, get_sampler
+    from cream.errors import SamplerError
+    from cream.sampling.vllm import get_sampler
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError, installed or not
     cfg = compose(["sampler=vllm"])
@@ -27,19 +28,21 @@ def test_vllm_missing_is_a_clear_error(monkeypatch):
 
 
 def test_unknown_sampler():
-    from cream.samplers import SamplerError, get_sampler
+    from cream.errors import SamplerError
+    from cream.sampling.vllm import get_sampler
 
     with pytest.raises(SamplerError, match="sampler.name='nope'"):
         get_sampler(OmegaConf.create({"name": "nope"}))
 
 
 def test_vllm_gets_every_stop_id_and_reports_cut_completions(monkeypatch, tiny_dir):
-    """With a stand-in vllm module: SamplingParams receives the stop ids of cream.models.stop_ids, and a
+    """With a stand-in vllm module: SamplingParams receives the stop ids of cream.models.tokens.stop_ids, and a
     completion vLLM ended for length is flagged as not finished."""
     import types
 
-    from cream.models import load_model, load_tokenizer, stop_ids
-    from cream.samplers import get_sampler
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.models.tokens import stop_ids
+    from cream.sampling.vllm import get_sampler
 
     seen = {}
 

@@ -23,7 +23,7 @@ def _sft_batches(tok, n: int = 32, seed: int = 0):
     """A toy SFT set: varied word-salad targets, which a tiny LM cannot reproduce exactly with argmax."""
     import random
 
-    from cream.data.datamodules import SFTDataModule
+    from cream.training.datamodules import SFTDataModule
 
     rng = random.Random(seed)
     prompts = [f"Question {j}: which gas do plants take in?\n" for j in range(n)]
@@ -33,8 +33,8 @@ def _sft_batches(tok, n: int = 32, seed: int = 0):
 
 
 def test_head_learns_gold_vs_generated(tiny_dir):
-    from cream.models import load_model, load_tokenizer
-    from cream.modules.self_reward_head import SelfRewardHead, SFTWithHeadModule, head_features
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.training.head_module import SelfRewardHead, SFTWithHeadModule, head_features
 
     torch.manual_seed(0)
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
@@ -43,7 +43,7 @@ def test_head_learns_gold_vs_generated(tiny_dir):
     opt = module.configure_optimizers()["optimizer"]
     batches = _sft_batches(tok)
     first = None
-    for step in range(15):
+    for _ in range(15):
         for b in batches:
             loss = module.training_step(b, 0)
             first = first if first is not None else loss.item()
@@ -65,8 +65,8 @@ def test_head_learns_gold_vs_generated(tiny_dir):
 
 
 def test_features_are_summed_response_embeddings(tiny_dir):
-    from cream.models import load_model
-    from cream.modules.self_reward_head import head_features
+    from cream.models.loading import load_model
+    from cream.training.head_module import head_features
 
     model = load_model(tiny_dir)
     labels = torch.tensor([[-100, -100, 5, 6, 7, -100]])
@@ -79,7 +79,7 @@ def test_features_are_summed_response_embeddings(tiny_dir):
 
 
 def test_head_save_load_copy(tmp_path):
-    from cream.modules.self_reward_head import SelfRewardHead, copy_head, has_head, load_head, save_head
+    from cream.training.head_module import SelfRewardHead, copy_head, has_head, load_head, save_head
 
     head = SelfRewardHead(16, 8)
     save_head(head, tmp_path / "a")
@@ -90,10 +90,10 @@ def test_head_save_load_copy(tmp_path):
 
 
 def test_sft_module_choice_follows_the_rewarder(tiny_dir):
-    from cream.models import load_model
-    from cream.modules.self_reward_head import SFTWithHeadModule, make_sft_module
-    from cream.modules.sft import SFTModule
+    from cream.models.loading import load_model
     from cream.pipeline import plan
+    from cream.training.head_module import SFTWithHeadModule, make_sft_module
+    from cream.training.sft_module import SFTModule
 
     model = load_model(tiny_dir)
     plain = make_sft_module(compose(), model, lr=1e-3)
@@ -107,9 +107,10 @@ def test_sft_module_choice_follows_the_rewarder(tiny_dir):
 def test_rewarder_scores_are_head_probabilities(tiny_dir, tmp_path):
     import shutil
 
-    from cream.models import encode_pair, load_model, load_tokenizer
-    from cream.modules.self_reward_head import SelfRewardHead, save_head, summed_embeddings
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.models.tokens import encode_pair
     from cream.rewarders.self_reward_head import head_rewards
+    from cream.training.head_module import SelfRewardHead, save_head, summed_embeddings
 
     model_dir = tmp_path / "m"
     shutil.copytree(tiny_dir, model_dir)

@@ -22,7 +22,7 @@ def test_trainer_configs_share_the_keys(name):
 def test_ddp_and_fsdp_configs():
     from hydra.utils import instantiate
 
-    from cream.strategies import LayerWrapFSDPStrategy
+    from cream.training.strategies import LayerWrapFSDPStrategy
 
     ddp = compose(["trainer=ddp"]).trainer
     assert (ddp.strategy, ddp.precision, ddp.num_nodes) == ("ddp", "bf16-mixed", 1)
@@ -34,8 +34,8 @@ def test_ddp_and_fsdp_configs():
 def test_fsdp_wraps_the_decoder_layers(tiny_dir):
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
-    from cream.models import load_model
-    from cream.strategies import layer_classes
+    from cream.models.loading import load_model
+    from cream.training.strategies import layer_classes
 
     model = load_model(tiny_dir)
     assert layer_classes(model) == {LlamaDecoderLayer}  # from the model's _no_split_modules
@@ -47,7 +47,7 @@ def test_fsdp_wraps_the_decoder_layers(tiny_dir):
 def test_make_trainer_instantiates_a_strategy_dict(tmp_path):
     from lightning.pytorch.strategies import DDPStrategy
 
-    from cream.training import make_trainer
+    from cream.training.trainer import make_trainer
 
     cfg = compose(["trainer=cpu"])
     OmegaConf.set_struct(cfg, False)
@@ -61,8 +61,9 @@ def _checkpointing(model) -> bool:
 
 
 def test_activation_checkpointing_switch(tiny_dir):
-    from cream.models import load_model, pad_batch, response_logps
-    from cream.training import prepare_model
+    from cream.models.loading import load_model
+    from cream.models.scoring import pad_batch, response_logps
+    from cream.training.trainer import prepare_model
 
     off = prepare_model(compose(["trainer=cpu"]), load_model(tiny_dir))
     assert not _checkpointing(off)
@@ -83,6 +84,6 @@ def test_activation_checkpointing_switch(tiny_dir):
     (["model=llama3_8b", "trainer=gpu", "model.lora={r: 8}"], "bfloat16"),  # LoRA: frozen base stays bf16
 ])
 def test_training_dtype(overrides, dtype):
-    from cream.training import training_dtype
+    from cream.training.trainer import training_dtype
 
     assert training_dtype(compose(overrides)) == dtype

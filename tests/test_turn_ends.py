@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cream import models
-from cream.generation import generate
-from cream.models import encode_pair, stop_ids, template_info, train_tokenizer, turn_end_id
+from cream.models import tokens
+from cream.models.tiny import train_tokenizer
+from cream.models.tokens import encode_pair, stop_ids, template_info, turn_end_id
+from cream.sampling.hf import generate
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -69,7 +70,7 @@ def test_chatml_with_eos_s_no_longer_trains_eos(tmp_path):
 
 
 def test_no_template_uses_eos_and_says_so_once(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(models, "_SAID", set())
+    monkeypatch.setattr(tokens, "_SAID", set())
     with caplog.at_level(logging.WARNING, logger="cream.models"):
         for _ in range(3):  # three loads of the tokenizer, as three stages do
             tok = _tokenizer(tmp_path, None, "</s>", [])

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from cream.modules.optim import adamw_cosine, param_groups
+from cream.training.optim import adamw_cosine, param_groups
 
 
 def _model():

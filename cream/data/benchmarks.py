@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cream.errors import CreamError
+from cream.errors import DataError
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 BENCHMARKS = ("arc_easy", "arc_challenge", "obqa", "siqa", "gsm8k")
@@ -36,10 +36,6 @@ FILES = {
 }
 HUB = {"arc_easy": ("allenai/ai2_arc", "ARC-Easy"), "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge"),
        "obqa": ("allenai/openbookqa", "main"), "siqa": ("allenai/social_i_qa", None), "gsm8k": ("openai/gsm8k", "main")}
-
-
-class DataError(CreamError, ValueError):
-    """Bad or missing benchmark data; the message names the file, line and key."""
 
 
 @dataclass(frozen=True)

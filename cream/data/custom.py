@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cream.data.benchmarks import LETTERS, DataError, Example, _read_jsonl
+from cream.data.benchmarks import LETTERS, Example, _read_jsonl
+from cream.errors import DataError
 
 ROLES = ("system", "user", "assistant")
 

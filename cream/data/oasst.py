@@ -31,14 +31,10 @@ import gzip
 import json
 from pathlib import Path
 
-from cream.data.benchmarks import DataError
+from cream.errors import OasstError
 
 FIELDS = ("message_id", "parent_id", "message_tree_id", "role", "text", "lang", "rank", "deleted", "review_result")
 ROLE = {"prompter": "user", "assistant": "assistant"}
-
-
-class OasstError(DataError):
-    """A malformed OASST1 file: the message names the file, line and field."""
 
 
 def find_release(path: str | Path) -> Path:

@@ -25,11 +25,7 @@ from omegaconf import DictConfig
 from cream.data.benchmarks import Example, load_benchmark
 from cream.data.custom import Prompt, load_conversations, load_eval_file, load_prompts
 from cream.data.oasst import load_oasst
-from cream.errors import CreamError
-
-
-class PoolError(CreamError, ValueError):
-    pass
+from cream.errors import PoolError
 
 
 def _train(cfg: DictConfig, name: str, need: int | None = None) -> list[Example]:

@@ -2,7 +2,8 @@
 and conversations (seed set, own prompts) rendered through the tokenizer's chat template."""
 from __future__ import annotations
 
-from cream.data.benchmarks import DataError, Example
+from cream.data.benchmarks import Example
+from cream.errors import DataError
 
 EVAL_INSTRUCTION = ("Answer the question by thinking step by step. At the end, output the final answer, "
                     "starting with 'Answer:'.")

@@ -139,7 +139,8 @@ def write_plots(runs: list[Run], out: Path, metric: str = "gen") -> list[Path]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cream-plot", description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="which accuracy: generative (eval) or lm-eval log-likelihood (acc, acc_norm); see cream.results.FAMILIES")
+    p.add_argument("--metric", choices=sorted(METRICS), default="gen",
+                   help="which accuracy: generative (eval) or lm-eval log-likelihood (acc, acc_norm); see cream.report.results.FAMILIES")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
     p.add_argument("--out", type=Path, help="where the PNGs go (default: the first DIR)")
     return p

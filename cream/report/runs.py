@@ -35,7 +35,7 @@ NAMES = {
 IGNORED_KEYS = {"seed", "launcher", "logger", "data.dir", "local"}
 IGNORED_PREFIXES = ("hydra.", "hydra/")
 
-# Metric -> (per-benchmark dict key, average key) in a results.jsonl row (cream.results.FAMILIES); the
+# Metric -> (per-benchmark dict key, average key) in a results.jsonl row (cream.report.results.FAMILIES); the
 # standard errors are under the same keys + "_stderr".
 METRICS = {"gen": ("eval", "eval_avg"), "lenient": ("eval_lenient", "eval_lenient_avg"),
            "strict": ("eval_strict", "eval_strict_avg"), "official": ("eval_official", "eval_official_avg"),

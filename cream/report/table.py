@@ -19,8 +19,19 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cream.report.runs import (EXTRA_COLUMNS, METRICS, Run, Stat, benchmarks, group_runs, runs_or_error,
-                               models_of, stderr_value, summarize, value)
+from cream.report.runs import (
+    EXTRA_COLUMNS,
+    METRICS,
+    Run,
+    Stat,
+    benchmarks,
+    group_runs,
+    models_of,
+    runs_or_error,
+    stderr_value,
+    summarize,
+    value,
+)
 
 HEADERS = {"avg": "Avg", "C": "C", "pairs": "Pairs"}
 LOWER_IS_BETTER: set[str] = set()
@@ -186,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cream-table", description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
     p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help="which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
+    p.add_argument("--metric", choices=sorted(METRICS), default="gen",
+                   help="which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
     p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")

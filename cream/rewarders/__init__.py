@@ -12,7 +12,8 @@ reward stage computes it.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 
 class Rewarder(Protocol):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gc
 
-from cream.models import encode_pair, load_model, load_tokenizer, on_device, score_sequences
+from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.models.scoring import score_sequences
+from cream.models.tokens import encode_pair
 from cream.rewarders import per_prompt
 
 

@@ -26,8 +26,10 @@ from pathlib import Path
 import torch
 
 from cream.data.prompts import render
-from cream.generation import generate
-from cream.models import encode_prompt, load_model, load_tokenizer, on_device, score_sequences
+from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.models.scoring import score_sequences
+from cream.models.tokens import encode_prompt
+from cream.sampling.hf import generate
 
 TEMPLATE = Path(__file__).parent / "templates" / "judge_additive_5pt.txt"
 

@@ -24,9 +24,9 @@ import gc
 import random
 from pathlib import Path
 
-from cream.models import load_tokenizer, on_device
-from cream.rewarders.implicit import encode_samples, sequence_logps
+from cream.models.loading import load_tokenizer, on_device
 from cream.rewarders import per_prompt
+from cream.rewarders.implicit import encode_samples, sequence_logps
 
 
 def seed_pairs(cfg, tok) -> list[dict]:
@@ -37,7 +37,7 @@ def seed_pairs(cfg, tok) -> list[dict]:
     examples = seed_set(cfg)
     rng = random.Random(f"{cfg.seed}-rm-pairs")
     pairs = []
-    for j, ex in enumerate(examples):
+    for ex in examples:
         if ex.is_multiple_choice:
             wrong = rng.choice([lab for lab in ex.labels if lab != ex.answer])
             rejected = f"The answer is {ex.choices[ex.labels.index(wrong)]}.\nAnswer: {wrong}"
@@ -67,7 +67,7 @@ class RewardModelRewarder:
 
     def _train_quick(self, ctx, out: Path) -> None:
         from cream import artifacts
-        from cream.train_rm import train_reward_model
+        from cream.training.train_rm import train_reward_model
 
         cfg = ctx.cfg
         backbone = self.backbone or ctx.model_path(1)
@@ -85,8 +85,8 @@ class RewardModelRewarder:
 
     def score(self, ctx, t: int, samples: list[dict]) -> list[dict]:
         from cream.data.prompts import render
-        from cream.modules.reward_model import is_sequence_classifier, load_reward_model
-        from cream.train_rm import score_responses
+        from cream.training.rm_module import is_sequence_classifier, load_reward_model
+        from cream.training.train_rm import score_responses
 
         cfg = ctx.cfg
         where = self.model_dir(ctx, t)

@@ -1,4 +1,4 @@
-"""The self-reward head's rewarder (``rewarder=self_reward_head``; the head: ``cream/modules/self_reward_head.py``).
+"""The self-reward head's rewarder (``rewarder=self_reward_head``; the head: ``cream/training/head_module.py``).
 
     reward(x, y)      = sigmoid(head_t(sum of M_t's input embeddings of y's tokens))   P(y is a gold response)
     prev_reward(x, y) = the same with M_{t-1}'s embeddings and head; M0 has no head (it is trained during
@@ -12,21 +12,17 @@ import gc
 
 import torch
 
-from cream.errors import CreamError
-from cream.models import load_model, load_tokenizer, on_device
-from cream.modules.self_reward_head import has_head, load_head, summed_embeddings
-from cream.rewarders.implicit import encode_samples, sequence_logps
+from cream.errors import MissingHeadError
+from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.rewarders import per_prompt
-
-
-class MissingHeadError(CreamError, FileNotFoundError):
-    pass
+from cream.rewarders.implicit import encode_samples, sequence_logps
+from cream.training.head_module import has_head, load_head, summed_embeddings
 
 
 @torch.inference_mode()
 def head_rewards(model, head, seqs, starts, pad_id: int, batch_size: int = 32) -> list[float]:
     """sigmoid(head(summed response-token embeddings)) for every encoded (prompt, response)."""
-    from cream.models import pad_batch
+    from cream.models.scoring import pad_batch
 
     emb = model.get_input_embeddings()
     device = emb.weight.device

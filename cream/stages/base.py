@@ -13,7 +13,9 @@ from types import SimpleNamespace
 from cream import artifacts
 from cream.data.benchmarks import BENCHMARKS, load_benchmark
 from cream.data.prompts import EVAL_INSTRUCTION, format_question, sft_target
-from cream.models import build_tiny, convert_gguf, load_tokenizer, template_info
+from cream.models.loading import convert_gguf, load_tokenizer
+from cream.models.tiny import build_tiny
+from cream.models.tokens import template_info
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from cream import artifacts
-from cream.consistency import dataset_consistency
+from cream.method.ranking import dataset_consistency
 
 
 def scored_pairs(row: dict) -> tuple[list[float], list[float]]:

@@ -14,12 +14,12 @@ import lightning as L
 from hydra.utils import instantiate
 
 from cream import artifacts
-from cream.data.datamodules import PreferenceDataModule
-from cream.models import load_model, load_tokenizer
-from cream.modules.dpo import DPOModule
-from cream.modules.self_reward_head import copy_head
-from cream.distributed import is_main, trainer_world_size
-from cream.training import fit, make_trainer, prepare_model, save_model, training_dtype
+from cream.models.loading import load_model, load_tokenizer
+from cream.training.datamodules import PreferenceDataModule
+from cream.training.distributed import is_main, trainer_world_size
+from cream.training.dpo_module import DPOModule
+from cream.training.head_module import copy_head
+from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
 
 def run(ctx, out: Path, t: int) -> dict:

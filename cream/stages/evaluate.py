@@ -4,11 +4,11 @@
 
 ``generate`` (the paper's format): the question with lettered options and the instruction "Answer the
 question by thinking step by step ... starting with 'Answer:'" in the chat template, greedy decoding, and
-the answer read out of the output under three rule sets (``cream.answers``): ``lenient`` (this project's),
+the answer read out of the output under three rule sets (``cream.evaluation.answers``): ``lenient`` (this project's),
 ``strict`` (explicit answer statements only) and ``official`` (the CREAM authors' ``evaluate.py``).
 ``eval`` is the accuracy under ``eval.extraction`` (lenient by default); all three are always recorded.
 
-``loglik`` (multiple choice only): lm-evaluation-harness's format and metrics (``cream.lm_eval_format``):
+``loglik`` (multiple choice only): lm-evaluation-harness's format and metrics (``cream.evaluation.lm_eval_format``):
 ``eval_acc`` (summed log-likelihood of " <option text>") and ``eval_acc_norm`` (divided by the option's
 length in characters), no chat template unless ``eval.loglik_chat_template``.
 
@@ -23,21 +23,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cream import artifacts, lm_eval_format
-from cream.answers import RULE_SETS, extract, matches, mean_stderr, stderr
+from cream import artifacts
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
-from cream.distributed import is_main
-from cream.errors import CreamError
-from cream.generation import generate
-from cream.models import load_model, load_tokenizer, on_device, score_sequences
-from cream.results import FAMILIES
+from cream.errors import EvalConfigError
+from cream.evaluation import lm_eval_format
+from cream.evaluation.answers import RULE_SETS, extract, matches, mean_stderr, stderr
+from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.models.scoring import score_sequences
+from cream.report.results import FAMILIES
+from cream.sampling.hf import generate
+from cream.training.distributed import is_main
 
 MODES = ("generate", "loglik")
-
-
-class EvalConfigError(CreamError, ValueError):
-    """A bad ``eval.*`` value."""
 
 
 def check_config(cfg) -> None:

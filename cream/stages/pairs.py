@@ -5,16 +5,12 @@ best (or worst) responses the first listed is taken.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cream import artifacts
-from cream.errors import CreamError
-from cream.reward_metrics import reward_quality
-
-
-class NoPairsError(CreamError, RuntimeError):
-    pass
+from cream.errors import NoPairsError
+from cream.report.reward_metrics import reward_quality
 
 
 def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from cream import artifacts
-from cream.distributed import is_main
+from cream.models.loading import load_tokenizer
 from cream.rewarders.implicit import encode_samples, sequence_logps
-from cream.models import load_tokenizer
+from cream.training.distributed import is_main
 
 
 def run(ctx, out: Path, t: int) -> dict:

@@ -4,16 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from cream import artifacts
-from cream.distributed import is_main
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
-from cream.samplers import get_sampler
-from cream.models import load_model, load_tokenizer, on_device
+from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.sampling.vllm import get_sampler
+from cream.training.distributed import is_main
 
 
 def run(ctx, out: Path, t: int) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.sampling
-    generate_fn = get_sampler(cfg.sampler)  # sampler=hf: cream.generation.generate; vllm imported only if chosen
+    generate_fn = get_sampler(cfg.sampler)  # sampler=hf: cream.sampling.hf.generate; vllm imported only if chosen
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import lightning as L
 
-from cream.data.datamodules import ConversationSFTDataModule, SFTDataModule
 from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
-from cream.models import load_model, load_tokenizer
-from cream.modules.self_reward_head import make_sft_module, save_sft_extras
-from cream.distributed import is_main, trainer_world_size
-from cream.training import fit, make_trainer, prepare_model, save_model, training_dtype
+from cream.models.loading import load_model, load_tokenizer
+from cream.training.datamodules import ConversationSFTDataModule, SFTDataModule
+from cream.training.distributed import is_main, trainer_world_size
+from cream.training.head_module import make_sft_module, save_sft_extras
+from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
 
 def skip(ctx, out: Path) -> dict:

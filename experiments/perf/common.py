@@ -1,6 +1,6 @@
 """Shared set-up of the performance scripts: the two model sizes, real preference pairs, timing, memory.
 
-Models are built once per size with ``cream.models.build_tiny`` (random weights, seeded; tokenizer trained
+Models are built once per size with ``cream.models.tiny.build_tiny`` (random weights, seeded; tokenizer trained
 on the shipped text) into ``$CREAM_PERF_CACHE`` (default ``/tmp/cream_perf``) and loaded with
 ``from_pretrained`` like every stage does.
 """
@@ -34,7 +34,7 @@ def model_dir(size: str) -> Path:
     out = CACHE / size
     if not (out / "config.json").exists():
         from cream.data.prompts import EVAL_INSTRUCTION
-        from cream.models import build_tiny
+        from cream.models.tiny import build_tiny
         from cream.stages.base import shipped_text
 
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
@@ -44,7 +44,7 @@ def model_dir(size: str) -> Path:
 
 
 def load(size: str):
-    from cream.models import load_model, load_tokenizer
+    from cream.models.loading import load_model, load_tokenizer
 
     d = model_dir(size)
     return load_model(d), load_tokenizer(d)
@@ -84,7 +84,7 @@ def preference_pairs(tok, n: int) -> list[dict]:
 
 def encode_pairs(tok, pairs):
     """(chosen ids, chosen start, rejected ids, rejected start) per pair, with the pipeline's encoding rule."""
-    from cream.models import encode_pair
+    from cream.models.tokens import encode_pair
 
     out = []
     for p in pairs:
@@ -97,7 +97,7 @@ def encode_pairs(tok, pairs):
 def add_ref_logps(model, tok, pairs, batch_size: int = 32) -> float:
     """What the reward step does: score every chosen and rejected response once with M_t (no grad).
     Fills ``ref_logp_chosen``/``ref_logp_rejected`` in place and returns the seconds it took."""
-    from cream.models import score_sequences
+    from cream.models.scoring import score_sequences
 
     t0 = time.perf_counter()
     enc = encode_pairs(tok, pairs)
@@ -132,7 +132,7 @@ def rss_mb() -> dict[str, float]:
 def run_child(script: Path, args: list[str]) -> dict:
     """Run ``script args`` in a fresh interpreter; its last stdout line is a JSON dict."""
     env = {**os.environ, "CREAM_PROGRESS": "0", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    p = subprocess.run([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-6000:])
         raise SystemExit(f"child {script.name} {args} failed ({p.returncode})")

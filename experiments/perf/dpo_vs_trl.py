@@ -35,12 +35,12 @@ def child_ours(size: str, steps: int) -> dict:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import Callback
-
-    from cream.data.datamodules import PreferenceDataModule
-    from cream.losses import SigmoidLoss
-    from cream.modules.dpo import DPOModule
-    from cream.training import fit, make_trainer
     from transformers import LlamaForCausalLM  # noqa: F401 - imported before the baseline RSS is read
+
+    from cream.method.losses import SigmoidLoss
+    from cream.training.datamodules import PreferenceDataModule
+    from cream.training.dpo_module import DPOModule
+    from cream.training.trainer import fit, make_trainer
 
     base = common.rss_mb()["rss_mb"]
     B = common.DPO["batch_size"]
@@ -143,9 +143,9 @@ def child_numerics(size: str) -> dict:
     import torch
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-    from cream.data.datamodules import PreferenceDataModule
-    from cream.losses import SigmoidLoss
-    from cream.models import response_logps
+    from cream.method.losses import SigmoidLoss
+    from cream.models.scoring import response_logps
+    from cream.training.datamodules import PreferenceDataModule
 
     B = common.DPO["batch_size"]
     policy, tok = common.load(size)

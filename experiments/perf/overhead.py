@@ -6,7 +6,7 @@ policy forward + backward + optimizer step on the very same token tensors.
 Three loops over the same batches (the pipeline's PreferenceDataModule, epoch 0), same start weights,
 interleaved R times in one process:
 
-* ``ours``:     ``cream.training.make_trainer`` + ``DPOModule`` + ``PreferenceDataModule``, exactly as the
+* ``ours``:     ``cream.training.trainer.make_trainer`` + ``DPOModule`` + ``PreferenceDataModule``, exactly as the
                 DPO stage runs them (CSV logging every step, grad clipping, cosine schedule, resume tracking).
 * ``bare_hf``:  ``model(input_ids, attention_mask, labels=labels).loss.backward(); opt.step(); opt.zero_grad()``
                 on pre-collated tensors: the plain HF forward (full logits), the usual "bare" training step.
@@ -38,11 +38,11 @@ def main() -> None:
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    from cream.data.datamodules import PreferenceDataModule
-    from cream.losses import SigmoidLoss
-    from cream.models import response_logps
-    from cream.modules.dpo import DPOModule
-    from cream.training import fit, make_trainer
+    from cream.method.losses import SigmoidLoss
+    from cream.models.scoring import response_logps
+    from cream.training.datamodules import PreferenceDataModule
+    from cream.training.dpo_module import DPOModule
+    from cream.training.trainer import fit, make_trainer
 
     B = common.DPO["batch_size"]
     model, tok = common.load(a.size)

@@ -1,4 +1,4 @@
-"""The plan's memory estimate (cream/plan.py) against the measured peak of real training steps on CPU.
+"""The plan's memory estimate (cream/training/plan.py) against the measured peak of real training steps on CPU.
 
 For each model and stage, a fresh interpreter loads the model, warms up (one small forward/backward),
 notes its resident memory, resets the peak (``/proc/self/clear_refs``), then runs two AdamW steps of the
@@ -45,11 +45,11 @@ def _status() -> dict[str, float]:
 def child(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, precision: str, ckpt: bool) -> dict:
     import torch
 
-    from cream.losses import SigmoidLoss
-    from cream.models import load_model
-    from cream.modules.dpo import DPOModule
-    from cream.modules.optim import adamw_cosine
-    from cream.modules.sft import SFTModule
+    from cream.method.losses import SigmoidLoss
+    from cream.models.loading import load_model
+    from cream.training.dpo_module import DPOModule
+    from cream.training.optim import adamw_cosine
+    from cream.training.sft_module import SFTModule
 
     torch.manual_seed(0)
     model = load_model(model_dir).train()
@@ -99,7 +99,7 @@ def child(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, pre
 def estimate(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, precision: str, ckpt: bool) -> dict:
     from transformers import AutoConfig
 
-    from cream.plan import Layout, arch_of, count_params, training_memory
+    from cream.training.plan import Layout, arch_of, count_params, training_memory
 
     config = AutoConfig.from_pretrained(model_dir)
     arch = arch_of(config)

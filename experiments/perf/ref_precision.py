@@ -31,13 +31,12 @@ import math
 import statistics
 
 import torch
-
 from common import DPO, describe, encode_pairs, load, preference_pairs
 
 
 def _policy_logps(model, seqs, starts, pad_id) -> list[float]:
     """The DPO step's forward at step 0: all ``seqs`` in one batch, float32 weights under bf16 autocast."""
-    from cream.models import pad_batch, response_logps
+    from cream.models.scoring import pad_batch, response_logps
 
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         enc = pad_batch(seqs, starts, pad_id)
@@ -59,10 +58,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
 
-    from cream.models import score_sequences
+    from cream.models.scoring import score_sequences
 
     if args.model:
-        from cream.models import load_model, load_tokenizer
+        from cream.models.loading import load_model, load_tokenizer
 
         model, tok, name = load_model(args.model), load_tokenizer(args.model), args.model
     else:

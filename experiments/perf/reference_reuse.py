@@ -36,12 +36,14 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
     import torch
     from transformers import LlamaForCausalLM  # noqa: F401 - imported before the baseline RSS is read
 
-    from cream.data.datamodules import PreferenceDataModule
     from cream.data.prompts import format_prompt, render
-    from cream.losses import SigmoidLoss
-    from cream.models import encode_pair, load_model, load_tokenizer, response_logps, score_sequences
-    from cream.modules.dpo import DPOModule
-    from cream.training import fit, make_trainer
+    from cream.method.losses import SigmoidLoss
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.models.scoring import response_logps, score_sequences
+    from cream.models.tokens import encode_pair
+    from cream.training.datamodules import PreferenceDataModule
+    from cream.training.dpo_module import DPOModule
+    from cream.training.trainer import fit, make_trainer
 
     base_rss = common.rss_mb()["rss_mb"]
     d = common.model_dir(size)

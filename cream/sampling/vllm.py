@@ -1,30 +1,26 @@
 """Sampling backends for the sample stage (``sampler=``): ``hf`` (default) and ``vllm`` (GPU, optional).
 
-``get_sampler(cfg.sampler)`` returns a function with the signature of :func:`cream.generation.generate`:
+``get_sampler(cfg.sampler)`` returns a function with the signature of :func:`cream.sampling.hf.generate`:
 ``fn(model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, batch_size, seed,
 max_prompt_length, desc, progress) -> (completions per prompt, number of prompts truncated)``.
 vLLM is imported only when chosen.  With several ranks each one samples its shard of the prompts
-(``cream.distributed``) and all of them get every completion back.
+(``cream.training.distributed``) and all of them get every completion back.
 """
 from __future__ import annotations
 
 import gc
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from cream.errors import CreamError
+from cream.errors import SamplerError
 
 log = logging.getLogger(__name__)
-
-
-class SamplerError(CreamError, RuntimeError):
-    pass
 
 
 def get_sampler(cfg_sampler) -> Callable:
     name = cfg_sampler.get("name", "hf")
     if name == "hf":
-        from cream.generation import generate
+        from cream.sampling.hf import generate
 
         return generate
     if name == "vllm":
@@ -44,7 +40,7 @@ def _vllm_sampler(opts) -> Callable:
                  temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
                  max_prompt_length: int = 512, desc: str = "generate", progress: bool = True,
                  return_finished: bool = False) -> tuple:
-        from cream import distributed
+        from cream.training import distributed
 
         mine = distributed.shard(prompts)
         texts, fin, n_trunc = _vllm_generate(opts, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
@@ -61,7 +57,7 @@ def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temper
     import torch
     from vllm import LLM, SamplingParams
 
-    from cream.models import encode_prompt, stop_ids
+    from cream.models.tokens import encode_prompt, stop_ids
 
     path = getattr(model, "name_or_path", None) or model.config._name_or_path
     if not path:

@@ -1,4 +1,4 @@
-"""Preference training, M_t -> M_{t+1}, with any loss of ``cream.losses`` and a weight per pair.
+"""Preference training, M_t -> M_{t+1}, with any loss of ``cream.method.losses`` and a weight per pair.
 
 The reference model is M_t, and its log-probs of every response were computed in the reward step, so
 no reference model is held in memory here: the batch carries ``ref_chosen_logps`` and
@@ -9,13 +9,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from cream.errors import CreamError
-from cream.models import response_logps
-from cream.modules.optim import adamw_cosine
-
-
-class TrainingDiverged(CreamError, FloatingPointError):
-    """The loss became NaN or infinite: training stops; the last good checkpoint stays on disk."""
+from cream.errors import TrainingDiverged
+from cream.models.scoring import response_logps
+from cream.training.optim import adamw_cosine
 
 
 class DPOModule(L.LightningModule):

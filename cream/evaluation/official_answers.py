@@ -16,7 +16,7 @@ markers, which can never match lowercased text (left out here), and it crashes o
 (it keeps it as a float and then uses it as a string); here that is the answer "3.5", which no GSM8K
 gold (all integers) equals.
 
-Differences from this project's lenient rules (``cream.answers``): first vs last "Answer:"; a-d vs any
+Differences from this project's lenient rules (``cream.evaluation.answers``): first vs last "Answer:"; a-d vs any
 label A-E; lowercase letters and the article "a" count; GSM8K takes the first number after the first
 marker (``Answer: 3 x 15 = 45`` gives 3) vs the result after the last marker; string vs numeric comparison.
 """

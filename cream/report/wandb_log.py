@@ -37,14 +37,14 @@ from pathlib import Path
 from lightning.pytorch.loggers.logger import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from cream.results import RESULT_KEYS
+from cream.report.results import RESULT_KEYS
 
 _run = None
 METRICS_CSV = "metrics.csv"
 # a stage summary's keys that are not logged per iteration: lists, names, and the DPO stage's final
 # train/* values (logged per step under dpo/train/*: one name per metric)
 _SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", *RESULT_KEYS)
-# evaluation families (cream.results.FAMILIES) -> their wandb names; `eval` (the headline under eval.extraction)
+# evaluation families (cream.report.results.FAMILIES) -> their wandb names; `eval` (the headline under eval.extraction)
 # equals one of lenient / strict / official, so it is not logged again under a second name
 _EVAL_NAMES = {"eval_lenient": "lenient", "eval_strict": "strict", "eval_official": "official", "eval_acc": "acc",
                "eval_acc_norm": "acc_norm"}

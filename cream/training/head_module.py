@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cream.modules.sft import SFTModule, sft_loss
+from cream.training.sft_module import SFTModule, sft_loss
 
 HEAD_FILE = "self_reward_head.safetensors"
 HEAD_CONFIG = "self_reward_head.json"
@@ -87,7 +87,7 @@ class SFTWithHeadModule(SFTModule):
         return loss
 
     def configure_optimizers(self):
-        from cream.modules.optim import adamw_cosine
+        from cream.training.optim import adamw_cosine
 
         return adamw_cosine([self.model, self.head], self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
 

@@ -1,14 +1,19 @@
 """Lightning data modules: tokenization and collation for SFT and for preference pairs."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
 from cream.data.prompts import encode_conversation
-from cream.models import encode_pair, pad_batch
+from cream.models.scoring import pad_batch
+from cream.models.tokens import encode_pair
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 class _EpochSeededSampler(torch.utils.data.Sampler[int]):
@@ -40,7 +45,7 @@ class _EpochSeededSampler(torch.utils.data.Sampler[int]):
 
 
 def _rank_world() -> tuple[int, int]:
-    from cream import distributed
+    from cream.training import distributed
 
     return distributed.rank(), distributed.world_size()
 
@@ -49,7 +54,7 @@ class ResumableLoader(DataLoader):
     """A DataLoader that Lightning can checkpoint mid-epoch (``state_dict``/``load_state_dict``).
 
     It records how many batches of the current epoch training has consumed (set by
-    :class:`cream.training.TrackConsumed` after each step); after a restore, the next epoch iterator
+    :class:`cream.training.trainer.TrackConsumed` after each step); after a restore, the next epoch iterator
     skips those batches, so a resumed run sees exactly the batches an uninterrupted run would.
     """
 
@@ -87,7 +92,7 @@ class SFTDataModule(L.LightningDataModule):
     def steps(self, epochs: int, accumulate: int = 1, world: int = 1) -> int:
         """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too); with
         ``world`` training processes each one sees ceil(n / world) items per epoch."""
-        return epochs * -(-(-(-(-(-len(self.items) // world)) // self.batch_size)) // accumulate)
+        return epochs * ceil_div(ceil_div(ceil_div(len(self.items), world), self.batch_size), accumulate)
 
     def collate(self, items):
         b = pad_batch([i for i, _ in items], [s for _, s in items], self.pad_id)
@@ -153,7 +158,7 @@ class PreferenceDataModule(L.LightningDataModule):
     def steps(self, epochs: int, accumulate: int = 1, world: int = 1) -> int:
         """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too); with
         ``world`` training processes each one sees ceil(n / world) items per epoch."""
-        return epochs * -(-(-(-(-(-len(self.items) // world)) // self.batch_size)) // accumulate)
+        return epochs * ceil_div(ceil_div(ceil_div(len(self.items), world), self.batch_size), accumulate)
 
     def collate(self, items):
         seqs = [i[0] for i in items] + [i[2] for i in items]

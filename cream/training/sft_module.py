@@ -4,7 +4,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from cream.modules.optim import adamw_cosine
+from cream.training.optim import adamw_cosine
 
 
 class SFTModule(L.LightningModule):

@@ -55,13 +55,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from cream.errors import CreamError
+from cream.errors import PlanError
 
 GB = 1e9
-
-
-class PlanError(CreamError, ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -124,8 +120,8 @@ def model_arch(cfg: DictConfig) -> tuple[Arch, str, object]:
         config = AutoConfig.from_pretrained(name, trust_remote_code=bool(m.trust_remote_code))
         return arch_of(config), f"{name}/config.json", config
     if name in ARCHS:
-        return ARCHS[name], "cream.plan.ARCHS", ARCHS[name].llama_config()
-    raise PlanError(f"model.name_or_path={name!r}: no local config.json and not in cream.plan.ARCHS "
+        return ARCHS[name], "cream.training.plan.ARCHS", ARCHS[name].llama_config()
+    raise PlanError(f"model.name_or_path={name!r}: no local config.json and not in cream.training.plan.ARCHS "
                     f"({', '.join(ARCHS)}); point it at a local folder with config.json")
 
 
@@ -138,7 +134,7 @@ def count_params(config, lora: dict | None = None) -> tuple[int, int]:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config.llama_config() if isinstance(config, Arch) else config)
     if lora is not None:
-        from cream import lora as lora_mod
+        from cream.training import lora as lora_mod
 
         model = lora_mod.apply(model, lora)
     unique = {id(p): p for p in model.parameters()}.values()
@@ -210,8 +206,8 @@ def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int
 
 def layout(cfg: DictConfig) -> Layout:
     """The training layout of the composed config."""
-    from cream.distributed import trainer_world_size
-    from cream.training import training_dtype
+    from cream.training.distributed import trainer_world_size
+    from cream.training.trainer import training_dtype
 
     t = cfg.trainer
     strategy = t.get("strategy")
@@ -233,7 +229,7 @@ def layout(cfg: DictConfig) -> Layout:
 
 
 def _steps(n: int, batch_size: int, accumulate: int, world: int, epochs: int) -> int:
-    """Optimizer steps as the data modules count them (cream.data.datamodules ``steps``); None: size unknown."""
+    """Optimizer steps as the data modules count them (cream.training.datamodules ``steps``); None: size unknown."""
     if n is None:
         return None
     return epochs * math.ceil(math.ceil(math.ceil(n / world) / batch_size) / accumulate)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cream.modules.optim import adamw_cosine
+from cream.training.optim import adamw_cosine
 
 HEAD_FILE = "reward_head.safetensors"
 CONFIG_FILE = "reward_model.json"
@@ -37,11 +37,11 @@ class RewardModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     @classmethod
-    def from_lm(cls, name_or_path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> "RewardModel":
+    def from_lm(cls, name_or_path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> RewardModel:
         """A fresh head on the decoder of a causal LM (a model folder or hub id)."""
         from transformers import AutoModel
 
-        from cream.models import DTYPES
+        from cream.models.loading import DTYPES
 
         backbone = AutoModel.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
         return cls(backbone)
@@ -108,7 +108,8 @@ def load_reward_model(path: str | os.PathLike, dtype: str = "float32", trust_rem
     ``AutoModelForSequenceClassification`` folder with one output."""
     from safetensors.torch import load_file
 
-    from cream.models import DTYPES, ModelLoadError
+    from cream.errors import ModelLoadError
+    from cream.models.loading import DTYPES
 
     path = Path(path)
     if not (path / CONFIG_FILE).exists() and is_sequence_classifier(path):

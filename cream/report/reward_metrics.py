@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import stats
 
 from cream import artifacts
-from cream.answers import is_correct
 from cream.data.benchmarks import Example
+from cream.evaluation.answers import is_correct
 
 TAU_BINS = [-1.0, -0.5, 0.0, 0.5, 1.0]  # numpy.histogram edges: [-1,-.5) [-.5,0) [0,.5) [.5,1]
 _OPTION = re.compile(r"^([A-Z])\.\s", re.MULTILINE)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -24,7 +24,7 @@ class PairBatches:
     """Encoded pairs; ``collate`` lays a batch of B pairs out as 2B right-padded rows, chosen first."""
 
     def __init__(self, tokenizer, pairs: Sequence[dict], max_length: int, max_prompt_length: int):
-        from cream.models import encode_pair
+        from cream.models.tokens import encode_pair
 
         self.pad_id = tokenizer.pad_token_id
         self.items, self.n_truncated = [], 0
@@ -38,7 +38,7 @@ class PairBatches:
             self.n_truncated += t1 or t2
 
     def collate(self, items):
-        from cream.models import pad_batch
+        from cream.models.scoring import pad_batch
 
         seqs = [c for c, _ in items] + [r for _, r in items]
         b = pad_batch(seqs, [0] * len(seqs), self.pad_id)
@@ -57,8 +57,9 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
     from torch.utils.data import DataLoader
 
     from cream.data.prompts import render
-    from cream.models import load_tokenizer, show_progress
-    from cream.modules.reward_model import RewardModel, RewardModelModule
+    from cream.models.loading import load_tokenizer
+    from cream.models.scoring import show_progress
+    from cream.training.rm_module import RewardModel, RewardModelModule
 
     if not pairs:
         raise ValueError("no preference pairs to train the reward model on")
@@ -88,7 +89,8 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
 def score_responses(rm, tokenizer, prompts: Sequence[str], responses: Sequence[str], *, max_length: int,
                     max_prompt_length: int, batch_size: int = 32) -> list[float]:
     """The reward of every (prompt, response), in input order (length-sorted batches)."""
-    from cream.models import encode_pair, pad_batch
+    from cream.models.scoring import pad_batch
+    from cream.models.tokens import encode_pair
 
     seqs = [encode_pair(tokenizer, p, r, max_length, max_prompt_length)[0] for p, r in zip(prompts, responses)]
     device = next(rm.parameters()).device

@@ -29,25 +29,21 @@ the sign and decimals are kept; correctness is numeric (``72.0 == 72``).
 last-letter or last-number fallback, so an option list the model merely echoes ("A. oxygen B. carbon
 dioxide ...") is never an answer.
 
-``official``: the rules of the CREAM authors' ``evaluate.py`` (``cream.official_answers``), to set numbers
+``official``: the rules of the CREAM authors' ``evaluate.py`` (``cream.evaluation.official_answers``), to set numbers
 beside the paper's.
 """
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from cream.data.benchmarks import Example
-from cream.errors import CreamError
-from cream.official_answers import official_choice, official_number
+from cream.errors import ExtractionError
+from cream.evaluation.official_answers import official_choice, official_number
 
 RULE_SETS = ("lenient", "strict", "official")
-
-
-class ExtractionError(CreamError, ValueError):
-    """An unknown rule set (``eval.extraction``)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ reference log-probs computed in the reward step stay M_t's), trains only the ada
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"], "bias": "none"}
 
@@ -23,7 +24,7 @@ def config(spec: Mapping[str, Any]):
         spec = OmegaConf.to_container(spec, resolve=True)
     unknown = set(spec) - set(DEFAULTS)
     if unknown:
-        from cream.validate import ConfigError
+        from cream.errors import ConfigError
 
         raise ConfigError(f"model.lora: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     s = {**DEFAULTS, **spec}

@@ -1,12 +1,13 @@
 """Batched generation with the HF ``generate`` API: left padding, KV cache, length-sorted batches."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from cream.models import encode_prompt, show_progress, stop_ids
+from cream.models.scoring import show_progress
+from cream.models.tokens import encode_prompt, stop_ids
 
 
 @torch.inference_mode()
@@ -23,7 +24,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
     ``return_finished`` (completions, finished, n_truncated), where ``finished[i][j]`` is False when
     completion j of prompt i ran into ``max_new_tokens`` before a stop id.
     """
-    from cream import distributed
+    from cream.training import distributed
 
     if distributed.sharding():  # several ranks in a stage they all run: each generates its share, all get all
         my_prompts = distributed.shard(prompts)

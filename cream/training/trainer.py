@@ -13,8 +13,9 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from cream.artifacts import ArtifactError, atomic_write
-from cream.models import show_progress
+from cream.artifacts import atomic_write
+from cream.errors import ArtifactError
+from cream.models.scoring import show_progress
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -65,7 +66,7 @@ class StageCheckpoint(ModelCheckpoint):
         self.keep = keep
 
     def remove(self) -> None:
-        from cream import distributed
+        from cream.training import distributed
 
         if not self.keep and distributed.is_main() and self.dirpath and Path(self.dirpath).is_dir():
             shutil.rmtree(self.dirpath)
@@ -77,15 +78,15 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     tcfg.pop("activation_checkpointing", None)  # applied to the model by prepare_model
     tcfg.pop("gpu_memory_gb", None)  # read by the plan (plan=true) only
     if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
-        from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.strategies
+        from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.training.strategies
 
         tcfg["strategy"] = instantiate(tcfg["strategy"])
-    # our samplers shard by rank themselves (cream.data.datamodules): Lightning must not wrap them
+    # our samplers shard by rank themselves (cream.training.datamodules): Lightning must not wrap them
     tcfg.setdefault("use_distributed_sampler", False)
     _keep_earlier_log(out / "logs")
     loggers = [CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)]  # flushed with each checkpoint
     if cfg.logger.get("wandb"):
-        from cream.wandb_logging import make_wandb_logger
+        from cream.report.wandb_log import make_wandb_logger
 
         loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=bool(cfg.get("keep_checkpoints", False)))
@@ -101,7 +102,7 @@ warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists 
 def _keep_earlier_log(logs: Path) -> None:
     """A resumed attempt: move the earlier attempt's ``metrics.csv`` to ``metrics.attempt<k>.csv``
     (CSVLogger would delete it) so the steps logged before the crash are kept."""
-    from cream import distributed
+    from cream.training import distributed
 
     if distributed.is_main() and (logs / "metrics.csv").is_file():
         k = 1 + len(list(logs.glob("metrics.attempt*.csv")))
@@ -143,7 +144,7 @@ def training_dtype(cfg: DictConfig) -> str:
 def prepare_model(cfg: DictConfig, model):
     """The model a training stage trains: LoRA adapters on it (``model.lora``), activation checkpointing
     (``trainer.activation_checkpointing``).  Returns the model to hand to the LightningModule."""
-    from cream import lora
+    from cream.training import lora
 
     if cfg.trainer.get("activation_checkpointing"):
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
@@ -155,7 +156,7 @@ def prepare_model(cfg: DictConfig, model):
     if spec is not None:
         strategy = cfg.trainer.get("strategy")
         if isinstance(strategy, (dict, DictConfig)) and "fsdp" in str(strategy.get("_target_", "")) or strategy == "fsdp":
-            from cream.validate import ConfigError
+            from cream.errors import ConfigError
 
             raise ConfigError("model.lora with trainer=fsdp is not supported: use trainer=ddp (LoRA keeps the "
                                 "optimizer state small, so the model usually fits on one device)")
@@ -175,9 +176,8 @@ def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str |
     part) and rank 0 saves it."""
     from lightning.pytorch.strategies import FSDPStrategy
 
-    from cream import distributed, lora
-
-    from cream.models import DTYPES
+    from cream.models.loading import DTYPES
+    from cream.training import distributed, lora
 
     dtype = DTYPES[str(dtype)] if dtype not in (None, "auto") else None  # auto: keep what was trained
     state = None

@@ -1,4 +1,4 @@
-"""Lightning strategies built from the trainer config (``strategy: {_target_: cream.strategies.fsdp, ...}``).
+"""Lightning strategies built from the trainer config (``strategy: {_target_: cream.training.strategies.fsdp, ...}``).
 
 YAML cannot hold the set of module classes FSDP wraps, so :func:`fsdp` takes class *names* (or none) and
 the strategy resolves them against the model it is given: by default the model's own
@@ -7,7 +7,7 @@ the strategy resolves them against the model it is given: by default the model's
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn

@@ -15,7 +15,8 @@ import contextlib
 import datetime
 import logging
 import os
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -189,7 +190,7 @@ def check_launch(trainer_cfg) -> None:
     the command: refused with the command to use instead."""
     want = trainer_world_size(trainer_cfg)
     if want > 1 and world_size() == 1:
-        from cream.validate import ConfigError
+        from cream.errors import ConfigError
 
         n = want // max(1, int(trainer_cfg.get("num_nodes", 1) or 1))
         raise ConfigError(

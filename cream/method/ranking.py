@@ -7,7 +7,7 @@ or ``None`` when it is undefined (a constant vector ranks nothing).  Rewards are
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats

@@ -7,7 +7,8 @@ mean of the defined C_j, ``None`` when no prompt had one) to one weight per pair
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 
 class Regularizer(Protocol):

@@ -18,11 +18,11 @@ continuation); a sequence longer than ``max_length`` keeps its last tokens.
     acc       the option with the highest log-likelihood is right
     acc_norm  the option with the highest log-likelihood / len(option text in characters) is right
 
-Ties go to the first option (``argmax``).  Standard errors: ``cream.answers.stderr``.
+Ties go to the first option (``argmax``).  Standard errors: ``cream.evaluation.answers.stderr``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from cream.data.benchmarks import Example
 from cream.data.prompts import render

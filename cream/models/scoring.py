@@ -1,0 +1,76 @@
+"""Scoring: log pi(y|x) summed over response tokens, batched and without autograd.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import torch
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad id lists into input_ids / attention_mask / response_mask (1 on response tokens)."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(seqs), T), dtype=torch.long)
+    resp = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for i, (s, st) in enumerate(zip(seqs, starts)):
+        ids[i, : len(s)] = torch.tensor(s)
+        att[i, : len(s)] = 1
+        resp[i, st: len(s)] = True
+    return {"input_ids": ids, "attention_mask": att, "response_mask": resp}
+
+def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Sum over response tokens of log p(token | prefix), one value per row.
+
+    Runs the decoder once and applies the LM head only at positions that predict a response token,
+    so no float32 logits are materialized for prompt or padding positions.
+    """
+    decoder = model.get_decoder()
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    target_mask = response_mask[:, 1:]
+    rows, cols = target_mask.nonzero(as_tuple=True)
+    h = hidden[rows, cols]  # position t predicts token t+1
+    logits = model.get_output_embeddings()(h).float()
+    targets = input_ids[rows, cols + 1]
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    return torch.zeros(input_ids.shape[0], dtype=torch.float32, device=lp.device).index_add_(0, rows, lp)
+
+
+def show_progress(wanted: bool = True) -> bool:
+    """Progress bars: ``CREAM_PROGRESS=1`` forces them on, ``=0`` off; unset, they show only when stderr is a
+    terminal (not in SLURM or CI logs)."""
+    env = os.environ.get("CREAM_PROGRESS")
+    if env is not None:
+        return wanted and env == "1"
+    return wanted and sys.stderr.isatty()
+
+
+@torch.inference_mode()
+def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, *,
+                    batch_size: int = 32, desc: str = "score", progress: bool = True) -> list[float]:
+    """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
+    from tqdm.auto import tqdm
+
+    from cream.training import distributed
+
+    if distributed.sharding():  # several ranks in a stage they all run: each scores its share, all get all
+        my_seqs, my_starts = distributed.shard(seqs), distributed.shard(starts)
+        with distributed.collective(False):
+            mine = score_sequences(model, my_seqs, my_starts, pad_id, batch_size=batch_size,
+                                   desc=desc, progress=progress and distributed.is_main())
+        return distributed.gather(mine)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = [0.0] * len(seqs)
+    for b in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show_progress(progress), leave=False):
+        idx = order[b: b + batch_size]
+        batch = pad_batch([seqs[i] for i in idx], [starts[i] for i in idx], pad_id)
+        lp = response_logps(model, *(batch[k].to(device) for k in ("input_ids", "attention_mask", "response_mask")))
+        for i, v in zip(idx, lp.tolist()):
+            out[i] = v
+    model.train(was_training)
+    return out

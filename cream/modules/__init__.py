@@ -1,1 +1,0 @@
-"""LightningModules: each owns its training step."""
