@@ -31,7 +31,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from cream import artifacts
 from cream.errors import ArtifactError, ConfigChanged, CreamError
-from cream.report import memory
+from cream.paths import RunPaths, eval_stage, iteration_stage, model_stage
+from cream.report import memory, wandb_log
+from cream.report.results import print_results, print_timings, write_results
+from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
+from cream.training import distributed
+from cream.validate import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +49,23 @@ class Context:
     run_dir: Path
 
     @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.run_dir)
+
+    @property
     def iterations(self) -> int:
         return int(self.cfg.pipeline.iterations)
 
     def stage_dir(self, name: str) -> Path:
-        return self.run_dir / name
+        return self.paths.stage(name)
 
     def model_path(self, k: int) -> str:
         """Where M_k is: M0 the base, M1 the SFT model, M_{t+1} the model trained in iteration t."""
         if k == 0:  # the base stage writes M0 when it builds it (tiny) or converts it (GGUF)
             name = self.cfg.model.name_or_path
             written = name is None or self.cfg.model.get("gguf_file")
-            return str(self.stage_dir("base") / "model") if written else str(name)
-        return str(self.stage_dir(model_stage(k)) / "model")
-
-
-def model_stage(k: int) -> str:
-    return "base" if k == 0 else "sft" if k == 1 else f"iter_{k - 1}/dpo"
+            return str(self.paths.model(0)) if written else str(name)
+        return str(self.paths.model(k))
 
 
 @dataclass
@@ -94,8 +99,6 @@ EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_
 
 def plan(cfg: DictConfig) -> list[Stage]:
     """Every stage of the run, in order, with the stages and config values it depends on."""
-    from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
-
     def keys(*groups: list[str] | str) -> dict:
         flat = [k for g in groups for k in ([g] if isinstance(g, str) else g)]
         return _select(cfg, ["seed", *flat])
@@ -104,20 +107,21 @@ def plan(cfg: DictConfig) -> list[Stage]:
     model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
     stages = [
         Stage("base", base.run, [], keys(model)),
-        Stage("eval/M0", evaluate.run, ["base"], keys(model, EVAL), {"k": 0}),
+        Stage(eval_stage(0), evaluate.run, ["base"], keys(model, EVAL), {"k": 0}),
         # rewarder.head (rewarder=self_reward_head only): a head trained with the policy during SFT
         Stage("sft", sft.run, ["base"], keys(model, DATA, train, "sft", *(["rewarder.head"] if OmegaConf.select(cfg, "rewarder.head") is not None else []))),
-        Stage("eval/M1", evaluate.run, ["sft"], keys(model, EVAL), {"k": 1}),
+        Stage(eval_stage(1), evaluate.run, ["sft"], keys(model, EVAL), {"k": 1}),
     ]
     for t in range(1, int(cfg.pipeline.iterations) + 1):
-        it, policy, previous = f"iter_{t}", model_stage(t), model_stage(t - 1)
+        policy, previous = model_stage(t), model_stage(t - 1)
+        sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [
-            Stage(f"{it}/sample", sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
-            Stage(f"{it}/reward", reward.run, sorted({f"{it}/sample", policy, previous, "base"}), keys(model, "rewarder"), {"t": t}),
-            Stage(f"{it}/consistency", consistency.run, [f"{it}/reward"], keys("consistency"), {"t": t}),
-            Stage(f"{it}/pairs", pairs.run, [f"{it}/sample", f"{it}/reward", f"{it}/consistency"], keys(), {"t": t}),
-            Stage(f"{it}/dpo", dpo.run, [f"{it}/pairs", policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
-            Stage(f"eval/M{t + 1}", evaluate.run, [f"{it}/dpo"], keys(model, EVAL), {"k": t + 1}),
+            Stage(sample_, sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
+            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base"}), keys(model, "rewarder"), {"t": t}),
+            Stage(consistency_, consistency.run, [reward_], keys("consistency"), {"t": t}),
+            Stage(pairs_, pairs.run, [sample_, reward_, consistency_], keys(), {"t": t}),
+            Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
+            Stage(eval_stage(t + 1), evaluate.run, [dpo_], keys(model, EVAL), {"k": t + 1}),
         ]
     return stages
 
@@ -140,6 +144,17 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
+def check_same_config(folder: Path, have: dict, config: dict) -> None:
+    """Raise ConfigChanged, naming every changed key, when the manifest ``have`` was made from another config."""
+    if have.get("config_hash") != artifacts.config_hash(config):
+        diff = _diff(have.get("config"), config)
+        raise ConfigChanged(
+            f"{folder}: this stage was made with another config ({'; '.join(diff) or 'different values'}). "
+            "Use a new run dir, or rerun with pipeline.on_config_change=redo to redo it and everything "
+            "after it (the old outputs are moved to _stale/, not deleted)."
+        )
+
+
 def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
     """Does ``folder`` hold a finished stage made from ``want`` (config + inputs), outputs intact?"""
     path = folder / artifacts.MANIFEST
@@ -149,13 +164,7 @@ def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
         have = artifacts.read_json(path)
     except ArtifactError:
         return False, "manifest unreadable"
-    if have.get("config_hash") != want["config_hash"]:
-        diff = _diff(have.get("config"), want["config"])
-        raise ConfigChanged(
-            f"{folder}: this stage was made with another config ({'; '.join(diff) or 'different values'}). "
-            "Use a new run dir, or rerun with pipeline.on_config_change=redo to redo it and everything "
-            "after it (the old outputs are moved to _stale/, not deleted)."
-        )
+    check_same_config(folder, have, want["config"])
     if have.get("inputs") != want["inputs"]:
         return False, "its inputs changed"
     for rel, meta in have.get("outputs", {}).items():
@@ -167,7 +176,7 @@ def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
 
 def _archive(folder: Path, run_dir: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
-        dest = run_dir / "_stale" / f"{folder.relative_to(run_dir).as_posix().replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest = RunPaths(run_dir).stale / f"{folder.relative_to(run_dir).as_posix().replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder), str(dest))
         log.warning("moved the outdated outputs of %s to %s", folder, dest)
@@ -183,8 +192,6 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
 
     With several processes rank 0 decides, prepares the folder and writes the manifest; every rank
     gets rank 0's decision and manifest (so all of them skip or run the same stages)."""
-    from cream.training import distributed
-
     want = _current_manifest(ctx, stage, done)
     main = distributed.is_main()
     try:
@@ -259,17 +266,10 @@ def preflight(ctx: Context, stages: list[Stage]) -> None:
     if ctx.cfg.pipeline.on_config_change == "redo":
         return
     for stage in stages:
-        path = ctx.stage_dir(stage.name) / artifacts.MANIFEST
+        path = ctx.paths.manifest(stage.name)
         if not path.exists():
             continue
-        have = artifacts.read_json(path)
-        if have.get("config_hash") != artifacts.config_hash(stage.config):
-            diff = _diff(have.get("config"), stage.config)
-            raise ConfigChanged(
-                f"{path.parent}: this stage was made with another config ({'; '.join(diff) or 'different values'}). "
-                "Use a new run dir, or rerun with pipeline.on_config_change=redo to redo it and everything "
-                "after it (the old outputs are moved to _stale/, not deleted)."
-            )
+        check_same_config(path.parent, artifacts.read_json(path), stage.config)
 
 
 def _keep_hydra_record(run_dir: Path, accepted: bool) -> None:
@@ -286,10 +286,6 @@ def _keep_hydra_record(run_dir: Path, accepted: bool) -> None:
 
 def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     """Run (or resume) the whole pipeline in ``run_dir``; returns the rows of results.jsonl."""
-    from cream.report.results import print_results, print_timings, write_results
-    from cream.training import distributed
-    from cream.validate import validate_config
-
     distributed.init()  # several processes (torchrun / srun): one group for every stage
     ctx = Context(cfg, Path(distributed.broadcast(str(run_dir))))  # rank 0's run dir for all
     main = distributed.is_main()
@@ -316,18 +312,14 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
         if did_run:  # per-iteration / per-model metrics: run-dir metrics.csv, and wandb with logger=wandb
-            from cream.report import wandb_log as wandb_logging
-
-            wandb_logging.log_stage(cfg, ctx.run_dir, stage.name, manifest)
+            wandb_log.log_stage(cfg, ctx.run_dir, stage.name, manifest)
     distributed.shutdown()  # every rank is done with collectives; rank 0 writes the summary alone
     if not main:
         return []
     rows = write_results(ctx, done)
-    from cream.report import wandb_log as wandb_logging
-
-    wandb_logging.finish(cfg, ctx.run_dir, rows)  # logger=wandb: config and results as artifacts
+    wandb_log.finish(cfg, ctx.run_dir, rows)  # logger=wandb: config and results as artifacts
     print_results(rows)
     print_timings(done, ran)
-    artifacts.write_json(ctx.run_dir / "timings.json", {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0, **v.get("memory", {})}
+    artifacts.write_json(ctx.paths.timings, {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0, **v.get("memory", {})}
                                                        for k, v in done.items()})
     return rows

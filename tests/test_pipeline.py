@@ -1,8 +1,10 @@
 """End to end: the smoke pipeline, its artifacts against independent computations, resume, determinism."""
 import json
+import platform
 from pathlib import Path
 
 import pytest
+import torch
 from scipy import stats
 
 from conftest import read_results, run_cli, stage_mtimes
@@ -16,6 +18,18 @@ def smoke_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
     return run_dir
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def test_smoke_results_unchanged(smoke_run):
+    """The seeded smoke run gives the very bytes of the stored copy (made before the restructuring)."""
+    made_on = json.loads((GOLDEN / "smoke_seed0_machine.json").read_text())
+    here = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+    if here != made_on:
+        pytest.skip(f"the golden copy was made with {made_on}; this machine has {here} (floats may differ)")
+    assert (smoke_run / "results.jsonl").read_bytes() == (GOLDEN / "smoke_seed0_results.jsonl").read_bytes()
 
 
 def _jsonl(p):

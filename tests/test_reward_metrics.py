@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from cream import artifacts
+from cream.paths import RunPaths
 from cream.report.reward_metrics import correctness, judge_metrics, label_example, ranking_metrics, reward_quality
 
 
@@ -98,28 +99,28 @@ def test_judge_metrics():
 
 
 def test_reward_quality_from_files(tmp_path):
-    it = tmp_path / "iter_1"
-    artifacts.write_jsonl(it / "sample" / "samples.jsonl", [
+    paths = RunPaths(tmp_path)
+    artifacts.write_jsonl(paths.samples(1), [
         {"prompt_id": "a", "benchmark": "arc_easy", "instruction": "Q\nA. x\nB. y", "prompt": "Q",
          "responses": ["Answer: A", "Answer: B", "Answer: B"]},
         {"prompt_id": "b", "benchmark": "arc_easy", "instruction": "Q\nA. x\nB. y", "prompt": "Q",
          "responses": ["Answer: A", "Answer: A", "Answer: A"]}])
-    artifacts.write_jsonl(it / "sample" / "labels.jsonl", [{"prompt_id": "a", "answer": "A"}, {"prompt_id": "b", "answer": "B"}])
-    artifacts.write_jsonl(it / "reward" / "rewards.jsonl", [
+    artifacts.write_jsonl(paths.labels(1), [{"prompt_id": "a", "answer": "A"}, {"prompt_id": "b", "answer": "B"}])
+    artifacts.write_jsonl(paths.rewards(1), [
         {"prompt_id": "a", "reward": [5.0, 1.0, 2.0], "prev_reward": [1, 2, 3], "judge_scores": [[5.0], [1.0], [None]],
          "judge_failures": 1, "judge_total": 3},
         {"prompt_id": "b", "reward": [3.0, 3.0, 3.0], "prev_reward": [1, 2, 3], "judge_scores": [[3.0], [3.0], [3.0]],
          "judge_failures": 0, "judge_total": 3}])
-    artifacts.write_jsonl(it / "consistency" / "consistency.jsonl", [
+    artifacts.write_jsonl(paths.consistency(1), [
         {"prompt_id": "a", "c": 0.0, "tau": -1.0, "defined": True}, {"prompt_id": "b", "c": None, "tau": None, "defined": False}])
     pairs = [{"prompt_id": "a", "chosen": "Answer: A", "rejected": "Answer: B", "chosen_index": 0, "rejected_index": 1}]
-    q = reward_quality(it, pairs, ["b"])
+    q = reward_quality(paths, 1, pairs, ["b"])
     assert q["pairwise_accuracy"] == 1.0 and q["exact_match"] == 1.0 and q["five_best"] == 1.0
     assert q["parse_failure_rate"] == pytest.approx(1 / 6) and q["score_hist"] == {"1": 1, "3": 3, "5": 1, "unparsed": 1}
     assert q["n_dropped"] == 1 and q["dropped_rate"] == 0.5 and q["response_accuracy"] == pytest.approx(1 / 6)
     assert q["chosen_correct"] == 1.0 and q["rejected_correct"] == 0.0 and q["chosen_chars"] == 9.0
     assert q["tau_hist"]["counts"] == [1, 0, 0, 0]
-    assert reward_quality(tmp_path / "nowhere") is None
+    assert reward_quality(RunPaths(tmp_path / "nowhere"), 1) is None
 
 
 def test_results_row_carries_reward_quality():

@@ -7,6 +7,7 @@ unweighted mean over benchmarks) and ``<key>_avg_stderr``; a family the run did 
 from __future__ import annotations
 
 from cream import artifacts
+from cream.paths import eval_stage, iteration_stage
 
 FAMILIES = {
     "eval": "generative accuracy under eval.extraction (the headline number)",
@@ -21,12 +22,12 @@ RESULT_KEYS = tuple(f + s for f in FAMILIES for s in SUFFIXES)
 
 
 def _row(ctx, k: int, done: dict[str, dict]) -> dict:
-    ev = done[f"eval/M{k}"]["summary"]
+    ev = done[eval_stage(k)]["summary"]
     row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None, "n_dropped": None,
            "reward_quality": None}
     if k >= 2:
-        c = done.get(f"iter_{k - 1}/consistency", {}).get("summary")
-        p = done.get(f"iter_{k - 1}/pairs", {}).get("summary")
+        c = done.get(iteration_stage("consistency", k - 1), {}).get("summary")
+        p = done.get(iteration_stage("pairs", k - 1), {}).get("summary")
         if c:
             row["consistency"] = {key: c.get(key) for key in ("mean", "std", "min", "max", "n", "n_undefined")}
         if p:
@@ -38,8 +39,8 @@ def _row(ctx, k: int, done: dict[str, dict]) -> dict:
 
 
 def write_results(ctx, done: dict[str, dict]) -> list[dict]:
-    rows = [_row(ctx, k, done) for k in range(ctx.iterations + 2) if f"eval/M{k}" in done]
-    artifacts.write_jsonl(ctx.run_dir / "results.jsonl", rows)
+    rows = [_row(ctx, k, done) for k in range(ctx.iterations + 2) if eval_stage(k) in done]
+    artifacts.write_jsonl(ctx.paths.results, rows)
     return rows
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -37,6 +36,7 @@ from scipy import stats
 from cream import artifacts
 from cream.data.benchmarks import Example
 from cream.evaluation.answers import is_correct
+from cream.paths import RunPaths
 
 TAU_BINS = [-1.0, -0.5, 0.0, 0.5, 1.0]  # numpy.histogram edges: [-1,-.5) [-.5,0) [0,.5) [.5,1]
 _OPTION = re.compile(r"^([A-Z])\.\s", re.MULTILINE)
@@ -140,14 +140,13 @@ def judge_metrics(rows: Sequence[dict]) -> dict:
             "score_hist": dict(sorted(hist.items())), "n_forced": forced}
 
 
-def reward_quality(it_dir: Path, pairs: Sequence[dict] | None = None, dropped: Sequence[str] = ()) -> dict | None:
-    """All the metrics of one iteration folder (``iter_t``), or None when it has no labels.jsonl."""
-    it_dir = Path(it_dir)
-    labels_path = it_dir / "sample" / "labels.jsonl"
+def reward_quality(paths: RunPaths, t: int, pairs: Sequence[dict] | None = None, dropped: Sequence[str] = ()) -> dict | None:
+    """All the metrics of iteration t, or None when it has no labels.jsonl."""
+    labels_path = paths.labels(t)
     if not labels_path.exists():
         return None
-    samples = artifacts.read_jsonl(it_dir / "sample" / "samples.jsonl")
-    rows = artifacts.read_jsonl(it_dir / "reward" / "rewards.jsonl")
+    samples = artifacts.read_jsonl(paths.samples(t))
+    rows = artifacts.read_jsonl(paths.rewards(t))
     ok = correctness(samples, artifacts.read_jsonl(labels_path))
     rows = [r for r in rows if r["prompt_id"] in ok]
     judge = bool(rows) and all("judge_scores" in r for r in rows)
@@ -168,7 +167,7 @@ def reward_quality(it_dir: Path, pairs: Sequence[dict] | None = None, dropped: S
     known = [p for p in pairs if p["prompt_id"] in ok and "chosen_index" in p]
     out["chosen_correct"] = _mean([float(ok[p["prompt_id"]][p["chosen_index"]]) for p in known])
     out["rejected_correct"] = _mean([float(ok[p["prompt_id"]][p["rejected_index"]]) for p in known])
-    cons_path = it_dir / "consistency" / "consistency.jsonl"
+    cons_path = paths.consistency(t)
     taus = [r["tau"] for r in artifacts.read_jsonl(cons_path) if r.get("tau") is not None] if cons_path.exists() else []
     out["tau_hist"] = _histogram(taus)
     return out

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from cream.paths import RunPaths
+
 # Readable method names for override values; anything not listed is shown as ``key=value``.
 NAMES = {
     "regularizer=none": "SRLM",
@@ -121,7 +123,7 @@ def find_run_dirs(dirs) -> list[Path]:
         if not d.is_dir():
             continue
         for root, subdirs, _ in os.walk(d):
-            if (Path(root) / ".hydra" / "overrides.yaml").is_file():
+            if RunPaths(root).hydra_overrides.is_file():
                 found.add(Path(root))
                 subdirs.clear()
             else:
@@ -137,12 +139,13 @@ def _read_yaml(path: Path):
 def load_run(path: Path) -> Run:
     """Read one run dir; a missing/short/unreadable ``results.jsonl`` leaves the run incomplete with a reason."""
     path = Path(path)
+    paths = RunPaths(path)
     try:
-        overrides = _read_yaml(path / ".hydra" / "overrides.yaml") or []
+        overrides = _read_yaml(paths.hydra_overrides) or []
     except (OSError, yaml.YAMLError) as e:
         return Run(path=path, overrides=[], problem=f"unreadable .hydra/overrides.yaml ({e})")
     run = Run(path=path, overrides=[str(o) for o in overrides])
-    cfg_path = path / ".hydra" / "config.yaml"
+    cfg_path = paths.hydra_config
     if cfg_path.is_file():
         try:
             run.config = _read_yaml(cfg_path) or {}
@@ -161,7 +164,7 @@ def load_run(path: Path) -> Run:
         run.seed = run.params["seed"]
     if isinstance(run.seed, str) and run.seed.lstrip("-").isdigit():
         run.seed = int(run.seed)
-    results = path / "results.jsonl"
+    results = paths.results
     if not results.is_file():
         run.problem = "no results.jsonl"
         return run

@@ -37,10 +37,10 @@ from pathlib import Path
 from lightning.pytorch.loggers.logger import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from cream.paths import RunPaths, iteration_stage
 from cream.report.results import RESULT_KEYS
 
 _run = None
-METRICS_CSV = "metrics.csv"
 # a stage summary's keys that are not logged per iteration: lists, names, and the DPO stage's final
 # train/* values (logged per step under dpo/train/*: one name per metric)
 _SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", *RESULT_KEYS)
@@ -129,7 +129,7 @@ def dpo_offset(run_dir: Path, t: int) -> int:
     """DPO optimizer steps taken in iterations 1..t-1 (from their manifests): where iteration t's steps start."""
     total = 0
     for k in range(1, t):
-        path = Path(run_dir) / f"iter_{k}" / "dpo" / "manifest.json"
+        path = RunPaths(run_dir).manifest(iteration_stage("dpo", k))
         if path.exists():
             total += int((json.loads(path.read_text()).get("summary") or {}).get("steps", 0))
     return total
@@ -164,7 +164,7 @@ def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, in
     row = {k: v for k, v in _scalars(f"iter/{kind}", summary).items() if k.rsplit("/", 1)[1] not in _DUPLICATES.get(kind, ())}
     hists = {}
     if kind == "consistency":
-        path = Path(run_dir) / name / "consistency.jsonl"
+        path = RunPaths(run_dir).stage(name) / "consistency.jsonl"
         cs = [json.loads(line)["c"] for line in path.read_text().splitlines()] if path.exists() else []
         cs = [c for c in cs if c is not None]
         if cs:
@@ -200,7 +200,7 @@ def log_stage(cfg: DictConfig, run_dir: Path, name: str, manifest: dict) -> None
     summary = manifest.get("summary") or {}
     rows = stage_metrics(run_dir, name, summary)
     for axis, step, row, hists in rows:
-        _append_csv(Path(run_dir) / METRICS_CSV, axis, step, row, hists)
+        _append_csv(RunPaths(run_dir).metrics, axis, step, row, hists)
     if not enabled(cfg):
         return
     import wandb
@@ -208,9 +208,10 @@ def log_stage(cfg: DictConfig, run_dir: Path, name: str, manifest: dict) -> None
     run = start(cfg, run_dir)
     for axis, step, row, hists in rows:
         run.log({axis: step, **row, **{k: wandb.Histogram(np_histogram=(c, b)) for k, (c, b) in hists.items()}})
-    if name.endswith("/pairs") and (run_dir / name / "pairs.jsonl").exists():
+    pairs_file = RunPaths(run_dir).stage(name) / "pairs.jsonl"
+    if name.endswith("/pairs") and pairs_file.exists():
         table = wandb.Table(columns=["prompt_id", "prompt", "chosen", "rejected", "reward_chosen", "reward_rejected"])
-        with (run_dir / name / "pairs.jsonl").open() as f:
+        with pairs_file.open() as f:
             for i, line in enumerate(f):
                 if i >= 50:
                     break
@@ -228,14 +229,14 @@ def finish(cfg: DictConfig, run_dir: Path, rows: list[dict] | None = None) -> No
 
     run = start(cfg, run_dir)
     config = wandb.Artifact(f"config-{run.id}", type="config")
-    hydra_cfg = Path(run_dir) / ".hydra" / "config.yaml"
+    hydra_cfg = RunPaths(run_dir).hydra_config
     if hydra_cfg.exists():
         config.add_file(str(hydra_cfg), name="config.yaml")
     else:
         with config.new_file("config.yaml") as f:
             f.write(OmegaConf.to_yaml(OmegaConf.create(_secret_free(cfg))))
     run.log_artifact(config)
-    results = Path(run_dir) / "results.jsonl"
+    results = RunPaths(run_dir).results
     if results.exists():
         art = wandb.Artifact(f"results-{run.id}", type="results")
         art.add_file(str(results), name="results.jsonl")

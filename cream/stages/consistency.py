@@ -22,13 +22,13 @@ def scored_pairs(row: dict) -> tuple[list[float], list[float]]:
 
 
 def run(ctx, out: Path, t: int) -> dict:
-    rows = artifacts.read_jsonl(ctx.stage_dir(f"iter_{t}/reward") / "rewards.jsonl")
+    rows = artifacts.read_jsonl(ctx.paths.rewards(t))
     measure = instantiate(ctx.cfg.consistency)
     vectors = [scored_pairs(r) for r in rows]
     per_prompt, summary = dataset_consistency(measure, [v[0] for v in vectors], [v[1] for v in vectors])
-    artifacts.write_jsonl(out / "consistency.jsonl", (
+    artifacts.write_jsonl(ctx.paths.consistency(t), (
         {"prompt_id": r["prompt_id"], "c": c, "tau": None if c is None else 2 * c - 1, "defined": c is not None}
         for r, c in zip(rows, per_prompt)))
     summary["measure"] = getattr(measure, "func", measure).__name__
-    artifacts.write_json(out / "summary.json", summary)
+    artifacts.write_json(ctx.paths.consistency_summary(t), summary)
     return summary

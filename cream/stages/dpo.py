@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 
 from cream import artifacts
 from cream.models.loading import load_model, load_tokenizer
+from cream.paths import iteration_stage
 from cream.training.datamodules import PreferenceDataModule
 from cream.training.distributed import is_main, trainer_world_size
 from cream.training.dpo_module import DPOModule
@@ -25,9 +26,8 @@ from cream.training.trainer import fit, make_trainer, prepare_model, save_model,
 def run(ctx, out: Path, t: int) -> dict:
     cfg = ctx.cfg
     L.seed_everything(int(cfg.seed) + t, verbose=False)
-    it = ctx.stage_dir(f"iter_{t}")
-    pairs = artifacts.read_jsonl(it / "pairs" / "pairs.jsonl")
-    dataset_c = artifacts.read_json(it / "consistency" / "summary.json")["mean"]
+    pairs = artifacts.read_jsonl(ctx.paths.pairs(t))
+    dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
     weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
@@ -37,7 +37,7 @@ def run(ctx, out: Path, t: int) -> dict:
     module = DPOModule(model, instantiate(cfg.loss), lr=float(cfg.dpo.lr), weight_decay=float(cfg.dpo.weight_decay),
                        warmup_ratio=float(cfg.dpo.warmup_ratio), total_steps=dm.steps(int(cfg.dpo.epochs), int(cfg.trainer.accumulate_grad_batches),
                                                    trainer_world_size(cfg.trainer)))
-    trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), f"iter_{t}/dpo")
+    trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), iteration_stage("dpo", t))
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():

@@ -132,5 +132,5 @@ def run(ctx, out: Path, k: int) -> dict:
     if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
         artifacts.write_jsonl(out / "predictions.jsonl", predictions)
         artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
-        artifacts.write_json(out / "result.json", result)
+        artifacts.write_json(ctx.paths.eval_result(k), result)
     return result

@@ -24,10 +24,10 @@ def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
 
 
 def run(ctx, out: Path, t: int) -> dict:
-    it = ctx.stage_dir(f"iter_{t}")
-    samples = {r["prompt_id"]: r for r in artifacts.read_jsonl(it / "sample" / "samples.jsonl")}
-    rewards = artifacts.read_jsonl(it / "reward" / "rewards.jsonl")
-    cons = {r["prompt_id"]: r["c"] for r in artifacts.read_jsonl(it / "consistency" / "consistency.jsonl")}
+    paths = ctx.paths
+    samples = {r["prompt_id"]: r for r in artifacts.read_jsonl(paths.samples(t))}
+    rewards = artifacts.read_jsonl(paths.rewards(t))
+    cons = {r["prompt_id"]: r["c"] for r in artifacts.read_jsonl(paths.consistency(t))}
     pairs, dropped = [], []
     for row in rewards:
         pick = select_pair(row["reward"])
@@ -46,16 +46,16 @@ def run(ctx, out: Path, t: int) -> dict:
     summary = {"n_pairs": len(pairs), "n_dropped": len(dropped), "n_prompts": len(rewards), "dropped": dropped,
                "chosen_chars": sum(len(p["chosen"]) for p in pairs) / max(1, len(pairs)),
                "rejected_chars": sum(len(p["rejected"]) for p in pairs) / max(1, len(pairs))}
-    quality = reward_quality(it, pairs, dropped)  # agreement with the verifiable ranking (labels.jsonl)
+    quality = reward_quality(paths, t, pairs, dropped)  # agreement with the verifiable ranking (labels.jsonl)
     if quality is not None:
-        artifacts.write_json(out / "reward_quality.json", quality)
+        artifacts.write_json(paths.reward_quality(t), quality)
         summary["reward_quality"] = quality
     if not pairs:
         raise NoPairsError(
-            f"{it / 'reward' / 'rewards.jsonl'}: the rewards tie for every one of the {len(rewards)} prompts, so "
+            f"{paths.rewards(t)}: the rewards tie for every one of the {len(rewards)} prompts, so "
             f"iteration {t} has no preference pairs to train on. Sample more diverse responses (sampling.n, "
             "sampling.temperature) or use another rewarder; the samples and rewards already written are kept."
         )
-    artifacts.write_jsonl(out / "pairs.jsonl", pairs)
-    artifacts.write_json(out / "summary.json", summary)
+    artifacts.write_jsonl(paths.pairs(t), pairs)
+    artifacts.write_json(paths.pairs_summary(t), summary)
     return {k: v for k, v in summary.items() if k != "dropped"}

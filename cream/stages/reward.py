@@ -17,7 +17,7 @@ from cream.training.distributed import is_main
 
 
 def run(ctx, out: Path, t: int) -> dict:
-    samples = artifacts.read_jsonl(ctx.stage_dir(f"iter_{t}/sample") / "samples.jsonl")
+    samples = artifacts.read_jsonl(ctx.paths.samples(t))
     rewarder = instantiate(ctx.cfg.rewarder)
     scored = rewarder.score(ctx, t, samples)
     if any("policy_logp" not in s for s in scored):
@@ -29,5 +29,5 @@ def run(ctx, out: Path, t: int) -> dict:
             s["policy_logp"] = lp[i:i + len(row["responses"])]
             i += len(row["responses"])
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
-        artifacts.write_jsonl(out / "rewards.jsonl", ({"prompt_id": row["prompt_id"], **s} for row, s in zip(samples, scored)))
+        artifacts.write_jsonl(ctx.paths.rewards(t), ({"prompt_id": row["prompt_id"], **s} for row, s in zip(samples, scored)))
     return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_}

@@ -31,7 +31,7 @@ def run(ctx, out: Path, t: int) -> dict:
                "n_responses_cut": n_cut}  # cut: reached sampling.max_new_tokens before the end of turn
     if not is_main():  # several ranks: each sampled a shard, all hold every response; rank 0 writes
         return summary
-    artifacts.write_jsonl(out / "samples.jsonl", (
+    artifacts.write_jsonl(ctx.paths.samples(t), (
         {"prompt_id": x.id, "benchmark": getattr(x, "benchmark", None) or x.source, "instruction": last_user_text(m),
          "prompt": p, "responses": r, "finished": f}
         for x, m, p, r, f in zip(items, messages, prompts, responses, finished)))
@@ -39,5 +39,5 @@ def run(ctx, out: Path, t: int) -> dict:
     # without one (OASST, own) have none, and a pool without any writes no labels.jsonl
     labelled = [x for x in items if x.answer is not None]
     if labelled:
-        artifacts.write_jsonl(out / "labels.jsonl", ({"prompt_id": x.id, "answer": x.answer} for x in labelled))
+        artifacts.write_jsonl(ctx.paths.labels(t), ({"prompt_id": x.id, "answer": x.answer} for x in labelled))
     return summary
