@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cream import artifacts
@@ -35,6 +36,7 @@ from cream.paths import RunPaths, eval_stage, iteration_stage, model_stage
 from cream.report import memory, wandb_log
 from cream.report.results import print_results, print_timings, write_results
 from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
+from cream.stages import rewarder as rewarder_stage
 from cream.training import distributed
 from cream.validate import validate_config
 
@@ -105,19 +107,23 @@ def plan(cfg: DictConfig) -> list[Stage]:
 
     train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
     model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
+    rewarder = instantiate(cfg.rewarder)  # (cheap: no model is loaded) its training hooks decide two stages' inputs
     stages = [
         Stage("base", base.run, [], keys(model)),
         Stage(eval_stage(0), evaluate.run, ["base"], keys(model, EVAL), {"k": 0}),
-        # rewarder.head (rewarder=self_reward_head only): a head trained with the policy during SFT
-        Stage("sft", sft.run, ["base"], keys(model, DATA, train, "sft", *(["rewarder.head"] if OmegaConf.select(cfg, "rewarder.head") is not None else []))),
+        # a rewarder that trains with the policy (the self-reward head): its config is part of SFT's
+        Stage("sft", sft.run, ["base"], keys(model, DATA, train, "sft", *(["rewarder"] if rewarder.trains_with_policy else []))),
         Stage(eval_stage(1), evaluate.run, ["sft"], keys(model, EVAL), {"k": 1}),
     ]
+    fitted = ["rewarder"] if rewarder.trains else []  # e.g. a reward model trained from M1
+    if rewarder.trains:
+        stages.append(Stage("rewarder", rewarder_stage.run, ["sft"], keys(model, DATA, train, "rewarder")))
     for t in range(1, int(cfg.pipeline.iterations) + 1):
         policy, previous = model_stage(t), model_stage(t - 1)
         sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [
             Stage(sample_, sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
-            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base"}), keys(model, "rewarder"), {"t": t}),
+            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base", *fitted}), keys(model, "rewarder"), {"t": t}),
             Stage(consistency_, consistency.run, [reward_], keys("consistency"), {"t": t}),
             Stage(pairs_, pairs.run, [sample_, reward_, consistency_], keys(), {"t": t}),
             Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),

@@ -9,7 +9,9 @@ from conftest import compose
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.tokens import encode_pair
 from cream.pipeline import Context
+from cream.rewarders.base import RewardInputs
 from cream.rewarders.implicit import ImplicitRewarder
+from cream.stages.reward import reward_rows
 
 
 def _perturbed_copy(src, dst, seed):
@@ -40,7 +42,8 @@ SAMPLES = [
 def test_implicit_reward_matches_direct_sums(run_dir, t):
     cfg = compose(["model.max_length=128", "model.max_prompt_length=64"])
     ctx = Context(cfg, run_dir)
-    rows = ImplicitRewarder(batch_size=3).score(ctx, t, SAMPLES)
+    inputs = RewardInputs(cfg, SAMPLES, [ctx.model_path(k) for k in range(t + 1)], batch_size=3)
+    rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, t)
     tok = load_tokenizer(run_dir / "base" / "model")
     models = {k: load_model(ctx.model_path(k)).eval() for k in (0, 1, 2)}
     for sample, row in zip(SAMPLES, rows):

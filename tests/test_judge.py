@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from cream.rewarders.judge import TEMPLATE, aggregate, parse_score, render_judge_prompt
+from cream.stages.reward import reward_rows
 
 
 def test_template_is_the_additive_5_point_prompt():
@@ -83,14 +84,6 @@ def test_aggregate_means_the_valid_scores_and_counts_failures():
 
 # --------------------------------------------------------------------------- JudgeRewarder, scripted model
 
-class _Ctx:
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def model_path(self, k):
-        return f"M{k}"
-
-
 def _cfg():
     from omegaconf import OmegaConf
 
@@ -98,8 +91,20 @@ def _cfg():
                              "trainer": {"accelerator": "cpu"}})
 
 
+def _inputs(samples):
+    """The reward stage's inputs with models named "M0", "M1" (the scripted judge reads the name); M1's
+    log-probs (the DPO reference the stage records for any rewarder) are stubbed."""
+    from cream.rewarders.base import RewardInputs
+
+    inputs = RewardInputs(_cfg(), samples, ["M0", "M1"])
+    inputs._logps[1] = [0.0] * sum(len(s["responses"]) for s in samples)
+    inputs.__dict__["_encoded"] = ([[1]] * len(inputs._logps[1]), [0] * len(inputs._logps[1]), 0)
+    return inputs
+
+
 def _scripted(monkeypatch, script):
     """Patch the judge's model loading and generation: ``script(k, prompt)`` returns the k-sample judgments."""
+    import cream.rewarders.base as base
     import cream.rewarders.judge as judge
 
     calls = {"n": 0}
@@ -111,8 +116,8 @@ def _scripted(monkeypatch, script):
         calls["n"] += 1
         return [script(model, p)[:n] for p in prompts], 0
 
-    monkeypatch.setattr(judge, "load_tokenizer", lambda path, trc=False: Tok())
-    monkeypatch.setattr(judge, "load_model", lambda path, dtype, trc=False: path)
+    monkeypatch.setattr(base, "load_tokenizer", lambda path, trc=False: Tok())
+    monkeypatch.setattr(base, "load_model", lambda path, dtype, trc=False: path)
     monkeypatch.setattr(judge, "generate", fake_generate)
     return calls
 
@@ -128,7 +133,7 @@ def test_judge_rewarder_with_a_scripted_model(monkeypatch):
 
     calls = _scripted(monkeypatch, script)
     samples = [{"prompt_id": "p", "prompt": "raw", "instruction": "Q?", "responses": ["good one", "bad one"]}]
-    rows = JudgeRewarder(k=2, forced_score=False).score(_Ctx(_cfg()), 1, samples)
+    rows = reward_rows(JudgeRewarder(k=2, forced_score=False), _inputs(samples), 1)
     assert calls["n"] == 2  # M1 and M0 each judge once (one batch of all responses)
     (row,) = rows
     assert row["reward"] == [4.5, 1.0] and row["prev_reward"] == [3.0, 2.0]
@@ -143,7 +148,7 @@ def test_judge_rewarder_unparsable_forced_or_unscored(monkeypatch):
 
     _scripted(monkeypatch, lambda model, p: ["Score: 4", "Score: 4"] if "<response>ok" in p else ["hmm", "no score"])
     samples = [{"prompt_id": "p", "prompt": "raw", "instruction": "Q?", "responses": ["ok", "lost"]}]
-    (row,) = JudgeRewarder(k=2, forced_score=False).score(_Ctx(_cfg()), 1, samples)
+    (row,) = reward_rows(JudgeRewarder(k=2, forced_score=False), _inputs(samples), 1)
     assert row["reward"] == [4.0, None] and row["judge_failures"] == 2
 
     seen = []
@@ -153,7 +158,7 @@ def test_judge_rewarder_unparsable_forced_or_unscored(monkeypatch):
         return [2.25] * len(prefixes)
 
     monkeypatch.setattr(judge, "expected_scores", fake_expected)
-    (row,) = JudgeRewarder(k=2, forced_score=True).score(_Ctx(_cfg()), 1, samples)
+    (row,) = reward_rows(JudgeRewarder(k=2, forced_score=True), _inputs(samples), 1)
     assert row["reward"] == [4.0, 2.25] and row["judge_forced"] == [None, 2.25]
     assert row["judge_scores"] == [[4.0, 4.0], [None, None]] and row["judge_failures"] == 2  # still counted as failures
     assert len(seen) == 2  # the unparsable response, judged by M1 and by M0: its first judgment + "Score:"

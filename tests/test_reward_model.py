@@ -51,7 +51,7 @@ def test_bradley_terry_separates_a_toy_preference_set(tiny_dir, tmp_path):
 
     train, held_out = toy_pairs(64, 0), toy_pairs(40, 1)
     summary = train_reward_model(tiny_dir, train, tmp_path / "rm", epochs=8, lr=3e-3, batch_size=16,
-                                 max_length=96, max_prompt_length=48, seed=0)
+                                 weight_decay=0.0, warmup_ratio=0.1, max_length=96, max_prompt_length=48, seed=0)
     assert summary["steps"] == 8 * 4 and summary["n_pairs"] == 64
     assert {"config.json", "model.safetensors", "reward_head.safetensors", "reward_model.json", "tokenizer.json"} <= {
         p.name for p in (tmp_path / "rm").iterdir()}
@@ -83,10 +83,10 @@ def test_cli_trains_from_jsonl(tiny_dir, tmp_path):
 def test_missing_fields_and_not_an_rm(tiny_dir, tmp_path):
     from cream.errors import ModelLoadError
     from cream.training.rm_module import load_reward_model
-    from cream.training.train_rm import train_reward_model
+    from cream.training.train_rm import RMTraining, train_reward_model
 
     with pytest.raises(ValueError, match="rejected"):
-        train_reward_model(tiny_dir, [{"prompt": "q", "chosen": "a"}], tmp_path / "rm")
+        train_reward_model(tiny_dir, [{"prompt": "q", "chosen": "a"}], tmp_path / "rm", **vars(RMTraining.defaults()))
     with pytest.raises(ModelLoadError, match="cream-train-rm"):
         load_reward_model(tiny_dir)
 
@@ -156,3 +156,16 @@ def test_sequence_classifier_with_several_labels_is_refused(tiny_dir, tmp_path):
     _hf_reward_model(tiny_dir, tmp_path / "clf", num_labels=3)
     with pytest.raises(ModelLoadError, match="num_labels=3"):
         load_reward_model(tmp_path / "clf")
+
+
+def test_rm_training_settings_live_in_the_rewarder_config():
+    """The quick RM and cream-train-rm read their defaults from conf/rewarder/reward_model.yaml; bad keys are refused."""
+    from conftest import compose
+    from cream.errors import ConfigError
+    from cream.training.train_rm import RMTraining
+
+    block = compose(["rewarder=reward_model", "rewarder.train.epochs=1"]).rewarder.train
+    assert RMTraining.of(dict(block), "rewarder.train") == RMTraining(1, 1e-4, 16, 0.0, 0.1)
+    assert RMTraining.defaults() == RMTraining(3, 1e-4, 16, 0.0, 0.1)
+    with pytest.raises(ConfigError, match=r"rewarder.train: unknown key\(s\) \['epoch'\]; expected exactly: epochs, lr"):
+        RMTraining.of({**block, "epoch": 2}, "rewarder.train")

@@ -90,18 +90,21 @@ def test_head_save_load_copy(tmp_path):
 
 
 def test_sft_module_choice_follows_the_rewarder(tiny_dir):
+    """The SFT stage asks the rewarder for its module: the head's rewarder trains one, every other says None."""
     from cream.models.loading import load_model
     from cream.pipeline import plan
-    from cream.training.head_module import SFTWithHeadModule, make_sft_module
-    from cream.training.sft_module import SFTModule
+    from cream.rewarders.implicit import ImplicitRewarder
+    from cream.rewarders.self_reward_head import SelfRewardHeadRewarder
+    from cream.training.head_module import SFTWithHeadModule
 
     model = load_model(tiny_dir)
-    plain = make_sft_module(compose(), model, lr=1e-3)
-    with_head = make_sft_module(compose(["rewarder=self_reward_head", "rewarder.head.weight=0.5"]), model, lr=1e-3)
-    assert type(plain) is SFTModule and isinstance(with_head, SFTWithHeadModule) and with_head.weight == 0.5
+    assert ImplicitRewarder().sft_module(model, seed=0, lr=1e-3) is None
+    head_cfg = compose(["rewarder=self_reward_head", "rewarder.head.weight=0.5"]).rewarder
+    with_head = SelfRewardHeadRewarder(head=head_cfg.head).sft_module(model, seed=0, lr=1e-3)
+    assert isinstance(with_head, SFTWithHeadModule) and with_head.weight == 0.5
     sft = {s.name: s for s in plan(compose(["rewarder=self_reward_head"]))}["sft"]
-    assert sft.config["rewarder.head"]["weight"] == 1.0
-    assert "rewarder.head" not in {s.name: s for s in plan(compose())}["sft"].config
+    assert sft.config["rewarder"]["head"]["weight"] == 1.0
+    assert "rewarder" not in {s.name: s for s in plan(compose())}["sft"].config
 
 
 def test_rewarder_scores_are_head_probabilities(tiny_dir, tmp_path):

@@ -15,20 +15,19 @@ still the model's judgment, never a made-up number; how often it was needed is r
 (``judge_forced``) and in the reward-quality metrics (``n_forced``), next to the parse-failure rate.
 A small model that has never learned the "Score: N" format (the tiny smoke model) lives on it.
 
-M_{t-1} judges the same responses the same way, for consistency.
+M_{t-1} judges the same responses the same way, for consistency (M0 too: it is an instruct model).
 """
 from __future__ import annotations
 
-import gc
 import re
 from pathlib import Path
 
 import torch
 
 from cream.data.prompts import render
-from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
 from cream.models.tokens import encode_prompt
+from cream.rewarders.base import Rewarder, RewardInputs, Scores
 from cream.sampling.hf import generate
 
 TEMPLATE = Path(__file__).parent / "templates" / "judge_additive_5pt.txt"
@@ -75,24 +74,22 @@ def aggregate(judgments: list[str]) -> tuple[float | None, int, list[float | Non
     return (sum(valid) / len(valid) if valid else None), len(scores) - len(valid), scores
 
 
-class JudgeRewarder:
+class JudgeRewarder(Rewarder):
     def __init__(self, k: int = 3, temperature: float = 0.7, top_p: float = 0.9, max_new_tokens: int = 256,
                  batch_size: int = 16, template: str | None = None, forced_score: bool = True):
+        super().__init__(batch_size)
         if k < 1:
             raise ValueError(f"rewarder.k={k}: must be >= 1")
-        self.k, self.temperature, self.top_p = k, temperature, top_p
-        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.k, self.temperature, self.top_p, self.max_new_tokens = k, temperature, top_p, max_new_tokens
         self.template = Path(template).read_text(encoding="utf-8") if template else None
         self.forced_score = bool(forced_score)
 
-    def judge(self, ctx, k: int, samples: list[dict]) -> list[dict]:
-        """M_k's judge scores of every response: per prompt {"means", "failures", "scores"}."""
-        cfg = ctx.cfg
-        tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
-        model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
-        model = on_device(model, cfg)
+    def score(self, inputs: RewardInputs, k: int) -> Scores:
+        """M_k judges every response k times; the reward is the mean valid score (or the forced one)."""
+        cfg = inputs.cfg
+        tok, model = inputs.tokenizer(k), inputs.load(k)
         prompts = [render(tok, render_judge_prompt(row.get("instruction", row["prompt"]), r, self.template))
-                   for row in samples for r in row["responses"]]
+                   for row in inputs.samples for r in row["responses"]]
         outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                            top_p=self.top_p, batch_size=self.batch_size, seed=int(cfg.seed) * 7919 + k,
                            max_prompt_length=int(cfg.model.max_length), desc=f"judge M{k}")
@@ -106,21 +103,11 @@ class JudgeRewarder:
                 for j, v in zip(todo, values):
                     forced[j] = v
         del model
-        gc.collect()
-        rows, i = [], 0
-        for row in samples:
-            n = len(row["responses"])
-            part, fp = agg[i: i + n], forced[i: i + n]
-            i += n
-            rows.append({"means": [a[0] if f is None else f for a, f in zip(part, fp)], "forced": fp,
-                         "failures": sum(a[1] for a in part), "scores": [a[2] for a in part]})
-        return rows
-
-    def score(self, ctx, t: int, samples: list[dict]) -> list[dict]:
-        now, prev = self.judge(ctx, t, samples), self.judge(ctx, t - 1, samples)
-        return [{"reward": a["means"], "prev_reward": b["means"], "judge_scores": a["scores"],
-                 "judge_failures": a["failures"], "judge_total": self.k * len(a["means"]), "judge_forced": a["forced"],
-                 "prev_judge_failures": b["failures"], "prev_judge_forced": b["forced"]} for a, b in zip(now, prev)]
+        inputs.free()
+        means = [a[0] if f is None else f for a, f in zip(agg, forced)]
+        per = inputs.per_prompt
+        return Scores(means, {"judge_scores": per([a[2] for a in agg]), "judge_failures": [sum(x) for x in per([a[1] for a in agg])],
+                              "judge_total": [self.k * len(x) for x in per(means)], "judge_forced": per(forced)})
 
 
 SCORES = (0, 1, 2, 3, 4, 5)

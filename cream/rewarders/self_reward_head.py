@@ -8,22 +8,19 @@ The response's tokens are those the DPO step trains on (``encode_pair``: the res
 """
 from __future__ import annotations
 
-import gc
+from pathlib import Path
 
 import torch
 
 from cream.errors import MissingHeadError
-from cream.models.loading import load_model, load_tokenizer, on_device
-from cream.rewarders import per_prompt
-from cream.rewarders.implicit import encode_samples, sequence_logps
-from cream.training.head_module import has_head, load_head, summed_embeddings
+from cream.models.scoring import pad_batch
+from cream.rewarders.base import Rewarder, RewardInputs, Scores
+from cream.training.head_module import SelfRewardHead, SFTWithHeadModule, copy_head, has_head, load_head, save_head, summed_embeddings
 
 
 @torch.inference_mode()
 def head_rewards(model, head, seqs, starts, pad_id: int, batch_size: int = 32) -> list[float]:
     """sigmoid(head(summed response-token embeddings)) for every encoded (prompt, response)."""
-    from cream.models.scoring import pad_batch
-
     emb = model.get_input_embeddings()
     device = emb.weight.device
     head = head.to(device=device, dtype=torch.float32)
@@ -36,30 +33,34 @@ def head_rewards(model, head, seqs, starts, pad_id: int, batch_size: int = 32) -
     return out
 
 
-class SelfRewardHeadRewarder:
-    def __init__(self, batch_size: int = 32, head: dict | None = None):
-        self.batch_size = int(batch_size)  # ``head`` (its SFT training settings) is read by the SFT stage
+class SelfRewardHeadRewarder(Rewarder):
+    scores_base = False        # M0 has no head (it is trained during SFT): the stage's M0 fallback at t = 1
+    trains_with_policy = True  # its ``head`` settings are part of the SFT stage's config
 
-    def head_scores(self, ctx, k: int, seqs, starts) -> list[float]:
-        cfg, path = ctx.cfg, ctx.model_path(k)
+    def __init__(self, batch_size: int = 32, head: dict | None = None):
+        super().__init__(batch_size)
+        self.head = dict(head or {})  # weight, detach, width (conf/rewarder/self_reward_head.yaml)
+
+    def score(self, inputs: RewardInputs, k: int) -> Scores:
+        path = inputs.path(k)
         if not has_head(path):
             raise MissingHeadError(
                 f"{path}: M{k} has no self-reward head (self_reward_head.safetensors). The head is trained during "
                 "SFT when rewarder=self_reward_head: rerun in a new run dir (or with pipeline.on_config_change=redo).")
-        model = load_model(path, cfg.model.dtype, cfg.model.trust_remote_code)
-        model = on_device(model, cfg)
-        out = head_rewards(model, load_head(path), seqs, starts, load_tokenizer(path).pad_token_id, self.batch_size)
+        model = inputs.load(k)
+        out = head_rewards(model, load_head(path), inputs.seqs, inputs.starts, inputs.pad_id, self.batch_size)
         del model
-        gc.collect()
-        return out
+        inputs.free()
+        return Scores(out)
 
-    def score(self, ctx, t: int, samples: list[dict]) -> list[dict]:
-        tok = load_tokenizer(ctx.model_path(t), ctx.cfg.model.trust_remote_code)
-        seqs, starts, _ = encode_samples(ctx, tok, samples)
-        n_tokens = [len(s) - st for s, st in zip(seqs, starts)]
-        reward = self.head_scores(ctx, t, seqs, starts)
-        if t == 1:  # M0 has no head: length-normalized log-likelihood
-            prev = [b / n for b, n in zip(sequence_logps(ctx, 0, seqs, starts, self.batch_size), n_tokens)]
-        else:
-            prev = self.head_scores(ctx, t - 1, seqs, starts)
-        return per_prompt(samples, reward=reward, prev_reward=prev, n_tokens=n_tokens)
+    # ---- training hooks: the head trains with the policy in SFT, is saved with M1 and carried to every M_{t+1}
+    def sft_module(self, model, seed: int, **optim) -> SFTWithHeadModule:
+        torch.manual_seed(seed)
+        head = SelfRewardHead(model.config.hidden_size, self.head["width"])
+        return SFTWithHeadModule(model, head, weight=float(self.head["weight"]), detach=bool(self.head["detach"]), **optim)
+
+    def after_sft(self, module, model_dir: Path) -> None:
+        save_head(module.head, model_dir)
+
+    def after_dpo(self, src_model_dir, dst_model_dir: Path) -> None:
+        copy_head(src_model_dir, dst_model_dir)

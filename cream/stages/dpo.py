@@ -19,7 +19,6 @@ from cream.paths import iteration_stage
 from cream.training.datamodules import PreferenceDataModule
 from cream.training.distributed import is_main, trainer_world_size
 from cream.training.dpo_module import DPOModule
-from cream.training.head_module import copy_head
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
 
@@ -41,7 +40,7 @@ def run(ctx, out: Path, t: int) -> dict:
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
-        copy_head(ctx.model_path(t), out / "model")  # M_t's self-reward head (if any) carried to M_{t+1}
+        instantiate(cfg.rewarder).after_dpo(ctx.model_path(t), out / "model")  # e.g. M_t's self-reward head carried to M_{t+1}
     m = trainer.callback_metrics
     return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
             **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

@@ -1,8 +1,15 @@
-"""Reward: M_t scores its own responses (and M_{t-1} scores them too, for consistency).
+"""Reward: M_t scores its own responses, and M_{t-1} scores them too, for consistency.
 
-The rewarder is pluggable (``rewarder=``).  Whatever it is, this stage also records M_t's log-prob of
-every response: M_t is the DPO reference of this iteration, so the DPO step reuses them instead of
-keeping a reference model in memory.
+The rewarder is pluggable (``rewarder=``, ``cream/rewarders/base.py``); this stage owns what is common to all:
+
+- the responses encoded once and the models loaded on demand (``RewardInputs``);
+- at t = 1, when M_{t-1} = M0 cannot rank with the rewarder (``scores_base = False``: no reference for an
+  implicit reward, no head), M0's length-normalized log-likelihood log pi_0(y|x) / |y| instead;
+- M_t's log-prob of every response (``policy_logp``): M_t is the DPO reference of this iteration, so the DPO
+  step reuses them instead of keeping a reference model in memory.
+
+``rewards.jsonl``: per prompt ``reward`` and ``prev_reward`` (one float or None per response), the rewarder's
+own columns (the previous model's prefixed ``prev_``), ``policy_logp`` and ``n_tokens``.
 """
 from __future__ import annotations
 
@@ -11,23 +18,29 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from cream import artifacts
-from cream.models.loading import load_tokenizer
-from cream.rewarders.implicit import encode_samples, sequence_logps
+from cream.rewarders.base import Rewarder, RewardInputs, Scores
 from cream.training.distributed import is_main
+
+
+def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[dict]:
+    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one dict per prompt."""
+    now = rewarder.score(inputs, t)
+    if t - 1 == 0 and not rewarder.scores_base:
+        prev = Scores(inputs.normalized_loglik(0))
+    else:
+        prev = rewarder.previous_score(inputs, t - 1)
+    columns = {"reward": inputs.per_prompt(now.values), "prev_reward": inputs.per_prompt(prev.values), **now.columns,
+               **{f"prev_{k}": v for k, v in prev.columns.items()},
+               "policy_logp": inputs.per_prompt(inputs.logps(t)), "n_tokens": inputs.per_prompt(inputs.n_tokens)}
+    return [{key: values[i] for key, values in columns.items()} for i in range(len(inputs.samples))]
 
 
 def run(ctx, out: Path, t: int) -> dict:
     samples = artifacts.read_jsonl(ctx.paths.samples(t))
     rewarder = instantiate(ctx.cfg.rewarder)
-    scored = rewarder.score(ctx, t, samples)
-    if any("policy_logp" not in s for s in scored):
-        tok = load_tokenizer(ctx.model_path(t), ctx.cfg.model.trust_remote_code)
-        seqs, starts, _ = encode_samples(ctx, tok, samples)
-        lp = sequence_logps(ctx, t, seqs, starts, int(ctx.cfg.rewarder.get("batch_size", 32)))
-        i = 0
-        for row, s in zip(samples, scored):
-            s["policy_logp"] = lp[i:i + len(row["responses"])]
-            i += len(row["responses"])
+    inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
+                          fitted=ctx.paths.stage("rewarder") if rewarder.trains else None)
+    rows = reward_rows(rewarder, inputs, t)
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
-        artifacts.write_jsonl(ctx.paths.rewards(t), ({"prompt_id": row["prompt_id"], **s} for row, s in zip(samples, scored)))
+        artifacts.write_jsonl(ctx.paths.rewards(t), ({"prompt_id": row["prompt_id"], **r} for row, r in zip(samples, rows)))
     return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_}

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from hydra.utils import instantiate
 
 from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
 from cream.models.loading import load_model, load_tokenizer
 from cream.training.datamodules import ConversationSFTDataModule, SFTDataModule
 from cream.training.distributed import is_main, trainer_world_size
-from cream.training.head_module import make_sft_module, save_sft_extras
+from cream.training.sft_module import SFTModule
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
 
@@ -50,13 +51,14 @@ def run(ctx, out: Path) -> dict:
         extra = {"n_dropped": dm.n_dropped, "seed_source": str(cfg.data.seed.source)}
     model = load_model(ctx.model_path(0), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
-    module = make_sft_module(cfg, model, lr=float(cfg.sft.lr), weight_decay=float(cfg.sft.weight_decay), warmup_ratio=float(cfg.sft.warmup_ratio),
-                       total_steps=dm.steps(int(cfg.sft.epochs), int(cfg.trainer.accumulate_grad_batches),
-                                                   trainer_world_size(cfg.trainer)))
+    rewarder = instantiate(cfg.rewarder)  # a rewarder may train with the policy (the self-reward head)
+    optim = dict(lr=float(cfg.sft.lr), weight_decay=float(cfg.sft.weight_decay), warmup_ratio=float(cfg.sft.warmup_ratio),
+                 total_steps=dm.steps(int(cfg.sft.epochs), int(cfg.trainer.accumulate_grad_batches), trainer_world_size(cfg.trainer)))
+    module = rewarder.sft_module(model, seed=int(cfg.seed), **optim) or SFTModule(model, **optim)
     trainer = make_trainer(cfg, out, int(cfg.sft.epochs), "sft")
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
-        save_sft_extras(module, out / "model")  # the self-reward head, when rewarder=self_reward_head
+        rewarder.after_sft(module, out / "model")  # e.g. the self-reward head saved next to M1
     return {"n_examples": len(examples), "n_truncated": dm.n_truncated, "steps": trainer.global_step,
             "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan"))), **extra}

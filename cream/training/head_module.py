@@ -126,25 +126,3 @@ def copy_head(src_model_dir: str | Path, dst_model_dir: str | Path) -> bool:
     for name in (HEAD_FILE, HEAD_CONFIG):
         shutil.copyfile(Path(src_model_dir) / name, Path(dst_model_dir) / name)
     return True
-
-
-def head_config(cfg):
-    """``rewarder.head`` when the rewarder has a self-reward head to train during SFT, else None."""
-    rewarder = cfg.get("rewarder")
-    return rewarder.get("head") if rewarder is not None and "head" in rewarder else None
-
-
-def make_sft_module(cfg, model, **kwargs) -> SFTModule:
-    """The SFT stage's module: plain SFT, or SFT + the self-reward head when ``rewarder=self_reward_head``."""
-    hc = head_config(cfg)
-    if hc is None:
-        return SFTModule(model, **kwargs)
-    torch.manual_seed(int(cfg.seed))
-    head = SelfRewardHead(model.config.hidden_size, hc.get("width"))
-    return SFTWithHeadModule(model, head, weight=float(hc.get("weight", 1.0)), detach=bool(hc.get("detach", True)), **kwargs)
-
-
-def save_sft_extras(module, model_dir: str | Path) -> None:
-    """After SFT: save the head next to the model, if the module trained one."""
-    if isinstance(module, SFTWithHeadModule):
-        save_head(module.head, model_dir)

@@ -13,9 +13,13 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
+
+from cream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,39 @@ class PairBatches:
         return b
 
 
+RM_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "rewarder" / "reward_model.yaml"
+
+
+@dataclass
+class RMTraining:
+    """How a reward model is trained: ``rewarder.train`` in conf/rewarder/reward_model.yaml, the one place of
+    the defaults (the pipeline's quick RM and ``cream-train-rm`` both read them)."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float
+    warmup_ratio: float
+
+    @classmethod
+    def of(cls, values: dict, where: str) -> RMTraining:
+        """From a config block; an unknown or missing key is refused, naming the accepted ones."""
+        names = [f.name for f in fields(cls)]
+        unknown, missing = sorted(set(values) - set(names)), [n for n in names if n not in values]
+        if unknown or missing:
+            raise ConfigError(f"{where}: {'unknown key(s) ' + str(unknown) if unknown else 'missing key(s) ' + str(missing)}; "
+                              f"expected exactly: {', '.join(names)}")
+        v = values
+        return cls(int(v["epochs"]), float(v["lr"]), int(v["batch_size"]), float(v["weight_decay"]), float(v["warmup_ratio"]))
+
+    @classmethod
+    def defaults(cls) -> RMTraining:
+        return cls.of(OmegaConf.to_container(OmegaConf.load(RM_CONFIG).train), f"{RM_CONFIG}: train")
+
+
 def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out_dir: str | os.PathLike, *,
-                       epochs: int = 2, lr: float = 1e-4, batch_size: int = 16, weight_decay: float = 0.0,
-                       warmup_ratio: float = 0.1, max_length: int = 512, max_prompt_length: int = 384, seed: int = 0,
+                       epochs: int, lr: float, batch_size: int, weight_decay: float, warmup_ratio: float,
+                       max_length: int = 512, max_prompt_length: int = 384, seed: int = 0,
                        accelerator: str = "cpu", precision: str = "32-true", dtype: str = "float32",
                        trust_remote_code: bool = False, render_prompts: bool = False) -> dict:
     """Train a reward model from the causal LM at ``model_path`` on ``pairs`` and save it to ``out_dir``."""
@@ -109,15 +143,16 @@ def score_responses(rm, tokenizer, prompts: Sequence[str], responses: Sequence[s
 def main(argv: Sequence[str] | None = None) -> int:
     from cream import artifacts
 
+    defaults = RMTraining.defaults()
     ap = argparse.ArgumentParser(prog="cream-train-rm", description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", required=True, help="JSONL file, one {prompt, chosen, rejected} per line")
     ap.add_argument("--model", required=True, help="the backbone: a causal LM folder or hub id")
     ap.add_argument("--out", required=True, help="folder to write the reward model to")
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--weight-decay", type=float, default=0.0)
-    ap.add_argument("--warmup-ratio", type=float, default=0.1)
+    ap.add_argument("--epochs", type=int, default=defaults.epochs)
+    ap.add_argument("--lr", type=float, default=defaults.lr)
+    ap.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    ap.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    ap.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--max-prompt-length", type=int, default=384)
     ap.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,15 @@
+"""Rewarder: train what the rewarder needs once, from M1, before iteration 1 (only for a rewarder that
+``trains``: the quick Bradley-Terry reward model of ``rewarder=reward_model`` with ``path: null``).
+
+Its folder is the rewarder's own; every iteration's reward stage hands it to the rewarder (``inputs.fitted``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+
+
+def run(ctx, out: Path) -> dict:
+    rewarder = instantiate(ctx.cfg.rewarder)
+    return rewarder.fit(ctx.cfg, ctx.model_path(1), out) or {}
