@@ -97,6 +97,7 @@ DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.seed"
 EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "eval.extraction",
         "eval.loglik_chat_template", "data.dir", "data.source",
         "data.eval_files"]
+GENERATE_LIMIT = "eval.generate_limit"  # recorded only when set (older run dirs stay valid)
 
 
 def plan(cfg: DictConfig) -> list[Stage]:
@@ -107,13 +108,14 @@ def plan(cfg: DictConfig) -> list[Stage]:
 
     train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
     model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
+    ev = [*EVAL, *([GENERATE_LIMIT] if OmegaConf.select(cfg, GENERATE_LIMIT) is not None else [])]
     rewarder = instantiate(cfg.rewarder)  # (cheap: no model is loaded) its training hooks decide two stages' inputs
     stages = [
         Stage("base", base.run, [], keys(model)),
-        Stage(eval_stage(0), evaluate.run, ["base"], keys(model, EVAL), {"k": 0}),
+        Stage(eval_stage(0), evaluate.run, ["base"], keys(model, ev), {"k": 0}),
         # a rewarder that trains with the policy (the self-reward head): its config is part of SFT's
         Stage("sft", sft.run, ["base"], keys(model, DATA, train, "sft", *(["rewarder"] if rewarder.trains_with_policy else []))),
-        Stage(eval_stage(1), evaluate.run, ["sft"], keys(model, EVAL), {"k": 1}),
+        Stage(eval_stage(1), evaluate.run, ["sft"], keys(model, ev), {"k": 1}),
     ]
     fitted = ["rewarder"] if rewarder.trains else []  # e.g. a reward model trained from M1
     if rewarder.trains:
@@ -127,7 +129,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
             Stage(consistency_, consistency.run, [reward_], keys("consistency"), {"t": t}),
             Stage(pairs_, pairs.run, [sample_, reward_, consistency_], keys(), {"t": t}),
             Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
-            Stage(eval_stage(t + 1), evaluate.run, [dpo_], keys(model, EVAL), {"k": t + 1}),
+            Stage(eval_stage(t + 1), evaluate.run, [dpo_], keys(model, ev), {"k": t + 1}),
         ]
     return stages
 

@@ -12,6 +12,10 @@ the answer read out of the output under three rule sets (``cream.evaluation.answ
 ``eval_acc`` (summed log-likelihood of " <option text>") and ``eval_acc_norm`` (divided by the option's
 length in characters), no chat template unless ``eval.loglik_chat_template``.
 
+``eval.limit`` cuts every split to its first N examples (a fixed subset); ``eval.generate_limit`` cuts the
+generative mode further (generation costs far more than scoring options), so log-likelihood accuracy can
+cover many more questions than the generative one.
+
 Every accuracy comes with its standard error (``<key>_stderr``: sqrt(p (1 - p) / (n - 1)), lm-eval's), and
 every average over benchmarks (``<key>_avg``) with ``<key>_avg_stderr`` = sqrt(sum se_b^2) / #benchmarks.
 ``predictions.jsonl`` (generate): one line per example with the rendered prompt, the raw output, and
@@ -119,7 +123,8 @@ def run(ctx, out: Path, k: int) -> dict:
         if not examples:
             continue
         if "generate" in cfg.eval.modes:
-            scores, preds = generative(model, tok, examples, cfg, f"eval M{k} {name}")
+            few = examples if cfg.eval.generate_limit is None else examples[: int(cfg.eval.generate_limit)]
+            scores, preds = generative(model, tok, few, cfg, f"eval M{k} {name}")
             for rules, s in scores.items():
                 per_item[f"eval_{rules}"][name] = s
             per_item["eval"][name] = scores[headline]
@@ -129,6 +134,8 @@ def run(ctx, out: Path, k: int) -> dict:
             per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
             loglik_predictions += preds
     result = {"extraction": headline, "n": {name: len(ex) for name, ex in sets.items()}, **summarize(per_item)}
+    if cfg.eval.generate_limit is not None:  # the generative scores cover only the first eval.generate_limit
+        result["n_generate"] = {name: len(s) for name, s in per_item["eval"].items()}
     if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
         artifacts.write_jsonl(out / "predictions.jsonl", predictions)
         artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
