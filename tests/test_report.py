@@ -57,7 +57,7 @@ def family(key: str, accs: dict[str, float]) -> dict:
             f"{key}_avg_stderr": (sum(v * v for v in ses.values()) ** 0.5 / len(ses)) if accs else None}
 
 
-COMMON = ["+debug=smoke", "hydra.launcher.timeout_min=5", "launcher=local", "data.dir=/x"]
+COMMON = ["debug=smoke", "hydra.launcher.timeout_min=5", "launcher=local", "data.dir=/x"]
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def smoke_sweep(tmp_path_factory) -> Path:
     """A real 2x2 multirun of the smoke config (regularizer none/cream_avg x seed 1/2)."""
     cwd = tmp_path_factory.mktemp("report_sweep")
     sweep = cwd / "sweep"
-    run_cli(["-m", "+debug=smoke", "regularizer=none,cream_avg", "seed=1,2", f"hydra.sweep.dir={sweep}"], cwd=cwd,
+    run_cli(["-m", "debug=smoke", "regularizer=none,cream_avg", "seed=1,2", f"hydra.sweep.dir={sweep}"], cwd=cwd,
             timeout=1800, env={"CREAM_PROGRESS": "0"})
     return sweep
 

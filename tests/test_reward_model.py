@@ -98,7 +98,7 @@ def test_seed_pairs_for_the_quick_rm(tiny_dir):
     from cream.rewarders.reward_model import seed_pairs
     from tests.conftest import compose
 
-    cfg = compose(["+debug=smoke", "rewarder=reward_model"])
+    cfg = compose(["debug=smoke", "rewarder=reward_model"])
     pairs = seed_pairs(cfg, load_tokenizer(tiny_dir))
     examples = seed_set(cfg)
     assert len(pairs) == len(examples) == 32
