@@ -14,12 +14,12 @@ import torch
 
 from conftest import compose, run_cli, stage_mtimes
 from cream.artifacts import read_jsonl
+from cream.config import validate_config
 from cream.data.benchmarks import load_benchmark
 from cream.data.pool import seed_set
 from cream.errors import ArtifactError, ConfigError, DataError, ModelLoadError, NoPairsError, PoolError
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.tokens import encode_pair
-from cream.validate import validate_config
 
 
 @pytest.mark.parametrize("override, key", [
@@ -140,7 +140,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_d
              for i in range(6)]
     dm = PreferenceDataModule(tok, pairs, [1.0] * 6, batch_size=2, max_length=32, max_prompt_length=16, seed=0)
     out = tmp_path / "dpo"
-    trainer = make_trainer(compose(["trainer.checkpoint_every_n_steps=1"]), out, 1, "dpo")
+    trainer = make_trainer(compose(["trainer.cream.checkpoint_every_n_steps=1"]), out, 1, "dpo")
     with pytest.raises(TrainingDiverged, match=r"DPO loss is nan at step 2.*last good checkpoint"):
         fit(trainer, DPOModule(load_model(tiny_dir), NanAfterTwoSteps(beta=0.1), lr=1e-3, total_steps=3), dm, out)
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from conftest import compose, read_results, run_cli
+from cream.config import validate_config
 from cream.data.benchmarks import load_benchmark
 from cream.data.custom import load_conversations, load_eval_file, load_prompts
 from cream.data.pool import eval_sets, seed_conversations
 from cream.errors import ConfigError, DataError
 from cream.evaluation.answers import is_correct
-from cream.validate import validate_config
 
 
 def _jsonl(path, records):

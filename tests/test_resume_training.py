@@ -23,7 +23,7 @@ class Crash(Callback):
 
 
 def _train(tiny_dir, out, crash_at=None, overrides=()):
-    cfg = compose(["trainer.checkpoint_every_n_steps=1", *overrides])
+    cfg = compose(["trainer.cream.checkpoint_every_n_steps=1", *overrides])
     L.seed_everything(0, verbose=False)
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
     prompts = [f"Question {i}: which gas?\n" for i in range(10)]

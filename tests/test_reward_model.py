@@ -70,7 +70,7 @@ def test_bradley_terry_separates_a_toy_preference_set(tiny_dir, tmp_path):
 
 def test_cli_trains_from_jsonl(tiny_dir, tmp_path):
     from cream import artifacts
-    from cream.training.train_rm import main
+    from cream.cli import train_rm as main
 
     artifacts.write_jsonl(tmp_path / "pairs.jsonl", toy_pairs(8, 2))
     assert main(["--pairs", str(tmp_path / "pairs.jsonl"), "--model", str(tiny_dir), "--out", str(tmp_path / "rm"),
