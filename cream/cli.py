@@ -63,16 +63,20 @@ def user_errors(prog: str) -> Callable:
 
 
 def _in_run(fn: Callable) -> Callable:
-    """For a Hydra task function: a CreamError raised while the run goes is logged (to stderr and to the run
-    dir's log file) as one message, and the process exits with status 2 (Hydra would add its own lines)."""
+    """For a Hydra task function: a CreamError raised while the run goes is one line on stderr
+    (``PROG: error: MESSAGE``), also written to the run dir's log file, and exit status 2 (raised on,
+    Hydra would add lines of its own)."""
 
     @functools.wraps(fn)
     def task(cfg: DictConfig):
         try:
             return fn(cfg)
         except CreamError as e:
-            log.error("%s", e)
-            raise SystemExit(2) from None
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (e,), None)
+            for handler in logging.getLogger().handlers:  # Hydra's console handler writes to stdout: the file only
+                if isinstance(handler, logging.FileHandler):
+                    handler.handle(record)
+            raise SystemExit(_fail(HydraConfig.get().job.name, str(e))) from None
 
     return task
 
