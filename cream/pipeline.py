@@ -286,9 +286,9 @@ def _keep_hydra_record(run_dir: Path, accepted: bool) -> None:
 
 def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     """Run (or resume) the whole pipeline in ``run_dir``; returns the rows of results.jsonl."""
+    from cream.config import validate_config
     from cream.report.results import print_results, print_timings, write_results
     from cream.training import distributed
-    from cream.config import validate_config
 
     distributed.init()  # several processes (torchrun / srun): one group for every stage
     ctx = Context(cfg, Path(distributed.broadcast(str(run_dir))))  # rank 0's run dir for all
