@@ -3,8 +3,9 @@
 Each key's type, default and meaning live here, once: ``conf/config.yaml`` holds the defaults list and
 the presets in ``conf/<group>/`` hold only what they change.  The schema is registered with Hydra's
 ConfigStore (``cream_schema``, ``cream_eval_schema``) and is the first entry of each defaults list, so
-Hydra refuses an unknown key (``dpo.learning_rate=1e-6`` or ``+dpo.learning_rate=1e-6``) and a value of
-the wrong type (``sampling.n=four``) while composing, before anything runs.
+Hydra refuses an unknown key (``dpo.learning_rate=1e-6``) and a value of the wrong type (``sampling.n=four``)
+while composing; a key added with ``+`` (``+dpo.learning_rate=1e-6``), which Hydra lets through, is
+refused by :func:`check`.  Either way nothing has run yet (cream/cli.py prints the one-line error).
 
 The groups built with ``_target_`` (rewarder, loss, regularizer, consistency, sampler) hold constructor
 arguments: :func:`check` compares their keys with the target's signature instead of repeating each
@@ -245,23 +246,27 @@ def check_target_keys(group: str, node) -> None:
                               f"{', '.join(accepted) or 'no keys'}")
 
 
-def check_schema_keys(cfg: DictConfig, schema: type = None, prefix: str = "") -> None:
-    """Every key of ``cfg`` must be a field of the schema: Hydra refuses ``dpo.learning_rate=1e-6`` while
-    composing, but lets ``+dpo.learning_rate=1e-6`` add it (a key that would be recorded and never read)."""
-    node = OmegaConf.structured(schema or TrainConfig) if not prefix else schema
+def check_schema_keys(cfg: DictConfig, schema: type | None = None) -> None:
+    """Every key of ``cfg`` must be a field of the schema (TrainConfig by default): Hydra refuses
+    ``dpo.learning_rate=1e-6`` while composing, but lets ``+dpo.learning_rate=1e-6`` add it (a key that
+    would be recorded in the run's config and never read)."""
+    _schema_keys(cfg, OmegaConf.structured(schema or TrainConfig), "")
+
+
+def _schema_keys(cfg: DictConfig, node: DictConfig, prefix: str) -> None:
     for key in cfg:
         if key == "hydra" and not prefix:
             continue
-        if key not in node.keys():  # (`in` is false for a field left MISSING)
-            parent = prefix.rstrip(".")
-            raise ConfigError(f"{prefix}{key}: unknown key; {parent or 'the config'} takes: {', '.join(map(str, node))}")
+        if key not in node.keys():  # (not `key in node`: that is false for a field left MISSING)
+            raise ConfigError(f"{prefix}{key}: unknown key; {prefix.rstrip('.') or 'the config'} takes: "
+                              f"{', '.join(map(str, node.keys()))}")
         sub, sub_schema = cfg._get_node(key), node._get_node(key)
         if (isinstance(sub, DictConfig) and isinstance(sub_schema, DictConfig) and not sub_schema._is_none()
                 and not sub_schema._is_missing() and is_dataclass(OmegaConf.get_type(sub_schema))):
-            check_schema_keys(sub, sub_schema, f"{prefix}{key}.")
+            _schema_keys(sub, sub_schema, f"{prefix}{key}.")
 
 
-def check(cfg: DictConfig, schema: type = None) -> None:
+def check(cfg: DictConfig, schema: type | None = None) -> None:
     """The keys the types leave open: no key outside the schema (``schema``: TrainConfig by default), and
     each ``_target_`` group's keys against its target's signature."""
     check_schema_keys(cfg, schema)

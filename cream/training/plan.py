@@ -221,10 +221,10 @@ def layout(cfg: DictConfig) -> Layout:
     world = trainer_world_size(t)
     if kind == "ddp" and world == 1:
         kind = "single"
-    precision = str(t.precision)
+    precision = t.precision
     size = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
     return Layout(strategy=kind, sharding=sharding, world=world, param_bytes=size[training_dtype(cfg)],
-                  compute_bytes=4 if precision.startswith("32") else 2, model_bytes=size[str(cfg.model.dtype)],
+                  compute_bytes=4 if precision.startswith("32") else 2, model_bytes=size[cfg.model.dtype],
                   lora=cfg.model.lora is not None, activation_checkpointing=t.cream.activation_checkpointing)
 
 
@@ -287,7 +287,7 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
     else:
         plan_notes = []
     gpu = cfg.trainer.cream.gpu_memory_gb
-    on_gpu = str(cfg.trainer.accelerator) in ("gpu", "cuda", "auto")
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")
     plan = Plan(arch, source, params, trainable, lay, gpu_memory_gb=gpu,
                 overhead_gb=(2.0 if on_gpu else 0.0) if overhead_gb is None else overhead_gb, notes=plan_notes)
     max_len, max_prompt, new = cfg.model.max_length, cfg.model.max_prompt_length, cfg.sampling.max_new_tokens

@@ -136,9 +136,9 @@ def training_dtype(cfg: DictConfig) -> str:
     is trained from float32 weights: AdamW updates at DPO's lr 1e-6 are ~1e-4 of a weight, far below
     bf16's resolution (2^-8), and would be rounded away.  With LoRA only the adapters train (peft keeps
     them in float32), so the frozen base stays in ``model.dtype``."""
-    if "mixed" in str(cfg.trainer.precision) and cfg.model.lora is None:
+    if "mixed" in cfg.trainer.precision and cfg.model.lora is None:
         return "float32"
-    return str(cfg.model.dtype)
+    return cfg.model.dtype
 
 
 def prepare_model(cfg: DictConfig, model):
