@@ -1,20 +1,84 @@
-"""Console entry points: ``cream-train`` (the pipeline, a Hydra app) and ``cream-eval`` (one model)."""
+"""Every console script (setup.cfg): ``cream-train`` and ``cream-eval`` (Hydra apps, conf/), and
+``cream-train-rm``, ``cream-table``, ``cream-plot`` (argparse).  The work is done elsewhere; here each
+script parses its arguments and turns a user error (a :class:`~cream.errors.CreamError`, or a command
+line or config Hydra cannot compose) into one message on stderr and exit status 2.  Anything else is a
+bug and keeps its traceback.
+"""
 from __future__ import annotations
 
+import argparse
+import functools
+import inspect
 import logging
 import os
 import socket
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cream import artifacts
+from cream.config import composition_error
 from cream.errors import CreamError
 from cream.models.loading import is_local
+from cream.report import plots as plots_mod
+from cream.report import table as table_mod
+from cream.report.runs import METRICS, runs_or_error
+from cream.training import train_rm as train_rm_mod
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("cream")
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def user_errors(prog: str) -> Callable:
+    """Decorator of a console script: a CreamError (or Hydra's composition error) becomes one line on stderr
+    (``PROG: error: MESSAGE``) and exit status 2.  Hydra prints its own errors (with a hint that suggests
+    ``+key=``, which the schema refuses too) unless HYDRA_FULL_ERROR=1, which hands them to us instead."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def main(*args, **kwargs):
+            os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+            try:
+                return fn(*args, **kwargs)
+            except CreamError as e:
+                return _fail(prog, str(e))
+            except Exception as e:
+                error = composition_error(e)
+                if error is None:
+                    raise
+                return _fail(prog, str(error))
+
+        return main
+
+    return wrap
+
+
+def _in_run(fn: Callable) -> Callable:
+    """For a Hydra task function: a CreamError raised while the run goes is one line on stderr
+    (``PROG: error: MESSAGE``), also written to the run dir's log file, and exit status 2 (raised on,
+    Hydra would add lines of its own)."""
+
+    @functools.wraps(fn)
+    def task(cfg: DictConfig):
+        try:
+            return fn(cfg)
+        except CreamError as e:
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (e,), None)
+            for handler in logging.getLogger().handlers:  # Hydra's console handler writes to stdout: the file only
+                if isinstance(handler, logging.FileHandler):
+                    handler.handle(record)
+            raise SystemExit(_fail(HydraConfig.get().job.name, str(e))) from None
+
+    return task
 
 
 def _hub_reachable(timeout: float = 2.0) -> bool:
@@ -40,60 +104,48 @@ def prepare_environment(cfg: DictConfig) -> None:
         os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
+# ------------------------------------------------------------------------------------------- cream-train
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def train(cfg: DictConfig) -> float | None:
-    """Run (or resume) the CREAM pipeline in the Hydra run dir; returns the last model's average accuracy.
-    ``plan=true``: print the plan of the composed config (cream/training/plan.py: sizes, memory per GPU, steps) and exit."""
-    from cream.pipeline import run
+@_in_run
+def _train(cfg: DictConfig) -> float | None:
+    from cream.pipeline import run  # the pipeline imports every stage; cream-eval and --help do without
 
     prepare_environment(cfg)
-    if cfg.get("plan"):
+    if cfg.plan:
         from cream.training.plan import make_plan, render
 
-        try:
-            print(render(make_plan(cfg)))
-        except CreamError as e:
-            log.error("%s", e)
-            raise SystemExit(2) from None
+        print(render(make_plan(cfg)))
         return None
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     log.info("run dir: %s", run_dir)
-    try:
-        rows = run(cfg, run_dir)
-    except CreamError as e:
-        log.error("%s", e)
-        raise SystemExit(2) from None
+    rows = run(cfg, run_dir)
     return rows[-1]["eval_avg"] if rows else None
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
-def evaluate(cfg: DictConfig) -> None:
-    """``cream-eval model.path=DIR``: evaluate one saved model (no training) into the Hydra run dir.
+@user_errors("cream-train")
+def train() -> None:
+    """``cream-train [group=option ...] [key=value ...]``: run (or resume) the CREAM pipeline in the Hydra run
+    dir (``cream-train --help``).  ``plan=true``: print the plan of the composed config (cream/training/plan.py:
+    sizes, memory per GPU, steps) and exit.  The config is checked before the run dir is written."""
+    _train()
 
-    Its own config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys).  Bad input is one
-    message on stderr and exit status 2, never a traceback."""
-    from cream import artifacts
+
+# -------------------------------------------------------------------------------------------- cream-eval
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@_in_run
+def _evaluate(cfg: DictConfig) -> None:
     from cream.pipeline import Context
     from cream.report.results import FAMILIES, pct
     from cream.stages import evaluate as ev
 
-    if OmegaConf.is_missing(cfg.model, "path"):
-        log.error("cream-eval: model.path is required: the folder of a saved model, e.g. "
-                  "model.path=outputs/<date>/<time>/iter_1/dpo/model (see cream-eval --help)")
-        raise SystemExit(2)
     path = str(cfg.model.path)
     OmegaConf.set_struct(cfg, False)
     cfg.model.name_or_path = path
     prepare_environment(cfg)
     if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-        log.error("cream-eval: model.path=%s: no such folder (and the hub is offline)", path)
-        raise SystemExit(2)
+        raise CreamError(f"model.path={path}: no such folder (and the hub is offline)")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        result = ev.run(Context(cfg, run_dir), run_dir, k=0)
-    except CreamError as e:
-        log.error("cream-eval: %s", e)
-        raise SystemExit(2) from None
+    result = ev.run(Context(cfg, run_dir), run_dir, k=0)
     artifacts.write_json(run_dir / "result.json", {"model": path, **result})
     for key in FAMILIES:
         for name, acc in (result[key] or {}).items():
@@ -101,3 +153,115 @@ def evaluate(cfg: DictConfig) -> None:
         if result[f"{key}_avg"] is not None and len(result[key]) > 1:
             print(f"{key:<14} {'avg':<14} {pct(result[f'{key}_avg'], result[f'{key}_avg_stderr'])}")
     print(f"wrote result.json, predictions.jsonl and predictions_loglik.jsonl to {run_dir}")
+
+
+@user_errors("cream-eval")
+def evaluate() -> None:
+    """``cream-eval model.path=DIR``: evaluate one saved model (no training) into the Hydra run dir.  Its own
+    config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys)."""
+    _evaluate()
+
+
+# ---------------------------------------------------------------------------------------- cream-train-rm
+def train_rm_parser() -> argparse.ArgumentParser:
+    """The options of ``cream-train-rm``; the training defaults are ``rewarder.train`` of conf/rewarder/reward_model.yaml
+    (``RMTraining.defaults``), the others those of :func:`cream.training.train_rm.train_reward_model`."""
+    d = {k: p.default for k, p in inspect.signature(train_rm_mod.train_reward_model).parameters.items()}
+    d |= vars(train_rm_mod.RMTraining.defaults())
+    ap = argparse.ArgumentParser(prog="cream-train-rm", description="Train a Bradley-Terry reward model on preference "
+                                 "pairs; `rewarder=reward_model rewarder.path=OUT` uses it.")
+    ap.add_argument("--pairs", required=True, help="JSONL file, one {prompt, chosen, rejected} per line")
+    ap.add_argument("--model", required=True, help="the backbone: a causal LM folder or hub id")
+    ap.add_argument("--out", required=True, help="folder to write the reward model to")
+    ap.add_argument("--epochs", type=int, default=d["epochs"])
+    ap.add_argument("--lr", type=float, default=d["lr"])
+    ap.add_argument("--batch-size", type=int, default=d["batch_size"])
+    ap.add_argument("--weight-decay", type=float, default=d["weight_decay"])
+    ap.add_argument("--warmup-ratio", type=float, default=d["warmup_ratio"])
+    ap.add_argument("--max-length", type=int, default=d["max_length"])
+    ap.add_argument("--max-prompt-length", type=int, default=d["max_prompt_length"])
+    ap.add_argument("--seed", type=int, default=d["seed"])
+    ap.add_argument("--accelerator", default="auto", help="cpu | gpu | auto")
+    ap.add_argument("--precision", default=d["precision"])
+    ap.add_argument("--dtype", default=d["dtype"])
+    ap.add_argument("--trust-remote-code", action="store_true")
+    ap.add_argument("--render", action="store_true", help="apply the model's chat template to the raw prompts")
+    return ap
+
+
+@user_errors("cream-train-rm")
+def train_rm(argv: Sequence[str] | None = None) -> int:
+    a = train_rm_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    pairs = artifacts.read_jsonl(Path(a.pairs))
+    summary = train_rm_mod.train_reward_model(
+        a.model, pairs, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, weight_decay=a.weight_decay,
+        warmup_ratio=a.warmup_ratio, max_length=a.max_length, max_prompt_length=a.max_prompt_length, seed=a.seed,
+        accelerator=a.accelerator, precision=a.precision, dtype=a.dtype, trust_remote_code=a.trust_remote_code,
+        render_prompts=a.render)
+    artifacts.write_json(Path(a.out) / "train_summary.json", summary)
+    print(f"reward model saved to {a.out}: {summary}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ cream-table, -plot
+def _runs_arguments(p: argparse.ArgumentParser, metric_help: str) -> None:
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
+    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help=metric_help)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
+
+
+def table_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cream-table", description=table_mod.__doc__.split("\n\n")[0])
+    _runs_arguments(p, "which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
+    p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
+    p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
+    p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")
+    return p
+
+
+@user_errors("cream-table")
+def table(argv: Sequence[str] | None = None) -> int:
+    args = table_parser().parse_args(argv)
+    runs = runs_or_error("cream-table", args.dirs, args.filter)
+    if runs is None:
+        return 2
+    columns = None
+    if args.columns:
+        columns = [c.strip() for arg in args.columns for c in arg.split(",") if c.strip()]
+        known = table_mod.available_columns(runs, args.metric)
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            return _fail("cream-table", f"unknown column(s) {', '.join(unknown)}; available: {', '.join(known)}")
+    built = table_mod.build_table(runs, columns, args.metric)
+    texts = {"md": table_mod.to_markdown(built), "latex": table_mod.to_latex(built),
+             "csv": table_mod.to_csv(runs, args.metric)}
+    out = Path(args.out or args.dirs[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt, name in (("md", "table.md"), ("latex", "table.tex"), ("csv", "runs.csv")):
+        (out / name).write_text(texts[fmt])
+    sys.stdout.write(texts[args.format])
+    print(f"wrote {out / 'table.md'}, {out / 'table.tex'}, {out / 'runs.csv'}", file=sys.stderr)
+    return 0
+
+
+def plot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cream-plot", description=plots_mod.__doc__.split("\n\n")[0])
+    _runs_arguments(p, "which accuracy: generative (eval) or lm-eval log-likelihood (acc, acc_norm); "
+                       "see cream.report.results.FAMILIES")
+    p.add_argument("--out", type=Path, help="where the PNGs go (default: the first DIR)")
+    return p
+
+
+@user_errors("cream-plot")
+def plot(argv: Sequence[str] | None = None) -> int:
+    args = plot_parser().parse_args(argv)
+    runs = runs_or_error("cream-plot", args.dirs, args.filter)
+    if runs is None:
+        return 2
+    for r in runs:
+        if not r.complete:
+            print(f"incomplete (left out): {r.path}: {r.problem}", file=sys.stderr)
+    for path in plots_mod.write_plots(runs, args.out or args.dirs[0], args.metric):
+        print(path)
+    return 0

@@ -31,6 +31,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cream import artifacts
+from cream.config import validate_config
 from cream.errors import ArtifactError, ConfigChanged, CreamError
 from cream.paths import RunPaths, eval_stage, iteration_stage, model_stage
 from cream.report import memory, wandb_log
@@ -38,7 +39,6 @@ from cream.report.results import print_results, print_timings, write_results
 from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
 from cream.stages import rewarder as rewarder_stage
 from cream.training import distributed
-from cream.validate import validate_config
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ import torch
 
 from conftest import compose, run_cli, stage_mtimes
 from cream.artifacts import read_jsonl
+from cream.config import validate_config
 from cream.data.benchmarks import load_benchmark
 from cream.data.pool import seed_set
 from cream.errors import ArtifactError, ConfigError, DataError, ModelLoadError, NoPairsError, PoolError
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.tokens import encode_pair
-from cream.validate import validate_config
 
 
 @pytest.mark.parametrize("override, key", [
@@ -140,7 +140,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_d
              for i in range(6)]
     dm = PreferenceDataModule(tok, pairs, [1.0] * 6, batch_size=2, max_length=32, max_prompt_length=16, seed=0)
     out = tmp_path / "dpo"
-    trainer = make_trainer(compose(["trainer.checkpoint_every_n_steps=1"]), out, 1, "dpo")
+    trainer = make_trainer(compose(["trainer.cream.checkpoint_every_n_steps=1"]), out, 1, "dpo")
     with pytest.raises(TrainingDiverged, match=r"DPO loss is nan at step 2.*last good checkpoint"):
         fit(trainer, DPOModule(load_model(tiny_dir), NanAfterTwoSteps(beta=0.1), lr=1e-3, total_steps=3), dm, out)
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
@@ -170,7 +170,7 @@ def test_every_reward_tied_is_a_clear_error_and_keeps_the_rewards(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("bad") / "run"
-    run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    run_cli(["debug=smoke", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
     return run_dir
 
 
@@ -182,7 +182,7 @@ def _snapshot(run_dir: Path) -> dict:
 @pytest.mark.slow
 def test_run_dir_from_a_different_config_is_refused_and_untouched(finished_run):
     before = _snapshot(finished_run)
-    proc = run_cli(["+debug=smoke", "sft.lr=0.5", f"hydra.run.dir={finished_run}"], cwd=finished_run.parent, check=False)
+    proc = run_cli(["debug=smoke", "sft.lr=0.5", f"hydra.run.dir={finished_run}"], cwd=finished_run.parent, check=False)
     assert proc.returncode == 2
     out = proc.stdout + proc.stderr
     assert "this stage was made with another config" in out and "sft.lr: 0.002 -> 0.5" in out
@@ -193,7 +193,7 @@ def test_run_dir_from_a_different_config_is_refused_and_untouched(finished_run):
 @pytest.mark.slow
 def test_invalid_value_on_an_existing_run_dir_changes_nothing(finished_run):
     before = _snapshot(finished_run)
-    proc = run_cli(["+debug=smoke", "sampling.n=1", f"hydra.run.dir={finished_run}"], cwd=finished_run.parent, check=False)
+    proc = run_cli(["debug=smoke", "sampling.n=1", f"hydra.run.dir={finished_run}"], cwd=finished_run.parent, check=False)
     assert proc.returncode == 2 and "sampling.n=1: must be >= 2" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert _snapshot(finished_run) == before
@@ -206,7 +206,7 @@ def test_truncated_model_in_a_run_dir_is_detected_and_recomputed(finished_run, t
     w = run_dir / "sft" / "model" / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
     before = stage_mtimes(run_dir)
-    run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_cli(["debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     after = stage_mtimes(run_dir)
     assert after["sft"] != before["sft"] and after["base"] == before["base"]
     stale = list((run_dir / "_stale").glob("sft-*/model/model.safetensors"))
@@ -235,7 +235,7 @@ def test_unknown_model_id_offline_from_the_cli(tmp_path):
 @pytest.mark.slow
 def test_all_rewards_tied_from_the_cli(tmp_path):
     # greedy sampling makes the N responses identical, so every prompt's rewards tie
-    proc = run_cli(["+debug=smoke", "sampling.temperature=0", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
+    proc = run_cli(["debug=smoke", "sampling.temperature=0", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "the rewards tie for every one of the 16 prompts" in proc.stdout + proc.stderr
     assert (tmp_path / "r" / "iter_1" / "reward" / "manifest.json").exists()  # what was computed is kept
 

@@ -115,7 +115,7 @@ def test_pipeline_on_two_processes(tmp_path):
     from cream import artifacts
 
     exe = os.path.join(os.path.dirname(sys.executable), "cream-train")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", exe, "+debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", exe, "debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
            "trainer.devices=2", "trainer.precision=32-true", f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, **GLOO_ENV, "CREAM_PROGRESS": "0", "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))

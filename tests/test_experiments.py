@@ -1,5 +1,5 @@
 """Every conf/experiment/*.yaml composes, sets only keys that exist and differ from the defaults, and runs
-end to end with the tiny model swapped in (model=tiny trainer=cpu data=arc_easy +debug=smoke)."""
+end to end with the tiny model swapped in (model=tiny trainer=cpu data=arc_easy debug=smoke)."""
 from __future__ import annotations
 
 import itertools
@@ -14,7 +14,7 @@ from conftest import ROOT, compose, read_results, run_cli
 pytestmark = pytest.mark.slow
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-TINY = ["model=tiny", "trainer=cpu", "trainer.devices=1", "data=arc_easy", "+debug=smoke", "eval.limit=8", "data.n_prompts=12"]
+TINY = ["model=tiny", "trainer=cpu", "trainer.devices=1", "data=arc_easy", "debug=smoke", "eval.limit=8", "data.n_prompts=12"]
 MISSING = object()
 
 

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_smoke_pipeline_on_gpu_bf16(tmp_path):
-    run_cli(["+debug=smoke", "trainer=gpu", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    run_cli(["debug=smoke", "trainer=gpu", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert [r["model"] for r in read_results(tmp_path)] == ["M0", "M1", "M2"]
     dpo = json.loads((tmp_path / "iter_1" / "dpo" / "manifest.json").read_text())
     assert dpo["summary"]["steps"] >= 1 and math.isfinite(dpo["summary"]["train/loss"])

@@ -12,8 +12,8 @@ from conftest import read_results, run_cli, stage_mtimes, start_cli
 pytestmark = pytest.mark.slow
 
 # small batches so each targeted stage lasts long enough to be killed inside it
-ARGS = ["+debug=smoke", "sampling.batch_size=1", "rewarder.batch_size=1", "dpo.batch_size=2",
-        "trainer.checkpoint_every_n_steps=1", "eval.batch_size=2"]
+ARGS = ["debug=smoke", "sampling.batch_size=1", "rewarder.batch_size=1", "dpo.batch_size=2",
+        "trainer.cream.checkpoint_every_n_steps=1", "eval.batch_size=2"]
 
 
 @pytest.fixture(scope="module")

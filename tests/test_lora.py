@@ -90,7 +90,7 @@ def test_lora_runs_the_smoke_pipeline(tmp_path):
 
     from conftest import read_results, run_cli
 
-    run_cli(["+debug=smoke", LORA, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    run_cli(["debug=smoke", LORA, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert [r["model"] for r in read_results(tmp_path)] == ["M0", "M1", "M2"]
     m1 = load_file(str(tmp_path / "sft" / "model" / "model.safetensors"))
     m2 = load_file(str(tmp_path / "iter_1" / "dpo" / "model" / "model.safetensors"))

@@ -12,7 +12,7 @@ FIVE = {"arc_easy", "arc_challenge", "obqa", "siqa", "gsm8k"}
 
 def test_mix_pipeline_and_cream_eval(tmp_path):
     run_dir = tmp_path / "mix"
-    run_cli(["+debug=smoke", "data=mix", "eval.limit=8", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_cli(["debug=smoke", "data=mix", "eval.limit=8", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     rows = read_results(run_dir)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     for r in rows:

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from conftest import compose, read_results, run_cli
+from cream.config import validate_config
 from cream.data.benchmarks import load_benchmark
 from cream.data.custom import load_conversations, load_eval_file, load_prompts
 from cream.data.pool import eval_sets, seed_conversations
 from cream.errors import ConfigError, DataError
 from cream.evaluation.answers import is_correct
-from cream.validate import validate_config
 
 
 def _jsonl(path, records):
@@ -187,7 +187,7 @@ def test_smoke_pipeline_on_own_prompts_and_seed_set(tmp_path):
                                                           U("And plus 2?"), A(f"It is {i + 2}.")]} for i in range(12)])
     evalf = _jsonl(tmp_path / "eval.jsonl", [{"question": f"What is {i} plus 1?", "answer": i + 1} for i in range(6)])
     run_dir = tmp_path / "run"
-    run_cli(["+debug=smoke", "data.pool=file", f"data.prompts={prompts}", "data.seed.source=file",
+    run_cli(["debug=smoke", "data.pool=file", f"data.prompts={prompts}", "data.seed.source=file",
              f"data.seed.path={seed}", "eval.benchmarks=[]", f"data.eval_files={{sums: {evalf}}}",
              f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     rows = read_results(run_dir)
@@ -205,7 +205,7 @@ def test_smoke_pipeline_on_own_prompts_and_seed_set(tmp_path):
 @pytest.mark.slow
 def test_smoke_pipeline_with_sft_skipped(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli(["+debug=smoke", "sft.skip=true", "rewarder=judge", "rewarder.k=1", "rewarder.max_new_tokens=8",
+    proc = run_cli(["debug=smoke", "sft.skip=true", "rewarder=judge", "rewarder.k=1", "rewarder.max_new_tokens=8",
                     "data.n_prompts=4", "eval.limit=16", "eval.modes=[loglik]", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     rows = read_results(run_dir)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]

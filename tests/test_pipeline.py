@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    run_cli(["debug=smoke", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
     return run_dir
 
 
@@ -96,7 +96,7 @@ def test_consistency_and_pairs_match_independent_computation(smoke_run):
 def test_rerun_skips_finished_stages_and_gives_same_results(smoke_run):
     before_rows = (smoke_run / "results.jsonl").read_text()
     before = stage_mtimes(smoke_run)
-    proc = run_cli(["+debug=smoke", f"hydra.run.dir={smoke_run}"], cwd=smoke_run.parent)
+    proc = run_cli(["debug=smoke", f"hydra.run.dir={smoke_run}"], cwd=smoke_run.parent)
     assert stage_mtimes(smoke_run) == before  # nothing recomputed
     assert "running" not in proc.stdout + proc.stderr.replace("running (", "")
     assert (smoke_run / "results.jsonl").read_text() == before_rows
@@ -110,7 +110,7 @@ def test_resume_after_deleting_a_stage_recomputes_only_from_there(smoke_run, tmp
     before = stage_mtimes(run_dir)
     shutil.rmtree(run_dir / "iter_1" / "pairs")
     (run_dir / "eval" / "M2" / "manifest.json").unlink()
-    run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_cli(["debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     after = stage_mtimes(run_dir)
     for stage in ("base", "sft", "iter_1/sample", "iter_1/reward", "iter_1/consistency", "eval/M0", "eval/M1"):
         assert after[stage] == before[stage], stage
@@ -119,12 +119,12 @@ def test_resume_after_deleting_a_stage_recomputes_only_from_there(smoke_run, tmp
 
 
 def test_same_seed_same_results(smoke_run, tmp_path):
-    run_cli(["+debug=smoke", f"hydra.run.dir={tmp_path / 'again'}"], cwd=tmp_path)
+    run_cli(["debug=smoke", f"hydra.run.dir={tmp_path / 'again'}"], cwd=tmp_path)
     assert read_results(tmp_path / "again") == read_results(smoke_run)
 
 
 def test_sweep_over_regularizers(tmp_path):
-    proc = run_cli(["-m", "regularizer=none,cream_avg,cream_dyn", "+debug=smoke", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    proc = run_cli(["-m", "regularizer=none,cream_avg,cream_dyn", "debug=smoke", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     runs = sorted((tmp_path / "sweep").glob("[0-9]*"))
     assert len(runs) == 3, proc.stdout[-2000:]
     weights = []

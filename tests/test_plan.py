@@ -7,7 +7,7 @@ from conftest import compose, run_cli
 
 SMALL = ["model.tiny.vocab_size=100", "model.tiny.hidden_size=8", "model.tiny.intermediate_size=16", "model.tiny.num_layers=2",
          "model.tiny.num_heads=2", "sft.batch_size=2", "dpo.batch_size=1", "model.max_length=10", "model.max_prompt_length=6",
-         "sampling.max_new_tokens=3", "sampling.n=4", "sampling.batch_size=2", "+debug=smoke"]
+         "sampling.max_new_tokens=3", "sampling.n=4", "sampling.batch_size=2", "debug=smoke"]
 
 
 def test_small_config_by_hand():
@@ -83,7 +83,7 @@ def test_unknown_model_is_a_clear_error():
 
 def test_cli_plan_prints_and_runs_nothing(tmp_path):
     proc = run_cli(["experiment=cream_llama3_8b", "trainer=fsdp", "trainer.devices=8", "trainer.accumulate_grad_batches=1",
-                    "trainer.activation_checkpointing=true", "plan=true", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+                    "trainer.cream.activation_checkpointing=true", "plan=true", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     out = proc.stdout
     assert "parameters   8.030 B" in out and "FSDP FULL_SHARD on 8 ranks" in out
     assert "global batch sft 32, dpo 32" in out and "fits         yes" in out
@@ -95,7 +95,7 @@ def test_local_folder_params_match_the_loaded_model(tiny_dir):
     from cream.models.loading import load_model
     from cream.training.plan import make_plan
 
-    plan = make_plan(compose(["model=local", f"model.name_or_path={tiny_dir}", "+debug=smoke"]))
+    plan = make_plan(compose(["model=local", f"model.name_or_path={tiny_dir}", "debug=smoke"]))
     model = load_model(tiny_dir)
     assert plan.params == sum(p.numel() for p in model.parameters())
     assert plan.arch.tied and plan.arch.vocab_size == model.config.vocab_size

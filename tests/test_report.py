@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
+from cream import cli
 from cream.report import plots, table
 from cream.report import runs as runs_mod
 
@@ -57,7 +58,7 @@ def family(key: str, accs: dict[str, float]) -> dict:
             f"{key}_avg_stderr": (sum(v * v for v in ses.values()) ** 0.5 / len(ses)) if accs else None}
 
 
-COMMON = ["+debug=smoke", "hydra.launcher.timeout_min=5", "launcher=local", "data.dir=/x"]
+COMMON = ["debug=smoke", "hydra.launcher.timeout_min=5", "launcher=local", "data.dir=/x"]
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def expect(vals: list[float], digits: int = 1) -> str:
 
 
 def run_table(capsys, *argv) -> tuple[int, str, str]:
-    rc = table.main([str(a) for a in argv])
+    rc = cli.table([str(a) for a in argv])
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
 
@@ -259,7 +260,7 @@ def test_no_runs_exit_2(tmp_path, capsys):
     rc, out, err = run_table(capsys, tmp_path / "empty", tmp_path / "missing")
     assert rc == 2 and out == ""
     assert "no runs found" in err and str(tmp_path / "empty") in err and str(tmp_path / "missing") in err
-    assert plots.main([str(tmp_path / "empty")]) == 2
+    assert cli.plot([str(tmp_path / "empty")]) == 2
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -292,7 +293,7 @@ def test_plots_synthetic(sweep, tmp_path):
     assert tau.get_xlabel() == "iteration" and "tau" in tau.get_ylabel()
     assert [t.get_text() for t in tau.get_legend().get_texts()] == ["SRLM", "CREAM"]
     out = tmp_path / "plots"
-    assert plots.main([str(sweep), "--out", str(out)]) == 0
+    assert cli.plot([str(sweep), "--out", str(out)]) == 0
     check_plots(plots.write_plots(runs, out), out)
 
 
@@ -301,7 +302,7 @@ def smoke_sweep(tmp_path_factory) -> Path:
     """A real 2x2 multirun of the smoke config (regularizer none/cream_avg x seed 1/2)."""
     cwd = tmp_path_factory.mktemp("report_sweep")
     sweep = cwd / "sweep"
-    run_cli(["-m", "+debug=smoke", "regularizer=none,cream_avg", "seed=1,2", f"hydra.sweep.dir={sweep}"], cwd=cwd,
+    run_cli(["-m", "debug=smoke", "regularizer=none,cream_avg", "seed=1,2", f"hydra.sweep.dir={sweep}"], cwd=cwd,
             timeout=1800, env={"CREAM_PROGRESS": "0"})
     return sweep
 

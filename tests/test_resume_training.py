@@ -23,7 +23,7 @@ class Crash(Callback):
 
 
 def _train(tiny_dir, out, crash_at=None, overrides=()):
-    cfg = compose(["trainer.checkpoint_every_n_steps=1", *overrides])
+    cfg = compose(["trainer.cream.checkpoint_every_n_steps=1", *overrides])
     L.seed_everything(0, verbose=False)
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
     prompts = [f"Question {i}: which gas?\n" for i in range(10)]
@@ -84,10 +84,10 @@ def test_finished_pipeline_has_no_optimizer_checkpoints_and_a_rerun_skips_everyt
     from conftest import run_cli, stage_mtimes
 
     run_dir = tmp_path / "run"
-    run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_cli(["debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert (run_dir / "sft" / "model").is_dir() and (run_dir / "iter_1" / "dpo" / "model").is_dir()
     assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.rglob("checkpoints"))
     before = stage_mtimes(run_dir)
-    proc = run_cli(["+debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    proc = run_cli(["debug=smoke", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert stage_mtimes(run_dir) == before  # every stage skipped: no checkpoint needed to know they are done
     assert "[iter_1/dpo] complete, skipped" in proc.stdout + proc.stderr

@@ -70,7 +70,7 @@ def test_bradley_terry_separates_a_toy_preference_set(tiny_dir, tmp_path):
 
 def test_cli_trains_from_jsonl(tiny_dir, tmp_path):
     from cream import artifacts
-    from cream.training.train_rm import main
+    from cream.cli import train_rm as main
 
     artifacts.write_jsonl(tmp_path / "pairs.jsonl", toy_pairs(8, 2))
     assert main(["--pairs", str(tmp_path / "pairs.jsonl"), "--model", str(tiny_dir), "--out", str(tmp_path / "rm"),
@@ -98,7 +98,7 @@ def test_seed_pairs_for_the_quick_rm(tiny_dir):
     from cream.rewarders.reward_model import seed_pairs
     from tests.conftest import compose
 
-    cfg = compose(["+debug=smoke", "rewarder=reward_model"])
+    cfg = compose(["debug=smoke", "rewarder=reward_model"])
     pairs = seed_pairs(cfg, load_tokenizer(tiny_dir))
     examples = seed_set(cfg)
     assert len(pairs) == len(examples) == 32

@@ -1,38 +1,39 @@
-"""sampler= backends: hf is cream.sampling.hf.generate; vllm is optional and fails clearly when missing."""
+"""sampler= backends (a _target_ group): hf runs cream.sampling.hf.generate on the moved model; vllm is optional,
+fails clearly when missing and loads the weights itself."""
 from __future__ import annotations
 
 import sys
 
 import pytest
-from omegaconf import OmegaConf
 
 from conftest import compose
+from cream.errors import ConfigError, SamplerError
+from cream.sampling import make_sampler
 
 
-def test_hf_sampler_is_generate():
-    from cream.sampling.hf import generate
-    from cream.sampling.vllm import get_sampler
+def test_hf_sampler_calls_generate_on_the_moved_model(monkeypatch):
+    from cream.sampling import hf
 
-    assert get_sampler(OmegaConf.create({"name": "hf"})) is generate
+    seen = {}
+    monkeypatch.setattr(hf, "generate", lambda model, tok, prompts, **kw: seen.update(model=model, prompts=prompts, **kw) or "out")
+    sampler = make_sampler(compose([]).sampler)  # the default, sampler=hf
+    assert type(sampler) is hf.HFSampler and sampler.moves_model is True
+    assert sampler("M", "T", ["p"], n=3, seed=5) == "out" and seen == {"model": "M", "prompts": ["p"], "n": 3, "seed": 5}
 
 
 def test_vllm_missing_is_a_clear_error(monkeypatch):
-    from cream.errors import SamplerError
-    from cream.sampling.vllm import get_sampler
-
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError, installed or not
     cfg = compose(["sampler=vllm"])
-    assert cfg.sampler.name == "vllm"
-    with pytest.raises(SamplerError, match="pip install vllm"):
-        get_sampler(cfg.sampler)
+    assert cfg.sampler._target_ == "cream.sampling.vllm.VLLMSampler"
+    with pytest.raises(SamplerError, match="pip install vllm"):  # itself, not Hydra's InstantiationException
+        make_sampler(cfg.sampler)
 
 
-def test_unknown_sampler():
-    from cream.errors import SamplerError
-    from cream.sampling.vllm import get_sampler
+def test_unknown_sampler_key_is_refused_before_the_run():
+    from cream.config import check
 
-    with pytest.raises(SamplerError, match="sampler.name='nope'"):
-        get_sampler(OmegaConf.create({"name": "nope"}))
+    with pytest.raises(ConfigError, match=r"sampler\.gpu_memory: unknown key .*gpu_memory_utilization"):
+        check(compose(["sampler=vllm", "+sampler.gpu_memory=0.5"]))
 
 
 def test_vllm_gets_every_stop_id_and_reports_cut_completions(monkeypatch, tiny_dir):
@@ -42,8 +43,6 @@ def test_vllm_gets_every_stop_id_and_reports_cut_completions(monkeypatch, tiny_d
 
     from cream.models.loading import load_model, load_tokenizer
     from cream.models.tokens import stop_ids
-    from cream.sampling.vllm import get_sampler
-
     seen = {}
 
     class SamplingParams:
@@ -60,7 +59,8 @@ def test_vllm_gets_every_stop_id_and_reports_cut_completions(monkeypatch, tiny_d
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
-    generate = get_sampler(compose(["sampler=vllm"]).sampler)
+    generate = make_sampler(compose(["sampler=vllm"]).sampler)
+    assert generate.moves_model is False
     texts, finished, n_trunc = generate(model, tok, ["Which gas?"], n=2, max_new_tokens=8, temperature=0.7, top_p=0.9,
                                         return_finished=True)
     assert seen["params"]["stop_token_ids"] == stop_ids(tok, model) == [tok.eos_token_id]

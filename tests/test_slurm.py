@@ -34,7 +34,7 @@ LAUNCHER = ["launcher=slurm", "trainer=cpu", "hydra.launcher.partition=debug", "
 SBATCH = ["--partition=debug", "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=0", "--cpus-per-task=1",
           "--mem=2G", "--time=10"]
 # the smoke pipeline with a longer SFT checkpointed every step, so that a requeue lands inside it
-LONG = ["+debug=smoke", "sft.epochs=15", "trainer.checkpoint_every_n_steps=1"]
+LONG = ["debug=smoke", "sft.epochs=15", "trainer.cream.checkpoint_every_n_steps=1"]
 MODELS = ["M0", "M1", "M2"]
 WAIT = 300  # seconds, for any one job (a smoke pipeline takes ~30-50 s here)
 
@@ -171,7 +171,7 @@ def finish_sweep(proc: subprocess.Popen, timeout: float = 2 * WAIT) -> str:
 def test_launcher_sweep(slurm_cluster, tmp_path):
     """`cream-train -m launcher=slurm regularizer=none,cream_avg`: a 2-task job array, both pipelines finish."""
     sweep = tmp_path / "sweep"
-    proc = launch_sweep([f"hydra.sweep.dir={sweep}", "regularizer=none,cream_avg", "+debug=smoke"], tmp_path)
+    proc = launch_sweep([f"hydra.sweep.dir={sweep}", "regularizer=none,cream_avg", "debug=smoke"], tmp_path)
     try:
         finish_sweep(proc)
     except BaseException:

@@ -1,6 +1,10 @@
-"""trainer= configs: the same keys everywhere, strategies built from config, activation checkpointing wired."""
+"""trainer= configs: Lightning arguments plus the project's own trainer.cream, strategies built from config,
+activation checkpointing wired."""
 from __future__ import annotations
 
+import inspect
+
+import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -8,15 +12,16 @@ from omegaconf import OmegaConf
 from conftest import ROOT, compose
 
 TRAINERS = sorted(p.stem for p in (ROOT / "conf" / "trainer").glob("*.yaml"))
-CPU_KEYS = {"accelerator", "devices", "precision", "gradient_clip_val", "log_every_n_steps", "checkpoint_every_n_steps",
-            "deterministic", "accumulate_grad_batches", "activation_checkpointing"}
+LIGHTNING_ARGS = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
 
 
 @pytest.mark.parametrize("name", TRAINERS)
-def test_trainer_configs_share_the_keys(name):
+def test_trainer_keys_are_lightning_arguments_beside_the_projects_own(name):
     cfg = compose([f"trainer={name}"])
-    assert CPU_KEYS <= set(cfg.trainer), CPU_KEYS - set(cfg.trainer)
-    assert cfg.trainer.activation_checkpointing is False
+    assert set(cfg.trainer) - {"cream"} <= LIGHTNING_ARGS, set(cfg.trainer) - {"cream"} - LIGHTNING_ARGS
+    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "activation_checkpointing", "gpu_memory_gb"}
+    assert cfg.trainer.cream.activation_checkpointing is False and cfg.trainer.gradient_clip_val == 1.0
+    assert cfg.trainer.cream.gpu_memory_gb == (None if name == "cpu" else 80)
 
 
 def test_ddp_and_fsdp_configs():
@@ -68,7 +73,7 @@ def test_activation_checkpointing_switch(tiny_dir):
     off = prepare_model(compose(["trainer=cpu"]), load_model(tiny_dir))
     assert not _checkpointing(off)
     for extra in ([], ["model.lora={r: 4, target_modules: [q_proj, v_proj]}"]):
-        model = prepare_model(compose(["trainer=cpu", "trainer.activation_checkpointing=true", *extra]), load_model(tiny_dir)).train()
+        model = prepare_model(compose(["trainer=cpu", "trainer.cream.activation_checkpointing=true", *extra]), load_model(tiny_dir)).train()
         assert _checkpointing(model)
         b = pad_batch([[1, 5, 6, 7, 2], [1, 8, 9, 2]], [2, 2], 3)
         loss = -response_logps(model, b["input_ids"], b["attention_mask"], b["response_mask"]).sum()

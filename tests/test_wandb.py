@@ -52,7 +52,7 @@ NESTED = ("/bins", "/values", "/path", "/sha256", "/size", "/ncols", "/nrows", "
 
 def test_wandb_offline_run_one_name_per_metric(tmp_path):
     run_dir = tmp_path / "run"
-    run_cli(["+debug=smoke", "logger=wandb", "pipeline.iterations=2", "data.n_prompts=8", "eval.limit=8",
+    run_cli(["debug=smoke", "logger=wandb", "pipeline.iterations=2", "data.n_prompts=8", "eval.limit=8",
              f"hydra.run.dir={run_dir}"],
             cwd=tmp_path, env={"WANDB_MODE": "offline", "WANDB_API_KEY": "sekrit-key-0123456789abcdef0123456789abcdef01234567"})
     assert len(read_results(run_dir)) == 4  # M0..M3

@@ -1,4 +1,4 @@
-"""``cream-plot DIR [DIR ...]``: PNG figures of many runs, grouped into methods like ``cream-table``.
+"""``cream-plot DIR [DIR ...]`` (cream/cli.py): PNG figures of many runs, grouped into methods like ``cream-table``.
 
 ``accuracy.png``: average accuracy per model M0..M_{T+1} per method (mean over seeds, band = min..max);
 ``consistency.png``: consistency rate C per iteration per method (same band);
@@ -7,14 +7,12 @@ Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and w
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cream.report.runs import METRICS, Run, group_runs, model_index, models_of, runs_or_error, summarize, taus, value
+from cream.report.runs import METRICS, Run, group_runs, model_index, models_of, summarize, taus, value
 
 FIGSIZE = (6.4, 4.0)  # inches
 DPI = 100             # -> 640 x 400 pixels
@@ -134,33 +132,3 @@ def write_plots(runs: list[Run], out: Path, metric: str = "gen") -> list[Path]:
         fig.savefig(out / name, dpi=DPI)
         paths.append(out / name)
     return paths
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cream-plot", description=__doc__.split("\n\n")[0])
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen",
-                   help="which accuracy: generative (eval) or lm-eval log-likelihood (acc, acc_norm); see cream.report.results.FAMILIES")
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
-    p.add_argument("--out", type=Path, help="where the PNGs go (default: the first DIR)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    args = parser().parse_args(argv)
-    runs = runs_or_error("cream-plot", args.dirs, args.filter)
-    if runs is None:
-        return 2
-    for r in runs:
-        if not r.complete:
-            print(f"incomplete (left out): {r.path}: {r.problem}", file=sys.stderr)
-    for path in write_plots(runs, args.out or args.dirs[0], args.metric):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``cream-table DIR [DIR ...]``: results of many runs as one table (Markdown, LaTeX booktabs, CSV).
+"""``cream-table DIR [DIR ...]`` (cream/cli.py): results of many runs as one table (Markdown, LaTeX booktabs, CSV).
 
 Rows are method x model (M0..M_{T+1}); columns are each benchmark's accuracy (%), their average, the
 consistency rate C and the preference pairs kept. Cells are ``mean ± std`` over seeds (std with ddof=1, only
@@ -11,13 +11,10 @@ standard errors ``<col>_se`` in %) are written to the first DIR (or ``--out``); 
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cream.report.runs import (
     EXTRA_COLUMNS,
@@ -27,7 +24,6 @@ from cream.report.runs import (
     benchmarks,
     group_runs,
     models_of,
-    runs_or_error,
     stderr_value,
     summarize,
     value,
@@ -191,43 +187,3 @@ def to_csv(runs: list[Run], metric: str = "gen") -> str:
             vals = [value(row, c, metric) for c in cols] + [stderr_value(row, c, metric) for c in se_cols]
             w.writerow([str(r.path), r.method, r.seed, row.get("model"), r.complete, *("" if v is None else v for v in vals)])
     return buf.getvalue()
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cream-table", description=__doc__.split("\n\n")[0])
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
-    p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen",
-                   help="which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
-    p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
-    p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    runs = runs_or_error("cream-table", args.dirs, args.filter)
-    if runs is None:
-        return 2
-    columns = None
-    if args.columns:
-        columns = [c.strip() for arg in args.columns for c in arg.split(",") if c.strip()]
-        known = available_columns(runs, args.metric)
-        unknown = [c for c in columns if c not in known]
-        if unknown:
-            print(f"cream-table: error: unknown column(s) {', '.join(unknown)}; available: {', '.join(known)}", file=sys.stderr)
-            return 2
-    table = build_table(runs, columns, args.metric)
-    texts = {"md": to_markdown(table), "latex": to_latex(table), "csv": to_csv(runs, args.metric)}
-    out = Path(args.out or args.dirs[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for fmt, name in (("md", "table.md"), ("latex", "table.tex"), ("csv", "runs.csv")):
-        (out / name).write_text(texts[fmt])
-    sys.stdout.write(texts[args.format])
-    print(f"wrote {out / 'table.md'}, {out / 'table.tex'}, {out / 'runs.csv'}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -73,3 +73,12 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
             finished[i] = ended[j * n:(j + 1) * n]
     model.train(was_training)
     return (out, finished, n_truncated) if return_finished else (out, n_truncated)
+
+
+class HFSampler:
+    """``sampler=hf``: :func:`generate` on M_t, which the sample stage first puts on the accelerator."""
+
+    moves_model = True  # the stage puts M_t on the device; generate runs it there
+
+    def __call__(self, model, tokenizer, prompts: Sequence[str], **kwargs) -> tuple:
+        return generate(model, tokenizer, prompts, **kwargs)

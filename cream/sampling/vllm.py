@@ -1,29 +1,28 @@
-"""Sampling backends for the sample stage (``sampler=``): ``hf`` (default) and ``vllm`` (GPU, optional).
+"""``sampler=vllm``: the sample stage's generation with vLLM (GPU, optional; ``conf/sampler/vllm.yaml``).
 
-``get_sampler(cfg.sampler)`` returns a function with the signature of :func:`cream.sampling.hf.generate`:
-``fn(model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, batch_size, seed,
-max_prompt_length, desc, progress) -> (completions per prompt, number of prompts truncated)``.
-vLLM is imported only when chosen.  With several ranks each one samples its shard of the prompts
-(``cream.training.distributed``) and all of them get every completion back.
+Same prompts, truncation rule and sampling settings as ``sampler=hf``; vLLM is imported only when chosen.
+With several ranks each one samples its shard of the prompts (``cream.training.distributed``) and all of
+them get every completion back.
 """
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from cream.errors import SamplerError
 
 log = logging.getLogger(__name__)
 
 
-def get_sampler(cfg_sampler) -> Callable:
-    name = cfg_sampler.get("name", "hf")
-    if name == "hf":
-        from cream.sampling.hf import generate
+class VLLMSampler:
+    """``sampler=vllm``: continuous batching and paged attention (GPU, optional: ``pip install vllm``); the
+    model is loaded by vLLM from M_t's folder, so the sample stage leaves it on the CPU."""
 
-        return generate
-    if name == "vllm":
+    moves_model = False  # vLLM loads the weights itself, from M_t's folder
+
+    def __init__(self, gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1, dtype: str = "auto",
+                 max_model_len: int | None = None, enforce_eager: bool = False, swap_space: float = 4):
         try:
             import vllm  # noqa: F401
         except ImportError as e:
@@ -31,25 +30,21 @@ def get_sampler(cfg_sampler) -> Callable:
                 f"sampler=vllm needs the vllm package, which is not installed here ({e}). Install it on a GPU "
                 "machine (pip install vllm, in this venv) or use sampler=hf."
             ) from None
-        return _vllm_sampler(cfg_sampler)
-    raise SamplerError(f"sampler.name={name!r}: unknown sampler; known: hf, vllm")
+        self.gpu_memory_utilization, self.tensor_parallel_size = float(gpu_memory_utilization), int(tensor_parallel_size)
+        self.dtype, self.max_model_len, self.enforce_eager, self.swap_space = dtype, max_model_len, enforce_eager, swap_space
 
-
-def _vllm_sampler(opts) -> Callable:
-    def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 64,
+    def __call__(self, model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
                  max_prompt_length: int = 512, desc: str = "generate", progress: bool = True,
                  return_finished: bool = False) -> tuple:
         from cream.training import distributed
 
         mine = distributed.shard(prompts)
-        texts, fin, n_trunc = _vllm_generate(opts, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
+        texts, fin, n_trunc = _vllm_generate(self, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
                                              temperature=temperature, top_p=top_p, seed=seed + 7919 * distributed.rank(),
                                              max_prompt_length=max_prompt_length, progress=progress and distributed.is_main())
         texts, fin, n_trunc = distributed.gather(texts), distributed.gather(fin), sum(distributed.gather([n_trunc]))
         return (texts, fin, n_trunc) if return_finished else (texts, n_trunc)
-
-    return generate
 
 
 def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, seed, max_prompt_length,
@@ -63,11 +58,10 @@ def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temper
     if not path:
         raise SamplerError("sampler=vllm: the model has no name_or_path to load it from")
     encoded = [encode_prompt(tokenizer, p, max_prompt_length) for p in prompts]
-    max_len = opts.get("max_model_len") or (max(len(e[0]) for e in encoded) + max_new_tokens if encoded else None)
-    llm = LLM(model=str(path), tokenizer=str(path), dtype=opts.get("dtype", "auto"), seed=int(seed),
-              gpu_memory_utilization=float(opts.get("gpu_memory_utilization", 0.85)),
-              tensor_parallel_size=int(opts.get("tensor_parallel_size", 1)), max_model_len=max_len,
-              enforce_eager=bool(opts.get("enforce_eager", False)), swap_space=float(opts.get("swap_space", 4)))
+    max_len = opts.max_model_len or (max(len(e[0]) for e in encoded) + max_new_tokens if encoded else None)
+    llm = LLM(model=str(path), tokenizer=str(path), dtype=opts.dtype, seed=int(seed),
+              gpu_memory_utilization=opts.gpu_memory_utilization, tensor_parallel_size=opts.tensor_parallel_size,
+              max_model_len=max_len, enforce_eager=bool(opts.enforce_eager), swap_space=float(opts.swap_space))
     sample = temperature > 0
     params = SamplingParams(n=n if sample else 1, temperature=temperature if sample else 0.0,
                             top_p=top_p if sample else 1.0, max_tokens=max_new_tokens, seed=int(seed),

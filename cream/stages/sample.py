@@ -7,17 +7,17 @@ from cream import artifacts
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
 from cream.models.loading import load_model, load_tokenizer, on_device
-from cream.sampling.vllm import get_sampler
+from cream.sampling import make_sampler
 from cream.training.distributed import is_main
 
 
 def run(ctx, out: Path, t: int) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.sampling
-    generate_fn = get_sampler(cfg.sampler)  # sampler=hf: cream.sampling.hf.generate; vllm imported only if chosen
+    generate_fn = make_sampler(cfg.sampler)  # instantiate(cfg.sampler): HFSampler or VLLMSampler (vllm imported only if chosen)
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
-    if cfg.sampler.name == "hf":  # vLLM loads the weights itself, from M_t's folder
+    if generate_fn.moves_model:  # vLLM loads the weights itself, from M_t's folder
         model = on_device(model, cfg)
     messages = [pool_messages(x, str(s.instruction)) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]

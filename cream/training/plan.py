@@ -29,7 +29,7 @@ dtype under LoRA).  Per GPU:
                    and for gate, up: 3 more copies), else 0 (counted on the saved tensors of a real step);
                  - the LM head: per scored token the float32 log-softmax output, its gradient and the
                    logits' gradient at the start of the backward (12 V bytes) and the head's input.
-                 With activation checkpointing (``trainer.activation_checkpointing``) the layers keep only
+                 With activation checkpointing (``trainer.cream.activation_checkpointing``) the layers keep only
                  their input, L R s h b_r, plus one layer's activations recomputed in the backward.
     peak         weights + compute + optimizer + max(gradients, activations + V h b_p)
                  the backward frees activations as it makes gradients, so both are never at full size
@@ -210,7 +210,7 @@ def layout(cfg: DictConfig) -> Layout:
     from cream.training.trainer import training_dtype
 
     t = cfg.trainer
-    strategy = t.get("strategy")
+    strategy = t.strategy
     sharding = "FULL_SHARD"
     if isinstance(strategy, (DictConfig, dict)):
         target = str(strategy.get("_target_", ""))
@@ -221,11 +221,11 @@ def layout(cfg: DictConfig) -> Layout:
     world = trainer_world_size(t)
     if kind == "ddp" and world == 1:
         kind = "single"
-    precision = str(t.precision)
+    precision = t.precision
     size = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
     return Layout(strategy=kind, sharding=sharding, world=world, param_bytes=size[training_dtype(cfg)],
-                  compute_bytes=4 if precision.startswith("32") else 2, model_bytes=size[str(cfg.model.dtype)],
-                  lora=cfg.model.get("lora") is not None, activation_checkpointing=bool(t.get("activation_checkpointing")))
+                  compute_bytes=4 if precision.startswith("32") else 2, model_bytes=size[cfg.model.dtype],
+                  lora=cfg.model.lora is not None, activation_checkpointing=t.cream.activation_checkpointing)
 
 
 def _steps(n: int, batch_size: int, accumulate: int, world: int, epochs: int) -> int:
@@ -237,18 +237,17 @@ def _steps(n: int, batch_size: int, accumulate: int, world: int, epochs: int) ->
 
 def data_sizes(cfg: DictConfig) -> dict:
     """Seed examples and prompts per iteration: counted from the data when it can be read, else from the config."""
-    T = int(cfg.pipeline.iterations)
+    T = cfg.pipeline.iterations
     try:
         from cream.data.pool import prompt_slice, seed_set
 
         return {"seed": len(seed_set(cfg)), "prompts": [len(prompt_slice(cfg, t)) for t in range(1, T + 1)], "source": "counted"}
     except Exception as e:  # noqa: BLE001 - any reason the data cannot be read: fall back to the config's sizes
         d = cfg.data
-        k = len(d.get("benchmarks") or [1])
-        per_benchmark = d.get("pool", "per_benchmark") == "per_benchmark"
-        from_benchmarks = OmegaConf.select(cfg, "data.seed.source", default="benchmarks") == "benchmarks"
-        seed = int(d.n_seed) * k if from_benchmarks and d.get("n_seed") is not None else None
-        prompts = int(d.n_prompts) * k if per_benchmark and d.get("n_prompts") is not None else None
+        k = len(d.benchmarks)
+        per_benchmark = d.pool == "per_benchmark"
+        seed = d.n_seed * k if d.seed.source == "benchmarks" else None
+        prompts = d.n_prompts * k if per_benchmark and d.n_prompts is not None else None
         return {"seed": seed, "prompts": [prompts] * T,
                 "source": f"from the config, None = unknown (data not read: {str(e).splitlines()[0][:160]})"}
 
@@ -279,30 +278,30 @@ class Plan:
 
 def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
     arch, source, config = model_arch(cfg)
-    lora = cfg.model.get("lora")
+    lora = cfg.model.lora
     params, trainable = count_params(config, OmegaConf.to_container(lora, resolve=True) if lora is not None else None)
     lay = layout(cfg)
-    if str(cfg.trainer.get("devices")) in ("auto", "-1"):
+    if str(cfg.trainer.devices) in ("auto", "-1"):
         plan_notes = [f"trainer.devices={cfg.trainer.devices}: counted as {lay.world} rank(s) on this machine; "
                       "set trainer.devices=<GPUs per node> to plan for the cluster"]
     else:
         plan_notes = []
-    gpu = cfg.trainer.get("gpu_memory_gb")
-    on_gpu = str(cfg.trainer.accelerator) in ("gpu", "cuda", "auto")
+    gpu = cfg.trainer.cream.gpu_memory_gb
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")
     plan = Plan(arch, source, params, trainable, lay, gpu_memory_gb=gpu,
                 overhead_gb=(2.0 if on_gpu else 0.0) if overhead_gb is None else overhead_gb, notes=plan_notes)
-    max_len, max_prompt, new = int(cfg.model.max_length), int(cfg.model.max_prompt_length), int(cfg.sampling.max_new_tokens)
+    max_len, max_prompt, new = cfg.model.max_length, cfg.model.max_prompt_length, cfg.sampling.max_new_tokens
     dpo_seq = min(max_len, max_prompt + new + 1)
-    for name, rows, seq, scored in (("sft", int(cfg.sft.batch_size), max_len, int(cfg.sft.batch_size) * max_len),
-                                    ("dpo", 2 * int(cfg.dpo.batch_size), dpo_seq, 2 * int(cfg.dpo.batch_size) * min(new + 1, dpo_seq))):
+    for name, rows, seq, scored in (("sft", cfg.sft.batch_size, max_len, cfg.sft.batch_size * max_len),
+                                    ("dpo", 2 * cfg.dpo.batch_size, dpo_seq, 2 * cfg.dpo.batch_size * min(new + 1, dpo_seq))):
         plan.stages[name] = {"rows": rows, "seq": seq, "scored": scored,
                              "memory": training_memory(arch, params, trainable, lay, rows, seq, scored)}
     plan.data = data_sizes(cfg)
-    acc = int(cfg.trainer.accumulate_grad_batches)
-    plan.steps = {"global_batch": {k: int(cfg[k].batch_size) * acc * lay.world for k in ("sft", "dpo")},
-                  "sft": _steps(plan.data["seed"], int(cfg.sft.batch_size), acc, lay.world, int(cfg.sft.epochs)),
-                  "dpo": [_steps(n, int(cfg.dpo.batch_size), acc, lay.world, int(cfg.dpo.epochs)) for n in plan.data["prompts"]]}
-    n, bs = int(cfg.sampling.n), int(cfg.sampling.batch_size)
+    acc = cfg.trainer.accumulate_grad_batches
+    plan.steps = {"global_batch": {k: cfg[k].batch_size * acc * lay.world for k in ("sft", "dpo")},
+                  "sft": _steps(plan.data["seed"], cfg.sft.batch_size, acc, lay.world, cfg.sft.epochs),
+                  "dpo": [_steps(n, cfg.dpo.batch_size, acc, lay.world, cfg.dpo.epochs) for n in plan.data["prompts"]]}
+    n, bs = cfg.sampling.n, cfg.sampling.batch_size
     kv = 2 * arch.num_layers * arch.kv_dim * lay.model_bytes * bs * n * (max_prompt + new)
     plan.sampling = {"tokens": [None if p is None else p * n * new for p in plan.data["prompts"]], "kv_cache": kv,
                      "bytes": params * lay.model_bytes + kv}
@@ -345,8 +344,8 @@ def render(plan: Plan) -> str:
     train, sample = plan.peak_gb(), plan.sampling["bytes"] / GB + plan.overhead_gb
     peaks = f"training {train:.1f} GB, sampling {sample:.1f} GB per GPU (with {plan.overhead_gb:g} GB of overhead)"
     if fits is None:
-        lines.append(f"fits         ? {peaks} (set trainer.gpu_memory_gb to check)")
+        lines.append(f"fits         ? {peaks} (set trainer.cream.gpu_memory_gb to check)")
     else:
         verdict = "yes" if fits else "NO"
-        lines.append(f"fits         {verdict}: {peaks}; {float(plan.gpu_memory_gb):g} GB per GPU (trainer.gpu_memory_gb)")
+        lines.append(f"fits         {verdict}: {peaks}; {float(plan.gpu_memory_gb):g} GB per GPU (trainer.cream.gpu_memory_gb)")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""``cream-train-rm``: train a Bradley-Terry reward model on preference pairs.
+"""Train a Bradley-Terry reward model on preference pairs (the work of ``cream-train-rm``, in cream/cli.py).
 
     cream-train-rm --pairs pairs.jsonl --model <causal LM folder or hub id> --out <RM folder> [--epochs 2 ...]
 
@@ -9,7 +9,6 @@ The folder written (backbone + tokenizer via ``save_pretrained``, ``reward_head.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Sequence
@@ -138,41 +137,3 @@ def score_responses(rm, tokenizer, prompts: Sequence[str], responses: Sequence[s
         for i, v in zip(idx, r.tolist()):
             out[i] = v
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from cream import artifacts
-
-    defaults = RMTraining.defaults()
-    ap = argparse.ArgumentParser(prog="cream-train-rm", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", required=True, help="JSONL file, one {prompt, chosen, rejected} per line")
-    ap.add_argument("--model", required=True, help="the backbone: a causal LM folder or hub id")
-    ap.add_argument("--out", required=True, help="folder to write the reward model to")
-    ap.add_argument("--epochs", type=int, default=defaults.epochs)
-    ap.add_argument("--lr", type=float, default=defaults.lr)
-    ap.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    ap.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    ap.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
-    ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--max-prompt-length", type=int, default=384)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--accelerator", default="auto", help="cpu | gpu | auto")
-    ap.add_argument("--precision", default="32-true")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--trust-remote-code", action="store_true")
-    ap.add_argument("--render", action="store_true", help="apply the model's chat template to the raw prompts")
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    pairs = artifacts.read_jsonl(Path(a.pairs))
-    summary = train_reward_model(
-        a.model, pairs, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, weight_decay=a.weight_decay,
-        warmup_ratio=a.warmup_ratio, max_length=a.max_length, max_prompt_length=a.max_prompt_length, seed=a.seed,
-        accelerator=a.accelerator, precision=a.precision, dtype=a.dtype, trust_remote_code=a.trust_remote_code,
-        render_prompts=a.render)
-    artifacts.write_json(Path(a.out) / "train_summary.json", summary)
-    print(f"reward model saved to {a.out}: {summary}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -73,10 +73,10 @@ class StageCheckpoint(ModelCheckpoint):
 
 
 def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
+    """A Lightning Trainer: every key of ``trainer`` but ``trainer.cream`` (the project's own options:
+    checkpoint interval here, activation checkpointing in :func:`prepare_model`, GPU size in the plan)."""
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    every = tcfg.pop("checkpoint_every_n_steps", 50)
-    tcfg.pop("activation_checkpointing", None)  # applied to the model by prepare_model
-    tcfg.pop("gpu_memory_gb", None)  # read by the plan (plan=true) only
+    every = tcfg.pop("cream")["checkpoint_every_n_steps"]
     if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
         from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.training.strategies
 
@@ -85,11 +85,11 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     tcfg.setdefault("use_distributed_sampler", False)
     _keep_earlier_log(out / "logs")
     loggers = [CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)]  # flushed with each checkpoint
-    if cfg.logger.get("wandb"):
+    if cfg.logger.wandb:
         from cream.report.wandb_log import make_wandb_logger
 
         loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
-    ckpt = StageCheckpoint(out / "checkpoints", every, keep=bool(cfg.get("keep_checkpoints", False)))
+    ckpt = StageCheckpoint(out / "checkpoints", every, keep=cfg.keep_checkpoints)
     return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
@@ -136,32 +136,32 @@ def training_dtype(cfg: DictConfig) -> str:
     is trained from float32 weights: AdamW updates at DPO's lr 1e-6 are ~1e-4 of a weight, far below
     bf16's resolution (2^-8), and would be rounded away.  With LoRA only the adapters train (peft keeps
     them in float32), so the frozen base stays in ``model.dtype``."""
-    if "mixed" in str(cfg.trainer.precision) and cfg.model.get("lora") is None:
+    if "mixed" in cfg.trainer.precision and cfg.model.lora is None:
         return "float32"
-    return str(cfg.model.dtype)
+    return cfg.model.dtype
 
 
 def prepare_model(cfg: DictConfig, model):
     """The model a training stage trains: LoRA adapters on it (``model.lora``), activation checkpointing
-    (``trainer.activation_checkpointing``).  Returns the model to hand to the LightningModule."""
+    (``trainer.cream.activation_checkpointing``).  Returns the model to hand to the LightningModule."""
     from cream.training import lora
 
-    if cfg.trainer.get("activation_checkpointing"):
+    if cfg.trainer.cream.activation_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
             model.activation_checkpointing_enable({"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    spec = cfg.model.get("lora")
+    spec = cfg.model.lora
     if spec is not None:
-        strategy = cfg.trainer.get("strategy")
+        strategy = cfg.trainer.strategy
         if isinstance(strategy, (dict, DictConfig)) and "fsdp" in str(strategy.get("_target_", "")) or strategy == "fsdp":
             from cream.errors import ConfigError
 
             raise ConfigError("model.lora with trainer=fsdp is not supported: use trainer=ddp (LoRA keeps the "
                                 "optimizer state small, so the model usually fits on one device)")
         model = lora.apply(model, spec)
-        if cfg.trainer.get("activation_checkpointing"):
+        if cfg.trainer.cream.activation_checkpointing:
             model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
     return model
 
