@@ -65,7 +65,7 @@ class Context:
         """Where M_k is: M0 the base, M1 the SFT model, M_{t+1} the model trained in iteration t."""
         if k == 0:  # the base stage writes M0 when it builds it (tiny) or converts it (GGUF)
             name = self.cfg.model.name_or_path
-            written = name is None or self.cfg.model.get("gguf_file")
+            written = name is None or self.cfg.model.gguf_file
             return str(self.paths.model(0)) if written else str(name)
         return str(self.paths.model(k))
 
@@ -120,7 +120,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
     fitted = ["rewarder"] if rewarder.trains else []  # e.g. a reward model trained from M1
     if rewarder.trains:
         stages.append(Stage("rewarder", rewarder_stage.run, ["sft"], keys(model, DATA, train, "rewarder")))
-    for t in range(1, int(cfg.pipeline.iterations) + 1):
+    for t in range(1, cfg.pipeline.iterations + 1):
         policy, previous = model_stage(t), model_stage(t - 1)
         sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [

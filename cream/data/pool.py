@@ -31,7 +31,7 @@ from cream.errors import PoolError
 def _train(cfg: DictConfig, name: str, need: int | None = None) -> list[Example]:
     examples = load_benchmark(name, "train", data_dir=cfg.data.dir, source=cfg.data.source)
     random.Random(f"{cfg.seed}-{name}").shuffle(examples)
-    need = int(cfg.data.n_seed) + int(cfg.data.n_prompts) * int(cfg.pipeline.iterations) if need is None else need
+    need = cfg.data.n_seed + cfg.data.n_prompts * cfg.pipeline.iterations if need is None else need
     if len(examples) < need:
         raise PoolError(
             f"data: {name} train has {len(examples)} examples, but data.n_seed={cfg.data.n_seed} + "
@@ -43,7 +43,7 @@ def _train(cfg: DictConfig, name: str, need: int | None = None) -> list[Example]
 
 def seed_set(cfg: DictConfig) -> list[Example]:
     """The first ``data.n_seed`` shuffled train examples of each benchmark (with gold answers)."""
-    n_seed = int(cfg.data.n_seed)
+    n_seed = cfg.data.n_seed
     need = n_seed if cfg.data.pool != "per_benchmark" else None
     return [ex for name in cfg.data.benchmarks for ex in _train(cfg, name, need)[:n_seed]]
 
@@ -111,10 +111,10 @@ def prompt_slice(cfg: DictConfig, t: int) -> list[Example | Prompt]:
     if cfg.data.pool == "per_benchmark":
         if n is None or int(n) < 1:
             raise PoolError(f"data.n_prompts={n}: the prompt pool is empty; it must be >= 1")
-        n_seed, n = int(cfg.data.n_seed), int(n)
+        n_seed, n = cfg.data.n_seed, int(n)
         start = n_seed + (t - 1) * n
         return [ex for name in cfg.data.benchmarks for ex in _train(cfg, name)[start: start + n]]
-    part = _parts(full_pool(cfg), t, int(cfg.pipeline.iterations))
+    part = _parts(full_pool(cfg), t, cfg.pipeline.iterations)
     if not part:
         raise PoolError(f"data.pool={cfg.data.pool}: part {t} of {cfg.pipeline.iterations} of the pool is empty; "
                         "the pool has fewer prompts than pipeline.iterations")
@@ -128,6 +128,6 @@ def eval_sets(cfg: DictConfig) -> dict[str, list[Example]]:
     for name in cfg.eval.benchmarks:
         split = cfg.eval.splits[name]
         out[name] = load_benchmark(name, split, data_dir=cfg.data.dir, source=cfg.data.source)
-    for name, path in (cfg.data.get("eval_files") or {}).items():
+    for name, path in (cfg.data.eval_files or {}).items():
         out[str(name)] = load_eval_file(str(name), path)
-    return {k: v if cfg.eval.limit is None else v[: int(cfg.eval.limit)] for k, v in out.items()}
+    return {k: v if cfg.eval.limit is None else v[: cfg.eval.limit] for k, v in out.items()}

@@ -147,7 +147,7 @@ def convert_gguf(name_or_path: str | os.PathLike, gguf_file: str, out_dir: str |
 def on_device(model, cfg):
     """The model on the trainer's device for the inference stages (sample, reward, evaluate): the GPU when
     ``trainer.accelerator`` is gpu (or auto with one present; under several ranks, this rank's GPU)."""
-    acc = str(cfg.trainer.get("accelerator", "cpu"))
+    acc = cfg.trainer.accelerator
     if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
         return model.cuda()
     return model

@@ -58,7 +58,7 @@ def _secret_free(cfg: DictConfig) -> dict:
 
 
 def enabled(cfg: DictConfig) -> bool:
-    return bool(cfg.logger.get("wandb"))
+    return cfg.logger.wandb is not None
 
 
 def run_id(run_dir: Path) -> str:

@@ -91,15 +91,15 @@ class JudgeRewarder(Rewarder):
         prompts = [render(tok, render_judge_prompt(row.get("instruction", row["prompt"]), r, self.template))
                    for row in inputs.samples for r in row["responses"]]
         outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                           top_p=self.top_p, batch_size=self.batch_size, seed=int(cfg.seed) * 7919 + k,
-                           max_prompt_length=int(cfg.model.max_length), desc=f"judge M{k}")
+                           top_p=self.top_p, batch_size=self.batch_size, seed=cfg.seed * 7919 + k,
+                           max_prompt_length=cfg.model.max_length, desc=f"judge M{k}")
         agg = [aggregate(o) for o in outs]
         forced: list[float | None] = [None] * len(agg)
         if self.forced_score:
             todo = [j for j, a in enumerate(agg) if a[0] is None]
             if todo:
                 values = expected_scores(model, tok, [prompts[j] + outs[j][0].rstrip() + "\nScore:" for j in todo],
-                                         max_length=int(cfg.model.max_length) + self.max_new_tokens, batch_size=self.batch_size)
+                                         max_length=cfg.model.max_length + self.max_new_tokens, batch_size=self.batch_size)
                 for j, v in zip(todo, values):
                     forced[j] = v
         del model

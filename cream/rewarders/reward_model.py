@@ -64,9 +64,9 @@ class RewardModelRewarder(Rewarder):
         backbone = self.backbone or m1_path
         pairs = seed_pairs(cfg, load_tokenizer(backbone, cfg.model.trust_remote_code))
         return train_reward_model(
-            backbone, pairs, out, **vars(RMTraining.of(self.train, "rewarder.train")), max_length=int(cfg.model.max_length),
-            max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed), accelerator=str(cfg.trainer.accelerator),
-            precision=str(cfg.trainer.precision), dtype=str(cfg.model.dtype), trust_remote_code=bool(cfg.model.trust_remote_code))
+            backbone, pairs, out, **vars(RMTraining.of(self.train, "rewarder.train")), max_length=cfg.model.max_length,
+            max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed, accelerator=cfg.trainer.accelerator,
+            precision=cfg.trainer.precision, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)
 
     def score(self, inputs: RewardInputs, k: int) -> Scores:
         """RM(x, y) of every response (the RM's own judgment: the same whichever M_k sampled them)."""
@@ -79,8 +79,8 @@ class RewardModelRewarder(Rewarder):
         prompts = [render(rm_tok, row["instruction"]) if own_template and "instruction" in row else row["prompt"]
                    for row in inputs.samples for _ in row["responses"]]
         responses = [r for row in inputs.samples for r in row["responses"]]
-        reward = score_responses(rm, rm_tok, prompts, responses, max_length=int(cfg.model.max_length),
-                                 max_prompt_length=int(cfg.model.max_prompt_length), batch_size=self.batch_size)
+        reward = score_responses(rm, rm_tok, prompts, responses, max_length=cfg.model.max_length,
+                                 max_prompt_length=cfg.model.max_prompt_length, batch_size=self.batch_size)
         del rm
         inputs.free()
         return Scores(reward)

@@ -54,9 +54,9 @@ def run(ctx, out: Path) -> dict:
         t = m.tiny
         build_tiny(out / "model", shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
                    intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
-                   max_position_embeddings=t.max_position_embeddings, seed=int(ctx.cfg.seed))
+                   max_position_embeddings=t.max_position_embeddings, seed=ctx.cfg.seed)
         summary = {"name_or_path": str(out / "model"), "built": "tiny"}
-    elif m.get("gguf_file"):
+    elif m.gguf_file:
         convert_gguf(m.name_or_path, m.gguf_file, out / "model", m.dtype)
         summary = {"name_or_path": str(out / "model"), "converted_from": f"{m.name_or_path} {m.gguf_file}"}
     else:

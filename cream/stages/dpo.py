@@ -24,19 +24,19 @@ from cream.training.trainer import fit, make_trainer, prepare_model, save_model,
 
 def run(ctx, out: Path, t: int) -> dict:
     cfg = ctx.cfg
-    L.seed_everything(int(cfg.seed) + t, verbose=False)
+    L.seed_everything(cfg.seed + t, verbose=False)
     pairs = artifacts.read_jsonl(ctx.paths.pairs(t))
     dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
     weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
-    dm = PreferenceDataModule(tok, pairs, weights, batch_size=int(cfg.dpo.batch_size), max_length=int(cfg.model.max_length),
-                              max_prompt_length=int(cfg.model.max_prompt_length), seed=int(cfg.seed) + t)
-    module = DPOModule(model, instantiate(cfg.loss), lr=float(cfg.dpo.lr), weight_decay=float(cfg.dpo.weight_decay),
-                       warmup_ratio=float(cfg.dpo.warmup_ratio), total_steps=dm.steps(int(cfg.dpo.epochs), int(cfg.trainer.accumulate_grad_batches),
+    dm = PreferenceDataModule(tok, pairs, weights, batch_size=cfg.dpo.batch_size, max_length=cfg.model.max_length,
+                              max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed + t)
+    module = DPOModule(model, instantiate(cfg.loss), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
+                       warmup_ratio=cfg.dpo.warmup_ratio, total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
                                                    trainer_world_size(cfg.trainer)))
-    trainer = make_trainer(cfg, out, int(cfg.dpo.epochs), iteration_stage("dpo", t))
+    trainer = make_trainer(cfg, out, cfg.dpo.epochs, iteration_stage("dpo", t))
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():

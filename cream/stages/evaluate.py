@@ -47,7 +47,7 @@ def check_config(cfg) -> None:
     bad = [m for m in cfg.eval.modes if m not in MODES]
     if bad:
         raise EvalConfigError(f"eval.modes={list(cfg.eval.modes)}: unknown mode(s) {bad}; each must be one of {', '.join(MODES)}")
-    ext = cfg.eval.get("extraction", "lenient")
+    ext = cfg.eval.extraction
     if ext not in RULE_SETS:
         raise EvalConfigError(f"eval.extraction={ext!r}: expected lenient (this project's rules), strict (explicit answer "
                               "statements only) or official (the CREAM authors' evaluate.py)")
@@ -56,9 +56,9 @@ def check_config(cfg) -> None:
 def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
     """Greedy outputs for the paper's prompts; per rule set the 0/1 score of each example, and the predictions."""
     prompts = [render(tok, format_prompt(ex)) for ex in examples]
-    outputs, _ = generate(model, tok, prompts, max_new_tokens=int(cfg.eval.max_new_tokens), batch_size=int(cfg.eval.batch_size),
-                          max_prompt_length=int(cfg.model.max_prompt_length), desc=desc)
-    headline = cfg.eval.get("extraction", "lenient")
+    outputs, _ = generate(model, tok, prompts, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
+                          max_prompt_length=cfg.model.max_prompt_length, desc=desc)
+    headline = cfg.eval.extraction
     scores: dict[str, list[float]] = {rules: [] for rules in RULE_SETS}
     predictions = []
     for ex, prompt, out in zip(examples, prompts, outputs):
@@ -75,9 +75,9 @@ def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[flo
 
 def loglik(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
     """lm-eval's option scoring; the 0/1 ``acc`` and ``acc_norm`` of each example, and the predictions."""
-    contexts, seqs, starts = lm_eval_format.requests(tok, examples, int(cfg.model.max_length),
-                                                     bool(cfg.eval.get("loglik_chat_template", False)))
-    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=int(cfg.eval.batch_size) * 4, desc=desc)
+    contexts, seqs, starts = lm_eval_format.requests(tok, examples, cfg.model.max_length,
+                                                     cfg.eval.loglik_chat_template)
+    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=cfg.eval.batch_size * 4, desc=desc)
     scores: dict[str, list[float]] = {"acc": [], "acc_norm": []}
     predictions, j = [], 0
     for ex, ctx in zip(examples, contexts):
@@ -115,7 +115,7 @@ def run(ctx, out: Path, k: int) -> dict:
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
     model = on_device(model, cfg)
-    headline = cfg.eval.get("extraction", "lenient")
+    headline = cfg.eval.extraction
     per_item: dict[str, dict[str, list[float]]] = {fam: {} for fam in FAMILIES}
     predictions: list[dict] = []
     loglik_predictions: list[dict] = []
@@ -123,7 +123,7 @@ def run(ctx, out: Path, k: int) -> dict:
         if not examples:
             continue
         if "generate" in cfg.eval.modes:
-            few = examples if cfg.eval.generate_limit is None else examples[: int(cfg.eval.generate_limit)]
+            few = examples if cfg.eval.generate_limit is None else examples[: cfg.eval.generate_limit]
             scores, preds = generative(model, tok, few, cfg, f"eval M{k} {name}")
             for rules, s in scores.items():
                 per_item[f"eval_{rules}"][name] = s

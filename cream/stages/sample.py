@@ -19,12 +19,12 @@ def run(ctx, out: Path, t: int) -> dict:
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
     if generate_fn.moves_model:  # vLLM loads the weights itself, from M_t's folder
         model = on_device(model, cfg)
-    messages = [pool_messages(x, str(s.instruction)) for x in items]  # sampling.instruction: cot | none
+    messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]
     responses, finished, n_trunc = generate_fn(
-        model, tok, prompts, n=int(s.n), max_new_tokens=int(s.max_new_tokens), temperature=float(s.temperature),
-        top_p=float(s.top_p), batch_size=int(s.batch_size), seed=int(cfg.seed) * 1000 + t,
-        max_prompt_length=int(cfg.model.max_prompt_length), desc=f"sample M{t}", return_finished=True,
+        model, tok, prompts, n=s.n, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+        top_p=s.top_p, batch_size=s.batch_size, seed=cfg.seed * 1000 + t,
+        max_prompt_length=cfg.model.max_prompt_length, desc=f"sample M{t}", return_finished=True,
     )
     n_cut = sum(not f for row in finished for f in row)
     summary = {"n_prompts": len(items), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc,

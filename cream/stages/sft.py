@@ -35,27 +35,27 @@ def skip(ctx, out: Path) -> dict:
 
 def run(ctx, out: Path) -> dict:
     cfg = ctx.cfg
-    if cfg.sft.get("skip"):
+    if cfg.sft.skip:
         return skip(ctx, out)
-    L.seed_everything(int(cfg.seed), verbose=False)
+    L.seed_everything(cfg.seed, verbose=False)
     tok = load_tokenizer(ctx.model_path(0), cfg.model.trust_remote_code)
-    batch = dict(batch_size=int(cfg.sft.batch_size), max_length=int(cfg.model.max_length), seed=int(cfg.seed))
+    batch = dict(batch_size=cfg.sft.batch_size, max_length=cfg.model.max_length, seed=cfg.seed)
     extra = {}
     if cfg.data.seed.source == "benchmarks":
         examples = seed_set(cfg)
         dm = SFTDataModule(tok, [render(tok, format_prompt(ex)) for ex in examples], [sft_target(ex) for ex in examples],
-                           max_prompt_length=int(cfg.model.max_prompt_length), **batch)
+                           max_prompt_length=cfg.model.max_prompt_length, **batch)
     else:
         examples = seed_conversations(cfg)
         dm = ConversationSFTDataModule(tok, [c["messages"] for c in examples], **batch)
-        extra = {"n_dropped": dm.n_dropped, "seed_source": str(cfg.data.seed.source)}
+        extra = {"n_dropped": dm.n_dropped, "seed_source": cfg.data.seed.source}
     model = load_model(ctx.model_path(0), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     rewarder = instantiate(cfg.rewarder)  # a rewarder may train with the policy (the self-reward head)
-    optim = dict(lr=float(cfg.sft.lr), weight_decay=float(cfg.sft.weight_decay), warmup_ratio=float(cfg.sft.warmup_ratio),
-                 total_steps=dm.steps(int(cfg.sft.epochs), int(cfg.trainer.accumulate_grad_batches), trainer_world_size(cfg.trainer)))
-    module = rewarder.sft_module(model, seed=int(cfg.seed), **optim) or SFTModule(model, **optim)
-    trainer = make_trainer(cfg, out, int(cfg.sft.epochs), "sft")
+    optim = dict(lr=cfg.sft.lr, weight_decay=cfg.sft.weight_decay, warmup_ratio=cfg.sft.warmup_ratio,
+                 total_steps=dm.steps(cfg.sft.epochs, cfg.trainer.accumulate_grad_batches, trainer_world_size(cfg.trainer)))
+    module = rewarder.sft_module(model, seed=cfg.seed, **optim) or SFTModule(model, **optim)
+    trainer = make_trainer(cfg, out, cfg.sft.epochs, "sft")
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
