@@ -12,5 +12,6 @@ cd "$(dirname "$0")/.."
 # the real single-node SLURM cluster the `slurm` tests submit to (skipped with a reason when absent)
 if [ -x ../shared/slurm-local/start.sh ]; then ../shared/slurm-local/start.sh >/dev/null; fi
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false WANDB_MODE=offline CREAM_PROGRESS=0
+.venv/bin/ruff check cream tests experiments   # lint first (pyproject.toml [tool.ruff])
 if [ $# -eq 0 ]; then set -- -m "not gpu"; fi
 exec .venv/bin/python -m pytest -q "$@"
