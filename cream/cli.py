@@ -24,12 +24,13 @@ from cream import artifacts
 from cream.config import composition_error
 from cream.errors import CreamError
 from cream.models.loading import is_local
+from cream.paths import conf_dir
 from cream.report import plots as plots_mod
 from cream.report import table as table_mod
 from cream.report.runs import METRICS, runs_or_error
 from cream.training import train_rm as train_rm_mod
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(conf_dir())  # conf/ of the checkout, or the copy inside an installed wheel
 log = logging.getLogger("cream")
 
 

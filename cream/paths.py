@@ -23,6 +23,16 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 
 
+def conf_dir() -> Path:
+    """The Hydra configs: ``conf/`` of a source checkout (editable install), else the copy a wheel ships in
+    the package (``cream/conf``, made by setup.py's build step)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no Hydra configs next to {here}: expected {here.parent / 'conf'} or {here / 'conf'}")
+
+
 def iteration_stage(step: str, t: int) -> str:
     """The name (and folder) of a step of iteration t: ``iter_<t>/<step>``."""
     return f"iter_{t}/{step}"

@@ -184,3 +184,28 @@ def test_bare_debug_smoke_runs_and_gives_the_golden_results(tmp_path):
     assert {p.name for p in (run / ".hydra").iterdir()} >= {"config.yaml", "hydra.yaml", "overrides.yaml"}
     assert (run / "cream-train.log").is_file()
     assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) == ["debug=smoke"]
+
+
+@pytest.mark.slow
+def test_a_wheel_ships_the_configs(tmp_path):
+    """A non-editable install (the wheel, unpacked elsewhere) finds conf/ inside the package and composes."""
+    import shutil
+    import zipfile
+
+    had_build = (ROOT / "build").exists()
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
+                        str(ROOT)], check=True, capture_output=True, timeout=600)
+    finally:
+        if not had_build:  # setuptools' build/ in the checkout (git-ignored): leave the tree as it was
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
+    (wheel,) = (tmp_path / "dist").glob("cream-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"cream/conf/config.yaml", "cream/conf/model/smollm2_135m.yaml", "cream/conf/experiment/smollm2_cream.yaml"} <= set(names)
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    code = ("import sys; sys.argv = ['cream-train', '--help']; import cream.paths as p; print(p.conf_dir()); "
+            "from cream.cli import train; train()")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[0] == str(tmp_path / "site" / "cream" / "conf") and "Usage: cream-train" in proc.stdout

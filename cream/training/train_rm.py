@@ -19,6 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 from cream.errors import ConfigError
+from cream.paths import conf_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class PairBatches:
         return b
 
 
-RM_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "rewarder" / "reward_model.yaml"
+RM_CONFIG = conf_dir() / "rewarder" / "reward_model.yaml"
 
 
 @dataclass
