@@ -31,6 +31,7 @@ import gzip
 import json
 from pathlib import Path
 
+from cream.data.custom import read_records
 from cream.errors import OasstError
 
 FIELDS = ("message_id", "parent_id", "message_tree_id", "role", "text", "lang", "rank", "deleted", "review_result")
@@ -105,8 +106,6 @@ def read_messages(path: str | Path) -> list[tuple[str, dict]]:
     """(where, message row) for every message of an OASST1 file or datasets folder, in file order."""
     path = find_release(path)
     if path.is_dir():
-        from cream.data.custom import read_records
-
         return [(w, _check(r, w)) for w, r in read_records(path, "data.seed.path")]
     out: list = []
     for i, rec in _lines(path):

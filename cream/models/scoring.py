@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
+from cream.training import distributed
+
 
 def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad id lists into input_ids / attention_mask / response_mask (1 on response tokens)."""
@@ -52,8 +54,6 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int],
                     batch_size: int = 32, desc: str = "score", progress: bool = True) -> list[float]:
     """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
     from tqdm.auto import tqdm
-
-    from cream.training import distributed
 
     if distributed.sharding():  # several ranks in a stage they all run: each scores its share, all get all
         my_seqs, my_starts = distributed.shard(seqs), distributed.shard(starts)

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from cream.models.scoring import show_progress
 from cream.models.tokens import encode_prompt, stop_ids
+from cream.training import distributed
 
 
 @torch.inference_mode()
@@ -24,8 +25,6 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
     ``return_finished`` (completions, finished, n_truncated), where ``finished[i][j]`` is False when
     completion j of prompt i ran into ``max_new_tokens`` before a stop id.
     """
-    from cream.training import distributed
-
     if distributed.sharding():  # several ranks in a stage they all run: each generates its share, all get all
         my_prompts = distributed.shard(prompts)
         with distributed.collective(False):

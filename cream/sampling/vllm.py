@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 
 from cream.errors import SamplerError
+from cream.models.tokens import encode_prompt, stop_ids
+from cream.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ class VLLMSampler:
                  temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
                  max_prompt_length: int = 512, desc: str = "generate", progress: bool = True,
                  return_finished: bool = False) -> tuple:
-        from cream.training import distributed
-
         mine = distributed.shard(prompts)
         texts, fin, n_trunc = _vllm_generate(self, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
                                              temperature=temperature, top_p=top_p, seed=seed + 7919 * distributed.rank(),
@@ -51,8 +51,6 @@ def _vllm_generate(opts, model, tokenizer, prompts, *, n, max_new_tokens, temper
                    progress) -> tuple[list[list[str]], list[list[bool]], int]:
     import torch
     from vllm import LLM, SamplingParams
-
-    from cream.models.tokens import encode_prompt, stop_ids
 
     path = getattr(model, "name_or_path", None) or model.config._name_or_path
     if not path:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from cream.data.prompts import encode_conversation
 from cream.models.scoring import pad_batch
 from cream.models.tokens import encode_pair
+from cream.training import distributed
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -45,8 +46,6 @@ class _EpochSeededSampler(torch.utils.data.Sampler[int]):
 
 
 def _rank_world() -> tuple[int, int]:
-    from cream.training import distributed
-
     return distributed.rank(), distributed.world_size()
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from cream.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 _collective = False  # inside a block that every rank executes (shard/gather are safe)
@@ -190,8 +192,6 @@ def check_launch(trainer_cfg) -> None:
     the command: refused with the command to use instead."""
     want = trainer_world_size(trainer_cfg)
     if want > 1 and world_size() == 1:
-        from cream.errors import ConfigError
-
         n = want // max(1, int(trainer_cfg.get("num_nodes", 1) or 1))
         raise ConfigError(
             f"trainer.devices x trainer.num_nodes = {want} processes, but this is a single process: launch one "

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cream.training.optim import adamw_cosine
 from cream.training.sft_module import SFTModule, sft_loss
 
 HEAD_FILE = "self_reward_head.safetensors"
@@ -87,8 +88,6 @@ class SFTWithHeadModule(SFTModule):
         return loss
 
     def configure_optimizers(self):
-        from cream.training.optim import adamw_cosine
-
         return adamw_cosine([self.model, self.head], self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)
 
 

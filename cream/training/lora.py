@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cream.errors import ConfigError
+
 DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"], "bias": "none"}
 
 
@@ -24,8 +26,6 @@ def config(spec: Mapping[str, Any]):
         spec = OmegaConf.to_container(spec, resolve=True)
     unknown = set(spec) - set(DEFAULTS)
     if unknown:
-        from cream.errors import ConfigError
-
         raise ConfigError(f"model.lora: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     s = {**DEFAULTS, **spec}
     targets = s["target_modules"]

@@ -55,7 +55,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from cream.data.pool import prompt_slice, seed_set
 from cream.errors import PlanError
+from cream.training import lora as lora_mod
+from cream.training.distributed import trainer_world_size
+from cream.training.trainer import training_dtype
 
 GB = 1e9
 
@@ -134,8 +138,6 @@ def count_params(config, lora: dict | None = None) -> tuple[int, int]:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config.llama_config() if isinstance(config, Arch) else config)
     if lora is not None:
-        from cream.training import lora as lora_mod
-
         model = lora_mod.apply(model, lora)
     unique = {id(p): p for p in model.parameters()}.values()
     return sum(p.numel() for p in unique), sum(p.numel() for p in unique if p.requires_grad)
@@ -206,9 +208,6 @@ def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int
 
 def layout(cfg: DictConfig) -> Layout:
     """The training layout of the composed config."""
-    from cream.training.distributed import trainer_world_size
-    from cream.training.trainer import training_dtype
-
     t = cfg.trainer
     strategy = t.strategy
     sharding = "FULL_SHARD"
@@ -239,8 +238,6 @@ def data_sizes(cfg: DictConfig) -> dict:
     """Seed examples and prompts per iteration: counted from the data when it can be read, else from the config."""
     T = cfg.pipeline.iterations
     try:
-        from cream.data.pool import prompt_slice, seed_set
-
         return {"seed": len(seed_set(cfg)), "prompts": [len(prompt_slice(cfg, t)) for t in range(1, T + 1)], "source": "counted"}
     except Exception as e:  # noqa: BLE001 - any reason the data cannot be read: fall back to the config's sizes
         d = cfg.data

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cream.errors import ModelLoadError
+from cream.models.loading import DTYPES
 from cream.training.optim import adamw_cosine
 
 HEAD_FILE = "reward_head.safetensors"
@@ -40,8 +42,6 @@ class RewardModel(nn.Module):
     def from_lm(cls, name_or_path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> RewardModel:
         """A fresh head on the decoder of a causal LM (a model folder or hub id)."""
         from transformers import AutoModel
-
-        from cream.models.loading import DTYPES
 
         backbone = AutoModel.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
         return cls(backbone)
@@ -107,9 +107,6 @@ def load_reward_model(path: str | os.PathLike, dtype: str = "float32", trust_rem
     """The reward model in ``path``: this project's format (``cream-train-rm``) or a standard transformers
     ``AutoModelForSequenceClassification`` folder with one output."""
     from safetensors.torch import load_file
-
-    from cream.errors import ModelLoadError
-    from cream.models.loading import DTYPES
 
     path = Path(path)
     if not (path / CONFIG_FILE).exists() and is_sequence_classifier(path):

@@ -18,8 +18,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from cream.data.prompts import render
 from cream.errors import ConfigError
+from cream.models.loading import load_tokenizer
+from cream.models.scoring import pad_batch, show_progress
+from cream.models.tokens import encode_pair
 from cream.paths import conf_dir
+from cream.training.rm_module import RewardModel, RewardModelModule
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +33,6 @@ class PairBatches:
     """Encoded pairs; ``collate`` lays a batch of B pairs out as 2B right-padded rows, chosen first."""
 
     def __init__(self, tokenizer, pairs: Sequence[dict], max_length: int, max_prompt_length: int):
-        from cream.models.tokens import encode_pair
-
         self.pad_id = tokenizer.pad_token_id
         self.items, self.n_truncated = [], 0
         for j, p in enumerate(pairs):
@@ -42,8 +45,6 @@ class PairBatches:
             self.n_truncated += t1 or t2
 
     def collate(self, items):
-        from cream.models.scoring import pad_batch
-
         seqs = [c for c, _ in items] + [r for _, r in items]
         b = pad_batch(seqs, [0] * len(seqs), self.pad_id)
         b.pop("response_mask")
@@ -90,11 +91,6 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
     from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader
 
-    from cream.data.prompts import render
-    from cream.models.loading import load_tokenizer
-    from cream.models.scoring import show_progress
-    from cream.training.rm_module import RewardModel, RewardModelModule
-
     if not pairs:
         raise ValueError("no preference pairs to train the reward model on")
     out = Path(out_dir)
@@ -123,9 +119,6 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
 def score_responses(rm, tokenizer, prompts: Sequence[str], responses: Sequence[str], *, max_length: int,
                     max_prompt_length: int, batch_size: int = 32) -> list[float]:
     """The reward of every (prompt, response), in input order (length-sorted batches)."""
-    from cream.models.scoring import pad_batch
-    from cream.models.tokens import encode_pair
-
     seqs = [encode_pair(tokenizer, p, r, max_length, max_prompt_length)[0] for p, r in zip(prompts, responses)]
     device = next(rm.parameters()).device
     rm.eval()

@@ -14,8 +14,11 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from cream.artifacts import atomic_write
-from cream.errors import ArtifactError
+from cream.errors import ArtifactError, ConfigError
+from cream.models.loading import DTYPES
 from cream.models.scoring import show_progress
+from cream.report.wandb_log import make_wandb_logger
+from cream.training import distributed, lora
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -66,8 +69,6 @@ class StageCheckpoint(ModelCheckpoint):
         self.keep = keep
 
     def remove(self) -> None:
-        from cream.training import distributed
-
         if not self.keep and distributed.is_main() and self.dirpath and Path(self.dirpath).is_dir():
             shutil.rmtree(self.dirpath)
 
@@ -86,8 +87,6 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     _keep_earlier_log(out / "logs")
     loggers = [CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)]  # flushed with each checkpoint
     if cfg.logger.wandb:
-        from cream.report.wandb_log import make_wandb_logger
-
         loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=cfg.keep_checkpoints)
     return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
@@ -102,8 +101,6 @@ warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists 
 def _keep_earlier_log(logs: Path) -> None:
     """A resumed attempt: move the earlier attempt's ``metrics.csv`` to ``metrics.attempt<k>.csv``
     (CSVLogger would delete it) so the steps logged before the crash are kept."""
-    from cream.training import distributed
-
     if distributed.is_main() and (logs / "metrics.csv").is_file():
         k = 1 + len(list(logs.glob("metrics.attempt*.csv")))
         (logs / "metrics.csv").rename(logs / f"metrics.attempt{k}.csv")
@@ -144,8 +141,6 @@ def training_dtype(cfg: DictConfig) -> str:
 def prepare_model(cfg: DictConfig, model):
     """The model a training stage trains: LoRA adapters on it (``model.lora``), activation checkpointing
     (``trainer.cream.activation_checkpointing``).  Returns the model to hand to the LightningModule."""
-    from cream.training import lora
-
     if cfg.trainer.cream.activation_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
             model.activation_checkpointing_enable({"use_reentrant": False})
@@ -156,8 +151,6 @@ def prepare_model(cfg: DictConfig, model):
     if spec is not None:
         strategy = cfg.trainer.strategy
         if isinstance(strategy, (dict, DictConfig)) and "fsdp" in str(strategy.get("_target_", "")) or strategy == "fsdp":
-            from cream.errors import ConfigError
-
             raise ConfigError("model.lora with trainer=fsdp is not supported: use trainer=ddp (LoRA keeps the "
                                 "optimizer state small, so the model usually fits on one device)")
         model = lora.apply(model, spec)
@@ -175,9 +168,6 @@ def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str |
     Under FSDP the weights are sharded across ranks: the full state dict is gathered (every rank takes
     part) and rank 0 saves it."""
     from lightning.pytorch.strategies import FSDPStrategy
-
-    from cream.models.loading import DTYPES
-    from cream.training import distributed, lora
 
     dtype = DTYPES[str(dtype)] if dtype not in (None, "auto") else None  # auto: keep what was trained
     state = None
