@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cream.errors import ArtifactError
+from cream.paths import MANIFEST
 
-MANIFEST = "manifest.json"
 _BIG = 256 * 2**20  # files above this are fingerprinted by size + head/tail hash
 
 

@@ -38,6 +38,19 @@ def iteration_stage(step: str, t: int) -> str:
     return f"iter_{t}/{step}"
 
 
+def parse_stage(name: str) -> tuple[str, int | None]:
+    """(step, t) of an iteration stage (``iter_2/dpo`` -> ("dpo", 2)); (name, None) for any other stage."""
+    head, _, step = name.partition("/")
+    if head.startswith("iter_") and head[len("iter_"):].isdigit() and step:
+        return step, int(head[len("iter_"):])
+    return name, None
+
+
+def iterations_on_disk(root: Path) -> list[int]:
+    """The t of every ``iter_<t>`` folder under a run dir, sorted."""
+    return sorted(t for p in Path(root).glob("iter_*") if (t := parse_stage(p.name + "/x")[1]) is not None)
+
+
 def model_stage(k: int) -> str:
     """The stage that writes M_k: base (M0), sft (M1), iter_<k-1>/dpo (M_k for k >= 2)."""
     return "base" if k == 0 else "sft" if k == 1 else iteration_stage("dpo", k - 1)

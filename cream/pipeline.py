@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from cream import artifacts
 from cream.config import validate_config
 from cream.errors import ArtifactError, ConfigChanged, CreamError
-from cream.paths import RunPaths, eval_stage, iteration_stage, model_stage
+from cream.paths import MANIFEST, RunPaths, eval_stage, iteration_stage, model_stage
 from cream.report import memory, wandb_log
 from cream.report.results import print_results, print_timings, write_results
 from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
@@ -165,7 +165,7 @@ def check_same_config(folder: Path, have: dict, config: dict) -> None:
 
 def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
     """Does ``folder`` hold a finished stage made from ``want`` (config + inputs), outputs intact?"""
-    path = folder / artifacts.MANIFEST
+    path = folder / MANIFEST
     if not path.exists():
         return False, "not finished"
     try:
@@ -232,7 +232,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
                  f", peak GPU {mem['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in mem else "", _brief(summary))
         manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3), memory=mem)
         manifest["digest"] = artifacts.manifest_digest(manifest)
-        artifacts.write_json(folder / artifacts.MANIFEST, manifest)
+        artifacts.write_json(folder / MANIFEST, manifest)
         (folder / ".inprogress.json").unlink(missing_ok=True)
     return distributed.broadcast(manifest), True  # (the broadcast is also the barrier after the stage)
 
@@ -255,12 +255,12 @@ def _prepare_stage(ctx: Context, stage: Stage, want: dict) -> tuple[dict | None,
         _archive(folder, ctx.run_dir)
         complete, why = False, "config changed"
     if complete:
-        return artifacts.read_json(folder / artifacts.MANIFEST), why
+        return artifacts.read_json(folder / MANIFEST), why
     # A half-written stage: keep its checkpoints only if it was started with the same config and inputs.
     marker = folder / ".inprogress.json"
     if folder.exists():
         same = marker.exists() and artifacts.read_json(marker) == want
-        if not same and (folder / artifacts.MANIFEST).exists():
+        if not same and (folder / MANIFEST).exists():
             _archive(folder, ctx.run_dir)  # a finished stage whose inputs changed: keep it aside
         elif not same:
             shutil.rmtree(folder)  # half-written by another config: nothing finished to keep

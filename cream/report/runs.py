@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from cream.paths import RunPaths
+from cream.paths import RunPaths, iterations_on_disk
 
 # Readable method names for override values; anything not listed is shown as ``key=value``.
 NAMES = {
@@ -313,9 +313,10 @@ def summarize(values) -> Stat:
 def taus(run: Run) -> dict[int, list[float]]:
     """Per-prompt tau of each iteration (``iter_<t>/consistency/consistency.jsonl``), undefined ones left out."""
     out: dict[int, list[float]] = {}
-    for f in run.path.glob("iter_*/consistency/consistency.jsonl"):
-        t = f.parent.parent.name.removeprefix("iter_")
-        if not t.isdigit():
+    paths = RunPaths(run.path)
+    for t in iterations_on_disk(run.path):
+        f = paths.consistency(t)
+        if not f.exists():
             continue
         vals = []
         for line in f.read_text().splitlines():

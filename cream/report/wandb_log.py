@@ -37,7 +37,7 @@ from pathlib import Path
 from lightning.pytorch.loggers.logger import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from cream.paths import RunPaths, iteration_stage
+from cream.paths import RunPaths, iteration_stage, parse_stage
 from cream.report.results import RESULT_KEYS
 
 _run = None
@@ -120,9 +120,8 @@ class StageLogger(Logger):
 
 def _stage_kind(stage: str) -> tuple[str, int]:
     """("sft", 0) or ("dpo", t) from a stage name (``sft``, ``iter_t/dpo``); other names: (name, 0)."""
-    if stage.startswith("iter_") and stage.endswith("/dpo"):
-        return "dpo", int(stage.split("/")[0][len("iter_"):])
-    return stage.split("/")[-1], 0
+    step, t = parse_stage(stage)
+    return (step, t) if step == "dpo" and t is not None else (stage.split("/")[-1], 0)
 
 
 def dpo_offset(run_dir: Path, t: int) -> int:
@@ -158,9 +157,9 @@ def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, in
                 row[f"eval/{mode}/avg"] = summary[f"{key}_avg"]
                 row[f"eval/{mode}/avg_stderr"] = summary.get(f"{key}_avg_stderr")
         return [("model", k, row, {})] if row else []
-    if not parts[0].startswith("iter_"):
+    kind, t = parse_stage(name)
+    if t is None:
         return []
-    t, kind = int(parts[0][len("iter_"):]), parts[-1]
     row = {k: v for k, v in _scalars(f"iter/{kind}", summary).items() if k.rsplit("/", 1)[1] not in _DUPLICATES.get(kind, ())}
     hists = {}
     if kind == "consistency":
@@ -217,7 +216,7 @@ def log_stage(cfg: DictConfig, run_dir: Path, name: str, manifest: dict) -> None
                     break
                 p = json.loads(line)
                 table.add_data(p["prompt_id"], p["prompt"], p["chosen"], p["rejected"], p["reward_chosen"], p["reward_rejected"])
-        run.log({"iteration": int(name.split("/")[0][len("iter_"):]), "iter/sample_pairs": table})
+        run.log({"iteration": parse_stage(name)[1], "iter/sample_pairs": table})
 
 
 def finish(cfg: DictConfig, run_dir: Path, rows: list[dict] | None = None) -> None:

@@ -52,13 +52,13 @@ def run(ctx, out: Path) -> dict:
     m = ctx.cfg.model
     if m.name_or_path is None:
         t = m.tiny
-        build_tiny(out / "model", shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
+        build_tiny(ctx.paths.model(0), shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
                    intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
                    max_position_embeddings=t.max_position_embeddings, seed=ctx.cfg.seed)
-        summary = {"name_or_path": str(out / "model"), "built": "tiny"}
+        summary = {"name_or_path": str(ctx.paths.model(0)), "built": "tiny"}
     elif m.gguf_file:
-        convert_gguf(m.name_or_path, m.gguf_file, out / "model", m.dtype)
-        summary = {"name_or_path": str(out / "model"), "converted_from": f"{m.name_or_path} {m.gguf_file}"}
+        convert_gguf(m.name_or_path, m.gguf_file, ctx.paths.model(0), m.dtype)
+        summary = {"name_or_path": str(ctx.paths.model(0)), "converted_from": f"{m.name_or_path} {m.gguf_file}"}
     else:
         artifacts.write_json(out / "model.json", {"name_or_path": m.name_or_path})
         summary = {"name_or_path": m.name_or_path}

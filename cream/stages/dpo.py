@@ -38,9 +38,9 @@ def run(ctx, out: Path, t: int) -> dict:
                                                    trainer_world_size(cfg.trainer)))
     trainer = make_trainer(cfg, out, cfg.dpo.epochs, iteration_stage("dpo", t))
     fit(trainer, module, dm, out)
-    save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
+    save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
-        instantiate(cfg.rewarder).after_dpo(ctx.model_path(t), out / "model")  # e.g. M_t's self-reward head carried to M_{t+1}
+        instantiate(cfg.rewarder).after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))  # e.g. M_t's self-reward head carried to M_{t+1}
     m = trainer.callback_metrics
     return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
             **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

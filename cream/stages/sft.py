@@ -28,8 +28,8 @@ def skip(ctx, out: Path) -> dict:
     if is_main():
         tok = load_tokenizer(ctx.model_path(0), cfg.model.trust_remote_code)
         model = load_model(ctx.model_path(0), cfg.model.dtype, cfg.model.trust_remote_code)
-        model.save_pretrained(str(out / "model"), safe_serialization=True)
-        tok.save_pretrained(str(out / "model"))
+        model.save_pretrained(str(ctx.paths.model(1)), safe_serialization=True)
+        tok.save_pretrained(str(ctx.paths.model(1)))
     return {"skipped": True, "n_examples": 0, "n_truncated": 0, "steps": 0, "final_loss": None}
 
 
@@ -57,8 +57,8 @@ def run(ctx, out: Path) -> dict:
     module = rewarder.sft_module(model, seed=cfg.seed, **optim) or SFTModule(model, **optim)
     trainer = make_trainer(cfg, out, cfg.sft.epochs, "sft")
     fit(trainer, module, dm, out)
-    save_model(trainer, model, tok, out / "model", cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
+    save_model(trainer, model, tok, ctx.paths.model(1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
-        rewarder.after_sft(module, out / "model")  # e.g. the self-reward head saved next to M1
+        rewarder.after_sft(module, ctx.paths.model(1))  # e.g. the self-reward head saved next to M1
     return {"n_examples": len(examples), "n_truncated": dm.n_truncated, "steps": trainer.global_step,
             "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan"))), **extra}
