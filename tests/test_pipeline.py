@@ -32,6 +32,13 @@ def test_smoke_results_unchanged(smoke_run):
     assert (smoke_run / "results.jsonl").read_bytes() == (GOLDEN / "smoke_seed0_results.jsonl").read_bytes()
 
 
+def test_bare_debug_smoke_keeps_hydras_record(smoke_run):
+    """`debug=smoke` without `+` (debug is in the defaults list); Hydra's record under the job name cream-train."""
+    assert {p.name for p in (smoke_run / ".hydra").iterdir()} >= {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    assert (smoke_run / "cream-train.log").is_file()
+    assert (smoke_run / ".hydra" / "overrides.yaml").read_text().splitlines()[0] == "- debug=smoke"
+
+
 def _jsonl(p):
     return [json.loads(x) for x in Path(p).read_text().splitlines()]
 
