@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CREAM_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -69,3 +70,11 @@ def stage_mtimes(run_dir: Path) -> dict[str, float]:
     """When each finished stage wrote its manifest (unchanged = not recomputed)."""
     return {str(p.parent.relative_to(run_dir)): p.stat().st_mtime_ns for p in Path(run_dir).rglob("manifest.json")
             if "_stale" not in p.parts}
+
+
+def direct_logp(model, ids: list[int], start: int) -> float:
+    """log p(response | prompt) the slow way: full logits, token by token."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+    lp = torch.log_softmax(logits, -1)
+    return sum(lp[i - 1, ids[i]].item() for i in range(start, len(ids)))

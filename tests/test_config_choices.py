@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from hydra.utils import instantiate
 
+from conftest import compose
 from cream.method import losses, regularizers
 from cream.method import ranking as consistency
-from tests.conftest import compose
 
 
 @pytest.mark.parametrize("name, cls", [("sigmoid", losses.SigmoidLoss), ("ipo", losses.IPOLoss),

@@ -20,7 +20,7 @@ def smoke_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = Path(__file__).parent / "golden"
 
 
 def test_smoke_results_unchanged(smoke_run):

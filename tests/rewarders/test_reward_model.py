@@ -93,10 +93,10 @@ def test_missing_fields_and_not_an_rm(tiny_dir, tmp_path):
 
 def test_seed_pairs_for_the_quick_rm(tiny_dir):
     """rewarder=reward_model with path null: gold SFT target vs a wrong-answer response, labeled seed set only."""
+    from conftest import compose
     from cream.data.pool import seed_set
     from cream.models.loading import load_tokenizer
     from cream.rewarders.reward_model import seed_pairs
-    from tests.conftest import compose
 
     cfg = compose(["debug=smoke", "rewarder=reward_model"])
     pairs = seed_pairs(cfg, load_tokenizer(tiny_dir))

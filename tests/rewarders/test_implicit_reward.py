@@ -3,9 +3,8 @@ import shutil
 
 import pytest
 import torch
-from test_models import direct_logp
 
-from conftest import compose
+from conftest import compose, direct_logp
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.tokens import encode_pair
 from cream.pipeline import Context

