@@ -80,4 +80,4 @@ def test_experiment_runs_with_the_tiny_model(name, tmp_path):
         manifest = json.loads((Path(tmp_path) / stage / "manifest.json").read_text())
         assert manifest["summary"]["steps"] >= 1
         if stage == "iter_1/dpo":  # the experiment's settings reached the stage (not the defaults)
-            assert manifest["config"]["dpo"]["lr"] == cfg.dpo.lr == 1e-6
+            assert manifest["config"]["dpo"]["lr"] == cfg.dpo.lr == compose([f"experiment={name}"]).dpo.lr
