@@ -98,13 +98,19 @@ class EvalModelConfig(ModelConfig):
 
 
 @dataclass
-class SFTConfig:  # M0 -> M1 on the labeled seed set, loss on response tokens only
-    skip: bool = False  # true: no SFT, M1 = M0 (its weights saved as sft/model); e.g. from an instruct model
-    lr: float = 1e-5  # peak learning rate (AdamW, linear warmup then linear decay)
-    epochs: int = 3
+class OptimizerConfig:  # what the two training stages share (AdamW, linear warmup then linear decay)
+    lr: float = 1e-6  # peak learning rate
+    epochs: int = 1
     batch_size: int = 8  # per device
     warmup_ratio: float = 0.1  # share of the steps spent warming up
     weight_decay: float = 0.01
+
+
+@dataclass
+class SFTConfig(OptimizerConfig):  # M0 -> M1 on the labeled seed set, loss on response tokens only
+    lr: float = 1e-5
+    epochs: int = 3
+    skip: bool = False  # true: no SFT, M1 = M0 (its weights saved as sft/model); e.g. from an instruct model
 
 
 @dataclass
@@ -118,12 +124,8 @@ class SamplingConfig:  # N responses per prompt of this iteration's slice of the
 
 
 @dataclass
-class DPOConfig:  # M_t -> M_{t+1}, reference = M_t (its log-probs come from the reward step)
-    lr: float = 1e-6  # peak learning rate (AdamW, linear warmup then linear decay)
-    epochs: int = 1
-    batch_size: int = 8  # per device
-    warmup_ratio: float = 0.1  # share of the steps spent warming up
-    weight_decay: float = 0.01
+class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-probs come from the reward step)
+    pass
 
 
 @dataclass
