@@ -2,8 +2,11 @@
 
     python experiments/smollm2/costs.py [experiments/smollm2/runs]
 
-Reads every ``<run>/timings.json``. A stage a run took over from another one (``ran: false``: the SRLM run
-starts from its seed's CREAM stages up to iteration 1's pairs) is left out of that run's column.
+Reads every ``<run>/timings.json`` (the stage manifests' ``seconds`` and ``peak_rss_mb``, whichever invocation
+of a resumed run computed the stage). An SRLM run starts from copies of its seed's CREAM stages up to
+iteration 1's pairs (``run.sh``); a copied stage keeps its manifest, so its figures equal the source's to
+the millisecond. Such a stage is shown once, under the run that computed it (the first by name), and left
+blank in the others.
 """
 from __future__ import annotations
 
@@ -12,18 +15,28 @@ import sys
 from pathlib import Path
 
 
+def _key(s: dict) -> tuple:
+    return s["seconds"], s["peak_rss_mb"]
+
+
 def main(root: Path) -> str:
     runs = {p.parent.name: json.loads(p.read_text()) for p in sorted(root.glob("*/timings.json"))}
     stages = list(dict.fromkeys(s for t in runs.values() for s in t))
+    seen: dict[str, set] = {stage: set() for stage in stages}
+    own: dict[str, dict[str, dict]] = {}
+    for name, t in runs.items():
+        own[name] = {}
+        for stage, s in t.items():
+            if _key(s) not in seen[stage]:
+                seen[stage].add(_key(s))
+                own[name][stage] = s
     lines = ["| stage | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
     for stage in stages:
-        cells = []
-        for t in runs.values():
-            s = t.get(stage)
-            cells.append("" if s is None or not s.get("ran") else f"{s['seconds'] / 60:.1f} min, {s['peak_rss_mb'] / 1024:.1f} GB")
+        cells = [f"{s['seconds'] / 60:.1f} min, {s['peak_rss_mb'] / 1024:.1f} GB" if (s := own[name].get(stage)) else ""
+                 for name in runs]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    total = [sum(s["seconds"] for s in t.values() if s.get("ran")) / 60 for t in runs.values()]
-    lines.append("| **total (stages run)** | " + " | ".join(f"{m:.0f} min" for m in total) + " |")
+    total = [sum(s["seconds"] for s in own[name].values()) / 60 for name in runs]
+    lines.append("| **total (stages computed)** | " + " | ".join(f"{m:.0f} min" for m in total) + " |")
     return "\n".join(lines)
 
 
