@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny model built offline, and composed configs."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -78,3 +79,11 @@ def direct_logp(model, ids: list[int], start: int) -> float:
         logits = model(input_ids=torch.tensor([ids])).logits[0].double()
     lp = torch.log_softmax(logits, -1)
     return sum(lp[i - 1, ids[i]].item() for i in range(start, len(ids)))
+
+
+def run_script(path: Path):
+    """A script in experiments/ (not a package) as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, compose, read_results
+from conftest import ROOT, compose, read_results, run_script
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("gguf", reason="pip install gguf (tests/run.sh installs it)")
@@ -53,16 +53,8 @@ def test_run_script_on_a_tiny_budget(tmp_path):
         (tmp_path / "cream_s0" / "eval" / "M0" / "predictions.jsonl").read_text().splitlines()) == 3  # generate_limit
     assert len((tmp_path / "cream_s0" / "eval" / "M0" / "predictions_loglik.jsonl").read_text().splitlines()) == 6
     # the cost table: SFT ran in the CREAM run only (the SRLM run took it over), DPO in both
-    costs = run_module(ROOT / "experiments" / "smollm2" / "costs.py", "main")(tmp_path)
+    costs = run_script(ROOT / "experiments" / "smollm2" / "costs.py").main(tmp_path)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in costs.splitlines()[2:]}
     assert rows["sft"][0].endswith("GB") and rows["sft"][1].strip(" |") == ""
     assert rows["iter_2/dpo"][0].endswith("GB") and rows["iter_2/dpo"][1].strip(" |").endswith("GB")
-
-
-def run_module(path: Path, name: str):
-    """A function of a script in experiments/ (not a package)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
 

@@ -16,17 +16,14 @@ ARC-Easy questions) and, where M_k sampled, ``iter_k/sample/samples.jsonl`` (64 
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
+from cream.artifacts import read_jsonl
+
 BARE = re.compile(r"^\s*answer:\s*[A-Za-z]?\.?\s*$", re.IGNORECASE)
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def looping(text: str, times: int = 3) -> bool:
@@ -38,7 +35,7 @@ def model_row(run: Path, k: int) -> list[str] | None:
     preds = run / "eval" / f"M{k}" / "predictions.jsonl"
     if not preds.exists():
         return None
-    rows = [r for r in _jsonl(preds) if r.get("mode", "generate") == "generate"]
+    rows = read_jsonl(preds)  # the generative answers (lm-eval's are in predictions_loglik.jsonl)
     letters = Counter(r["lenient"]["answer"] for r in rows)
     letter, count = max(((a, c) for a, c in letters.items() if a), key=lambda x: x[1], default=("-", 0))
     n = len(rows)
@@ -46,7 +43,7 @@ def model_row(run: Path, k: int) -> list[str] | None:
              f"{100 * sum(looping(r['output']) for r in rows) / n:.0f}%", f"{sum(len(r['output']) for r in rows) / n:.0f}"]
     samples = run / f"iter_{k}" / "sample" / "samples.jsonl"
     if samples.exists():
-        responses = [y for r in _jsonl(samples) for y in r["responses"]]
+        responses = [y for r in read_jsonl(samples) for y in r["responses"]]
         cells.append(f"{sum(bool(BARE.match(y)) for y in responses)} / {sum(looping(y) for y in responses)} of {len(responses)}")
     else:
         cells.append("")

@@ -3,14 +3,13 @@
 stale when a run is added or a summary changes."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_script
 from cream import cli
 
 PAGE = ROOT / "experiments" / "smollm2" / "README.md"
@@ -30,10 +29,7 @@ def test_the_page_quotes_cream_table_on_the_committed_runs(metric, tmp_path, mon
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "smollm2" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return run_script(ROOT / "experiments" / "smollm2" / f"{name}.py")
 
 
 def test_the_page_quotes_the_cost_table():
