@@ -87,3 +87,48 @@ def test_dpo_steps_read_each_iteration_manifest(tmp_path):
     lines = _script("dpo_steps").main(tmp_path).splitlines()
     assert lines[2] == "| cream_s0 | 1 | 0.139 | 64 | 16 | 0.497 | -1.09 | -0.19 | -0.90 | 0.12 |"
     assert lines[3].split(" | ")[1:2] == ["2"] and lines[3].split(" | ")[8] == "0.80"
+
+
+def _summary(path: Path, values: dict[str, tuple[float, float, float | None]]) -> None:
+    path.mkdir(parents=True)
+    path.joinpath("results.jsonl").write_text("".join(json.dumps({
+        "model": m, "eval_acc_norm_avg": acc, "eval_lenient_avg": lenient,
+        "consistency": None if c is None else {"mean": c}}) + "\n" for m, (acc, lenient, c) in values.items()))
+
+
+def test_paired_differences_per_seed_with_the_t_test(tmp_path):
+    for seed, gain in ((0, 0.01), (1, 0.02), (2, 0.03)):  # CREAM - SRLM acc_norm at M4: +1, +2, +3 points
+        base = {"M0": (0.4, 0.2, None), "M1": (0.44, 0.2, None), "M2": (0.44, 0.2, 0.2), "M3": (0.45, 0.2, 0.8)}
+        _summary(tmp_path / f"srlm_s{seed}", {**base, "M4": (0.43, 0.1, 0.9)})
+        _summary(tmp_path / f"cream_s{seed}", {**base, "M4": (0.43 + gain, 0.1 - gain, 0.9 - gain)})
+    _summary(tmp_path / "cream_s3", {"M0": (0.4, 0.2, None)})  # incomplete and unpaired: left out
+    lines = _script("paired").main(tmp_path).splitlines()
+    assert lines[0] == "| quantity | model | s0 | s1 | s2 | mean | std | CREAM higher | p (paired t) |"
+    # d = 1, 2, 3: mean 2, std 1, t = 2 / (1 / sqrt 3) = sqrt 12 on 2 df; two-sided p = 1 - t / sqrt(t^2 + 2)
+    p = 1 - 12 ** 0.5 / 14 ** 0.5
+    assert lines[4] == f"| acc_norm | M4 | +1.0 | +2.0 | +3.0 | +2.0 | 1.0 | 3 of 3 | {p:.2f} |"
+    assert lines[2] == "| acc_norm | M2 | +0.0 | +0.0 | +0.0 | +0.0 | 0.0 | 0 of 3 | - |"
+    assert lines[7] == f"| lenient | M4 | -1.0 | -2.0 | -3.0 | -2.0 | 1.0 | 0 of 3 | {p:.2f} |"
+    assert lines[10] == f"| C | M4 | -0.010 | -0.020 | -0.030 | -0.020 | 0.010 | 0 of 3 | {p:.2f} |"
+
+
+def test_the_page_quotes_the_paired_differences():
+    printed = _script("paired").main(ROOT / "experiments" / "smollm2" / "runs").strip()
+    assert printed.startswith("| quantity |") and printed in PAGE.read_text()
+
+
+def test_per_question_counts_discordant_answers_with_mcnemar(tmp_path):
+    # CREAM's M2 alone right on q0..q5, SRLM's alone on q6; both right on q7, both wrong on q8, q9
+    cream = [True] * 6 + [False, True, False, False]
+    srlm = [False] * 6 + [True, True, False, False]
+    for run, correct in (("cream_s0", cream), ("srlm_s0", srlm)):
+        path = tmp_path / run / "eval" / "M2"
+        path.mkdir(parents=True)
+        for name, key in (("predictions_loglik.jsonl", "acc_norm"), ("predictions.jsonl", "lenient")):
+            path.joinpath(name).write_text("".join(
+                json.dumps({"id": f"q{i}", key: {"correct": c if key == "acc_norm" else not c}}) + "\n"
+                for i, c in enumerate(correct)))
+    lines = _script("paired").per_question(tmp_path).splitlines()
+    # exact McNemar: 6 of 7 discordant one way, two-sided p = 2 * (1 + 7) / 2^7 = 0.125
+    assert lines[2] == "| s0 | M2 | 6 / 1 | 0.12 | 1 / 6 | 0.12 |"
+    assert len(lines) == 3  # M3, M4 have no predictions: no row
