@@ -12,7 +12,9 @@ ARC-Easy questions) and, where M_k sampled, ``iter_k/sample/samples.jsonl`` (64 
   the token limit);
 - chars: mean answer length in characters;
 - samples: of M_k's sampled responses, how many are only "Answer: X" or "Answer:" (no reasoning), and how
-  many loop.
+  many loop;
+- pairs: of the pairs M_k's self-reward picked from them (``iter_k/pairs/pairs.jsonl``), in how many the chosen
+  response is the longer one (characters), and how many chosen and how many rejected responses loop.
 """
 from __future__ import annotations
 
@@ -47,12 +49,20 @@ def model_row(run: Path, k: int) -> list[str] | None:
         cells.append(f"{sum(bool(BARE.match(y)) for y in responses)} / {sum(looping(y) for y in responses)} of {len(responses)}")
     else:
         cells.append("")
+    pairs = run / f"iter_{k}" / "pairs" / "pairs.jsonl"
+    if pairs.exists():
+        rows = read_jsonl(pairs)
+        longer = sum(len(r["chosen"]) > len(r["rejected"]) for r in rows)
+        cells.append(f"{longer} of {len(rows)} / {sum(looping(r['chosen']) for r in rows)}"
+                     f" / {sum(looping(r['rejected']) for r in rows)}")
+    else:
+        cells.append("")
     return cells
 
 
 def main(runs: list[Path]) -> str:
-    lines = ["| run | model | modal letter | no letter | looping | chars | samples: bare / looping |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| run | model | modal letter | no letter | looping | chars | samples: bare / looping"
+             " | pairs: chosen longer / looping chosen / looping rejected |", "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         k = 0
         while (row := model_row(run, k)) is not None:
