@@ -3,12 +3,12 @@
     python experiments/smollm2/paired.py [experiments/smollm2/runs]
     python experiments/smollm2/paired.py --questions RUNS_ROOT     # per question, from the run dirs
 
-
 The two runs of a seed share M0, M1 and iteration 1's pairs (run.sh), so their difference at each later model
 is a paired comparison: the seed's noise in SFT and in iteration 1's samples cancels. For each model from M2 on
 and each quantity (lm-eval acc_norm, the generative lenient accuracy, both in points; C of the iteration that
 trained the model), the table gives the difference for every seed whose two runs are complete, their mean and
-std (ddof=1), how many seeds favour CREAM, and the two-sided paired t-test's p-value (scipy.stats.ttest_rel;
+std (ddof=1), how many seeds favour CREAM, and the two-sided paired t-test's p-value (a one-sample t-test of
+the differences against 0, scipy.stats.ttest_1samp;
 with 3 seeds it has 2 degrees of freedom, so only a large and steady difference reaches p < 0.05).
 
 ``--questions`` reads the run dirs themselves (per-question predictions are not committed): for each seed and
@@ -20,7 +20,6 @@ questions, so this is the within-seed test: it asks whether the two models diffe
 """
 from __future__ import annotations
 
-import math
 import re
 import sys
 from pathlib import Path
@@ -28,12 +27,13 @@ from pathlib import Path
 from scipy import stats
 
 from cream.artifacts import read_jsonl
+from cream.report.runs import summarize
 
 MODELS = ("M2", "M3", "M4")
-QUANTITIES = [  # (label, value of a results.jsonl row, scale)
-    ("acc_norm", lambda r: r["eval_acc_norm_avg"], 100.0),
-    ("lenient", lambda r: r["eval_lenient_avg"], 100.0),
-    ("C", lambda r: r["consistency"]["mean"], 1.0),
+QUANTITIES = [  # (label, value of a results.jsonl row, scale, digits)
+    ("acc_norm", lambda r: r["eval_acc_norm_avg"], 100.0, 1),
+    ("lenient", lambda r: r["eval_lenient_avg"], 100.0, 1),
+    ("C", lambda r: r["consistency"]["mean"], 1.0, 3),
 ]
 
 
@@ -56,8 +56,8 @@ def pairs(root: Path) -> dict[int, tuple[dict, dict]]:
     return out
 
 
-def _fmt(x: float, digits: int) -> str:
-    return "-" if math.isnan(x) else f"{x:+.{digits}f}"
+def _fmt(x: float | None, digits: int, sign: str = "+") -> str:
+    return "-" if x is None else f"{x:{sign}.{digits}f}"
 
 
 def main(root: Path) -> str:
@@ -66,22 +66,15 @@ def main(root: Path) -> str:
         return "no seed has both runs complete"
     head = ["quantity", "model", *(f"s{s}" for s in seeds), "mean", "std", "CREAM higher", "p (paired t)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, value, scale in QUANTITIES:
-        digits = 1 if scale == 100.0 else 3
+    for label, value, scale, digits in QUANTITIES:
         for model in MODELS:
             diffs = [scale * (value(a[model]) - value(b[model])) for a, b in seeds.values()]
-            n = len(diffs)
-            mean = sum(diffs) / n
-            std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("nan")
-            p = float("nan")
-            if n > 1 and std > 0:  # equal differences (C at M2: shared stages) leave t undefined
-                xs = [scale * value(a[model]) for a, _ in seeds.values()]
-                ys = [scale * value(b[model]) for _, b in seeds.values()]
-                p = float(stats.ttest_rel(xs, ys).pvalue)
-            higher = sum(d > 0 for d in diffs)
+            stat = summarize(diffs)
+            # equal differences (C at M2: shared stages) leave t undefined
+            p = float(stats.ttest_1samp(diffs, 0.0).pvalue) if stat.std else None
             lines.append(f"| {label} | {model} | " + " | ".join(_fmt(d, digits) for d in diffs)
-                         + f" | {_fmt(mean, digits)} | {'-' if math.isnan(std) else f'{std:.{digits}f}'}"
-                         + f" | {higher} of {n} | {'-' if math.isnan(p) else f'{p:.2f}'} |")
+                         + f" | {_fmt(stat.mean, digits)} | {_fmt(stat.std, digits, '')}"
+                         + f" | {sum(d > 0 for d in diffs)} of {len(diffs)} | {_fmt(p, 2, '')} |")
     return "\n".join(lines)
 
 
