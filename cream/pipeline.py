@@ -310,6 +310,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         _keep_hydra_record(ctx.run_dir, accepted=True)
     done: dict[str, dict] = {}
     ran: dict[str, float] = {}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for stage in stages:
         # a stage redone changes its output digests, so its dependents see new inputs and redo too
         manifest, did_run = run_stage(ctx, stage, done)
@@ -317,6 +318,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         ran[stage.name] = manifest.get("seconds", 0.0) if did_run else 0.0
         if not main:
             continue
+        record_timing(ctx.paths.timings, stage.name, manifest, did_run)
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
         if did_run:  # per-iteration / per-model metrics: run-dir metrics.csv, and wandb with logger=wandb
@@ -328,6 +330,26 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     wandb_log.finish(cfg, ctx.run_dir, rows)  # logger=wandb: config and results as artifacts
     print_results(rows)
     print_timings(done, ran)
-    artifacts.write_json(ctx.paths.timings, {k: {"seconds": v.get("seconds"), "ran": ran[k] > 0, **v.get("memory", {})}
-                                                       for k, v in done.items()})
+    record_invocation(ctx.paths.invocations, started, ran)
     return rows
+
+
+def record_timing(path: Path, name: str, manifest: dict, ran: bool) -> None:
+    """Add a stage to ``timings.json`` as soon as it is done or found complete, unless it has a record.
+
+    The record (``seconds``, ``ran``, peak memory) is the first invocation's that reached the stage: ``ran`` is
+    true when it computed the stage, false when it found the stage complete (a folder copied from another run
+    dir).  Later invocations that skip the stage leave it as it is (``invocations.jsonl`` lists what each one
+    ran and skipped); one that recomputes the stage (``pipeline.on_config_change=redo``) replaces it."""
+    records = artifacts.read_json(path) if path.exists() else {}
+    if ran or name not in records:
+        records[name] = {"seconds": manifest.get("seconds"), "ran": ran, **manifest.get("memory", {})}
+        artifacts.write_json(path, records)
+
+
+def record_invocation(path: Path, started: str, ran: dict[str, float]) -> None:
+    """Append this invocation's line to ``invocations.jsonl``: its start (UTC), the stages it ran, those it skipped."""
+    rows = artifacts.read_jsonl(path) if path.exists() else []
+    rows.append({"started": started, "ran": [k for k, s in ran.items() if s > 0],
+                 "skipped": [k for k, s in ran.items() if s == 0]})
+    artifacts.write_jsonl(path, rows)

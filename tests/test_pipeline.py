@@ -102,11 +102,18 @@ def test_consistency_and_pairs_match_independent_computation(smoke_run):
 
 def test_rerun_skips_finished_stages_and_gives_same_results(smoke_run):
     before_rows = (smoke_run / "results.jsonl").read_text()
+    before_timings = (smoke_run / "timings.json").read_bytes()
     before = stage_mtimes(smoke_run)
     proc = run_cli(["debug=smoke", f"hydra.run.dir={smoke_run}"], cwd=smoke_run.parent)
     assert stage_mtimes(smoke_run) == before  # nothing recomputed
     assert "running" not in proc.stdout + proc.stderr.replace("running (", "")
     assert (smoke_run / "results.jsonl").read_text() == before_rows
+    # each stage keeps the record of the invocation that computed it (ran: true); the rerun's skips are logged apart
+    assert (smoke_run / "timings.json").read_bytes() == before_timings
+    assert all(r["ran"] for r in json.loads(before_timings).values()) and set(json.loads(before_timings)) == set(before)
+    first, rerun = _jsonl(smoke_run / "invocations.jsonl")[-2:]
+    assert (set(first["ran"]), first["skipped"]) == (set(before), [])
+    assert (rerun["ran"], set(rerun["skipped"])) == ([], set(before))
 
 
 def test_resume_after_deleting_a_stage_recomputes_only_from_there(smoke_run, tmp_path):

@@ -1,0 +1,65 @@
+"""timings.json keeps each stage's record from the invocation that computed it; invocations.jsonl lists every
+invocation's ran and skipped stages (a pipeline of two fake stages, so it runs in a second)."""
+import json
+import shutil
+import time
+
+import pytest
+
+from conftest import compose
+from cream import pipeline
+from cream.pipeline import Stage
+
+
+def _write(ctx, folder, text: str):
+    time.sleep(0.01)  # a measurable stage: its seconds are > 0
+    (folder / "out.txt").write_text(text)
+    return {"n": len(text)}
+
+
+@pytest.fixture
+def fake_plan(monkeypatch):
+    stages = [Stage("a", _write, [], {"seed": 0}, {"text": "A"}), Stage("b", _write, ["a"], {"seed": 0}, {"text": "BB"})]
+    monkeypatch.setattr(pipeline, "plan", lambda cfg: stages)
+    return compose(["trainer=cpu"])
+
+
+def _read(run_dir):
+    timings = json.loads((run_dir / "timings.json").read_text())
+    invocations = [json.loads(line) for line in (run_dir / "invocations.jsonl").read_text().splitlines()]
+    return timings, invocations
+
+
+def test_rerun_keeps_each_stage_record_and_logs_its_skips(fake_plan, tmp_path):
+    run_dir = tmp_path / "run"
+    pipeline.run(fake_plan, run_dir)
+    first = (run_dir / "timings.json").read_bytes()
+    timings, invocations = _read(run_dir)
+    assert list(timings) == ["a", "b"] and all(r["ran"] and r["seconds"] >= 0.01 for r in timings.values())
+    assert [(i["ran"], i["skipped"]) for i in invocations] == [(["a", "b"], [])]
+
+    pipeline.run(fake_plan, run_dir)  # the same command again: everything is complete
+    assert (run_dir / "timings.json").read_bytes() == first  # ran: true kept, seconds and memory too
+    _, invocations = _read(run_dir)
+    assert [(i["ran"], i["skipped"]) for i in invocations] == [(["a", "b"], []), ([], ["a", "b"])]
+
+    (run_dir / "b" / "manifest.json").unlink()  # b is redone: its record is replaced, a's kept
+    pipeline.run(fake_plan, run_dir)
+    timings, invocations = _read(run_dir)
+    assert timings["a"] == json.loads(first)["a"]
+    assert timings["b"]["ran"] and timings["b"]["seconds"] != json.loads(first)["b"]["seconds"]
+    assert (invocations[-1]["ran"], invocations[-1]["skipped"]) == (["b"], ["a"])
+
+
+def test_a_stage_copied_from_another_run_dir_is_recorded_as_not_ran(fake_plan, tmp_path):
+    pipeline.run(fake_plan, tmp_path / "source")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copytree(tmp_path / "source" / "a", copy / "a")  # as experiments/smollm2/run.sh starts SRLM from CREAM
+    pipeline.run(fake_plan, copy)
+    timings, _ = _read(copy)
+    assert timings["a"]["ran"] is False and timings["b"]["ran"] is True
+    source, _ = _read(tmp_path / "source")
+    assert timings["a"]["seconds"] == source["a"]["seconds"]  # the manifest's figures (costs.py shows them once)
+    pipeline.run(fake_plan, copy)
+    assert _read(copy)[0] == timings
