@@ -7,7 +7,8 @@ the name of the rule that found it, both None when nothing was found):
 finds a valid label wins:
 
 1. ``answer:`` -- ``Answer: X``: the word "answer" in any case, optionally "is" and markdown ``**``/``__``,
-   "option" or "choice", parentheses around X. With several such statements the LAST valid one wins.
+   "option" or "choice", and X in any wrapper: ``(B)``, ``[B]``, ``{B}``, ``<B>``, ``**B**``, backquotes,
+   ``"B"``, ``'B'``, ``$B$``, ``\\boxed{B}``, ``B.``, ``B)``. With several such statements the LAST valid one wins.
    A statement whose next line starts another option ("Answer:\nA. oxygen\nB. carbon dioxide") is the
    echo of the option list, never an answer.
    X is an option label in capitals; a lowercase letter is accepted only when it is marked as a label:
@@ -21,12 +22,12 @@ finds a valid label wins:
 Digits are never mapped to letters: options are shown to the model as letters, so ``Answer: 3`` is no answer.
 
 GSM8K (``extract_number``): rule ``####`` / ``answer:`` (also "answer is") -- the number after the last such
-marker; when the marker is followed by an equation (``Answer: 3 x 15 = 45``) the result after its last
-"=" (45); else ``last number`` -- the last number in the text. Commas, ``$`` and spaces are stripped;
+marker, in the same wrappers (``\\boxed{72}``, ``**72**``); when the marker is followed by an equation
+(``Answer: 3 x 15 = 45``) the result after its last "=" (45); else ``last number`` -- the last number in the text. Commas, ``$`` and spaces are stripped;
 the sign and decimals are kept; correctness is numeric (``72.0 == 72``).
 
-``strict``: the same, but only an explicit answer statement counts (rules 1-2, the GSM8K markers): no
-last-letter or last-number fallback, so an option list the model merely echoes ("A. oxygen B. carbon
+``strict``: the same, but only an explicit answer statement counts (rules 1-2, the GSM8K markers, with every
+wrapper they accept): no last-letter or last-number fallback, so an option list the model merely echoes ("A. oxygen B. carbon
 dioxide ...") is never an answer.
 
 ``official``: the rules of the CREAM authors' ``evaluate.py`` (``cream.evaluation.official_answers``), to set numbers
@@ -56,7 +57,11 @@ class Extraction:
 
 NOTHING = Extraction(None, None)
 
-_LEAD = r"[\s*_]*(?:(?i:option|choice)\s+)?(\()?\s*([A-Za-z])(?P<close>\s*\))?(?=(?P<rest>[^\n]*))"
+# What may wrap the label after an answer statement: markdown emphasis and code, brackets of every kind,
+# quotes, LaTeX math ("$B$", "\boxed{B}", "\text{B}"); openers and closers are matched independently.
+_OPEN = r"(?:[\s*_`(\[{<\"'“‘$]|\\(?:boxed|text|textbf|mathrm)\{)*"
+_CLOSE = r"[\s*_`)\]}>\"'”’$]*[)\]}>\"'”’`*_$]"
+_LEAD = _OPEN + r"(?:(?i:option|choice)\s+)?" + _OPEN + r"(?P<letter>[A-Za-z])(?P<close>" + _CLOSE + r")?(?=(?P<rest>[^\n]*))"
 _ANSWER_COLON = re.compile(r"(?i:answer)\s*(?:(?i:is)\s*)?[*_]*\s*[:：]" + _LEAD)
 _ANSWER_IS = re.compile(r"(?i:answer\s+is)\s*(?:[:：])?" + _LEAD)
 _LOWER_TAIL = re.compile(r"[\s*_.)\]]*$")
@@ -67,7 +72,7 @@ _NUM = r"-?(?:\$\s?)?-?\d[\d,]*(?:\.\d+)?"
 _NUM_RE = re.compile(r"(?<![\w.])" + _NUM)
 # an equation before the result on an answer line: "3 x 15 = ", "$3 * 5 = 15 = " (digits, operators, "=")
 _EQUATION = r"(?:[-\d\s.,$+*/x×÷()]*=\s*)+"
-_MARKED_NUM = re.compile(r"(?:####|(?i:answer)\s*(?:(?i:is)\s*)?[*_]*\s*[:：]?)\s*[*_]*\s*(?:" + _EQUATION + r")?(" + _NUM + ")")
+_MARKED_NUM = re.compile(r"(?:####|(?i:answer)\s*(?:(?i:is)\s*)?[*_]*\s*[:：]?)" + _OPEN + r"(?:" + _EQUATION + r")?(" + _NUM + ")")
 
 
 _NEXT_OPTION = re.compile(r"[^\S\n]*\n\s*\(?[A-E][.)]\s")
@@ -78,10 +83,12 @@ def _valid(m: re.Match, labels: set[str]) -> str | None:
     first line of an echoed option list ("Answer:\nA. oxygen\nB. carbon dioxide ...")."""
     if _NEXT_OPTION.match(m.string, m.end("rest")):
         return None
-    letter, closed, rest = m.group(2), m.group("close"), m.group("rest")
+    letter, closed, rest = m.group("letter"), m.group("close"), m.group("rest")
+    if re.match(r"[A-Za-z0-9'’]", rest):  # "Bees", "B's": a word, not a label
+        return None
     if letter.isupper():
-        ok = letter in labels and not re.match(r"[A-Za-z0-9'’]", rest)
-    else:  # a lowercase letter must be marked as a label: "b)", "(b)", "b.", "b:", or alone on its line
+        ok = letter in labels
+    else:  # a lowercase letter must be marked as a label: "b)", "(b)", "[b]", "b.", "b:", or alone on its line
         letter = letter.upper()
         marked = closed or re.match(r"[.:]", rest) or _LOWER_TAIL.match(rest)
         ok = letter in labels and bool(marked)

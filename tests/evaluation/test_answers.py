@@ -210,6 +210,35 @@ def test_strict_choice(text, expected):
     assert find_choice(text, ABCD, strict=True).answer == expected
 
 
+# Every wrapper of an option label after an explicit answer statement: the answer rules find it, so strict and
+# lenient agree (and lenient's answer comes from the statement, not from its last-letter fallback).
+WRAPPERS = ["B", "(B)", "[B]", "{B}", "<B>", "**B**", "*B*", "__B__", "`B`", '"B"', "'B'", "“B”", "$B$",
+            "\\boxed{B}", "$\\boxed{B}$", "\\text{B}", "**(B)**", "[(B)]", "B.", "B)", "B:", "Option B", "option [B]",
+            "**Option B**", "(b)", "[b]", "'b'", "**b**", "b)"]
+STATEMENTS = ["Answer: {}", "The answer is {}", "The answer is: {}", "**Answer:** {}", "Final answer: {}"]
+
+
+@pytest.mark.parametrize("wrapped", WRAPPERS)
+@pytest.mark.parametrize("statement", STATEMENTS)
+def test_every_wrapper_after_an_answer_statement_counts_under_both_rule_sets(statement, wrapped):
+    text = "Carbon dioxide goes in, so A and C are wrong. " + statement.format(wrapped) + "\nIt is used in photosynthesis."
+    rule = "answer is" if "is" in statement and ":" not in statement else "answer:"
+    assert find_choice(text, ABCD) == Extraction("B", rule)
+    assert find_choice(text, ABCD, strict=True) == Extraction("B", rule)
+
+
+@pytest.mark.parametrize("text", ["Answer: [F]", "Answer: (E)", "The answer is [B's]", "Answer: 'a dog'"])
+def test_a_wrapper_does_not_make_a_word_or_a_missing_option_a_label(text):
+    assert find_choice(text, ABCD, strict=True) == Extraction(None, None)
+
+
+@pytest.mark.parametrize("wrapped", ["72", "**72**", "\\boxed{72}", "$\\boxed{72}$", "[72]", "(72)", "`72`", "$72", "\\boxed{$72}"])
+def test_every_wrapper_of_a_number_counts_under_both_rule_sets(wrapped):
+    for statement in ("Answer: {}", "The answer is {}.", "#### {}"):
+        text = "She has 48 + 24 clips. " + statement.format(wrapped)
+        assert find_number(text) == find_number(text, strict=True) == Extraction("72", "####" if "#" in statement else "answer:")
+
+
 def test_strict_number():
     assert find_number("Answer: 72", strict=True).answer == "72"
     assert find_number("#### 1,234", strict=True).answer == "1234"
