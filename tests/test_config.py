@@ -95,16 +95,33 @@ def test_defaults_live_in_the_schema_and_presets_only_change_them():
         assert not {"dir", "source"} & set(yaml.safe_load(preset.read_text())), preset.name
 
 
+PAPER_RUNS = ("cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b", "srlm_judge_llama2_7b",
+              "srlm_judge_llama3_8b")
+
+
 def test_paper_files_extend_the_shared_base():
-    for name in ("cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b"):
+    for name in PAPER_RUNS:
         body = yaml.safe_load((ROOT / "conf" / "experiment" / f"{name}.yaml").read_text())
         assert set(body) == {"defaults"}, name  # no values of its own
         assert body["defaults"][0] == "/experiment/paper_base"
         assert {next(iter(d)) for d in body["defaults"][1:]} <= {"override /model", "override /regularizer", "override /rewarder"}
-    a, b = compose(["experiment=cream_llama3_8b"]), compose(["experiment=srlm_llama3_8b"])
-    assert a.trainer.cream.activation_checkpointing is True and a.sampling.n == b.sampling.n == 5
-    assert (a.regularizer._target_, b.rewarder._target_) == ("cream.method.regularizers.DatasetConsistency",
-                                                              "cream.rewarders.judge.JudgeRewarder")
+    a = compose(["experiment=cream_llama3_8b"])
+    assert a.trainer.cream.activation_checkpointing is True and a.sampling.n == 5
+    assert a.regularizer._target_ == "cream.method.regularizers.DatasetConsistency"
+
+
+@pytest.mark.parametrize("model", ["llama2_7b", "llama3_8b"])
+def test_srlm_is_cream_with_plain_dpo_and_the_judge_variant_keeps_its_prompt(model):
+    cream, srlm = compose([f"experiment=cream_{model}"]), compose([f"experiment=srlm_{model}"])
+    judge = compose([f"experiment=srlm_judge_{model}"])
+    assert srlm.rewarder == cream.rewarder == compose(["rewarder=implicit"]).rewarder
+    assert srlm.regularizer == compose(["regularizer=none"]).regularizer
+    assert srlm.regularizer._target_ != cream.regularizer._target_
+    # everything else is the CREAM run's
+    differ = {k for k in cream if k not in ("regularizer",) and cream[k] != srlm[k]}
+    assert not differ, differ
+    assert judge.rewarder._target_ == "cream.rewarders.judge.JudgeRewarder" and judge.rewarder.forced_score is False
+    assert judge.regularizer == srlm.regularizer and judge.model == srlm.model
 
 
 def test_debug_is_in_the_defaults_list():

@@ -46,7 +46,8 @@ def _body(name: str) -> tuple[list[str], dict, dict]:
 
 
 def test_experiments_exist():
-    assert {"cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b"} <= set(EXPERIMENTS)
+    assert {"cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b", "srlm_judge_llama2_7b",
+            "srlm_judge_llama3_8b"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

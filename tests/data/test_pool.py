@@ -102,7 +102,8 @@ def test_sampling_instruction_none_is_the_raw_question(tiny_dir):
     assert compose(["experiment=cream_llama3_8b"]).sampling.instruction == "none"
 
 
-@pytest.mark.parametrize("name", ["cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b"])
+@pytest.mark.parametrize("name", ["cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b",
+                                  "srlm_judge_llama3_8b"])
 def test_paper_experiments_use_the_paper_data(name):
     cfg = compose([f"experiment={name}"])
     d = cfg.data
