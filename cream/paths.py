@@ -12,7 +12,7 @@
       eval/M<k>/                   result.json, predictions.jsonl, predictions_loglik.jsonl
       results.jsonl                one row per model M0..M_{T+1}
       timings.json, metrics.csv    wall time and peak memory per stage; per-stage metrics
-      invocations.jsonl            one line per invocation: the stages it ran and those it skipped
+      invocations.jsonl            one line per invocation: the stages it ran and skipped, whether it finished
 
 Every stage folder ends with ``manifest.json`` when the stage is complete (``cream.artifacts``).
 """

@@ -24,6 +24,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -310,7 +311,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         _keep_hydra_record(ctx.run_dir, accepted=True)
     done: dict[str, dict] = {}
     ran: dict[str, float] = {}
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    started = datetime.now(UTC).isoformat(timespec="microseconds")  # also names this invocation's line
     for stage in stages:
         # a stage redone changes its output digests, so its dependents see new inputs and redo too
         manifest, did_run = run_stage(ctx, stage, done)
@@ -319,6 +320,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
         if not main:
             continue
         record_timing(ctx.paths.timings, stage.name, manifest, did_run)
+        record_invocation(ctx.paths.invocations, started, ran, finished=False)
         if did_run and stage.name.startswith("eval/"):
             write_results(ctx, done)
         if did_run:  # per-iteration / per-model metrics: run-dir metrics.csv, and wandb with logger=wandb
@@ -330,7 +332,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     wandb_log.finish(cfg, ctx.run_dir, rows)  # logger=wandb: config and results as artifacts
     print_results(rows)
     print_timings(done, ran)
-    record_invocation(ctx.paths.invocations, started, ran)
+    record_invocation(ctx.paths.invocations, started, ran, finished=True)
     return rows
 
 
@@ -347,9 +349,12 @@ def record_timing(path: Path, name: str, manifest: dict, ran: bool) -> None:
         artifacts.write_json(path, records)
 
 
-def record_invocation(path: Path, started: str, ran: dict[str, float]) -> None:
-    """Append this invocation's line to ``invocations.jsonl``: its start (UTC), the stages it ran, those it skipped."""
+def record_invocation(path: Path, started: str, ran: dict[str, float], finished: bool) -> None:
+    """This invocation's line of ``invocations.jsonl`` (added, then updated after every stage): its start (UTC),
+    the stages it ran and those it skipped so far, and whether it reached the end (false: killed or failed)."""
     rows = artifacts.read_jsonl(path) if path.exists() else []
-    rows.append({"started": started, "ran": [k for k, s in ran.items() if s > 0],
+    if rows and rows[-1].get("started") == started:
+        rows.pop()
+    rows.append({"started": started, "finished": finished, "ran": [k for k, s in ran.items() if s > 0],
                  "skipped": [k for k, s in ran.items() if s == 0]})
     artifacts.write_jsonl(path, rows)

@@ -1,5 +1,6 @@
 """SIGKILL the pipeline inside a stage, rerun the same command: it completes, the stages finished before
 the kill are not recomputed, and results.jsonl equals an uninterrupted run's (same seed, CPU)."""
+import json
 import os
 import signal
 import time
@@ -54,3 +55,9 @@ def test_sigkill_then_rerun(reference, tmp_path, stage, need):
     for name, mtime in finished.items():
         assert after[name] == mtime, f"{name} was recomputed"
     assert read_results(run_dir) == reference
+    # every stage was computed in this run dir, before or after the kill: no record says otherwise
+    timings = json.loads((run_dir / "timings.json").read_text())
+    assert set(timings) == set(after) and all(t["ran"] for t in timings.values()), timings
+    killed, resumed = [json.loads(line) for line in (run_dir / "invocations.jsonl").read_text().splitlines()]
+    assert (set(killed["ran"]), killed["finished"]) == (set(finished), False)
+    assert (set(resumed["skipped"]), resumed["finished"]) == (set(finished), True)

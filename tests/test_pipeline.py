@@ -112,8 +112,8 @@ def test_rerun_skips_finished_stages_and_gives_same_results(smoke_run):
     assert (smoke_run / "timings.json").read_bytes() == before_timings
     assert all(r["ran"] for r in json.loads(before_timings).values()) and set(json.loads(before_timings)) == set(before)
     first, rerun = _jsonl(smoke_run / "invocations.jsonl")[-2:]
-    assert (set(first["ran"]), first["skipped"]) == (set(before), [])
-    assert (rerun["ran"], set(rerun["skipped"])) == ([], set(before))
+    assert (set(first["ran"]), first["skipped"], first["finished"]) == (set(before), [], True)
+    assert (rerun["ran"], set(rerun["skipped"]), rerun["finished"]) == ([], set(before), True)
 
 
 def test_resume_after_deleting_a_stage_recomputes_only_from_there(smoke_run, tmp_path):

@@ -36,12 +36,12 @@ def test_rerun_keeps_each_stage_record_and_logs_its_skips(fake_plan, tmp_path):
     first = (run_dir / "timings.json").read_bytes()
     timings, invocations = _read(run_dir)
     assert list(timings) == ["a", "b"] and all(r["ran"] and r["seconds"] >= 0.01 for r in timings.values())
-    assert [(i["ran"], i["skipped"]) for i in invocations] == [(["a", "b"], [])]
+    assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a", "b"], [], True)]
 
     pipeline.run(fake_plan, run_dir)  # the same command again: everything is complete
     assert (run_dir / "timings.json").read_bytes() == first  # ran: true kept, seconds and memory too
     _, invocations = _read(run_dir)
-    assert [(i["ran"], i["skipped"]) for i in invocations] == [(["a", "b"], []), ([], ["a", "b"])]
+    assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a", "b"], [], True), ([], ["a", "b"], True)]
 
     (run_dir / "b" / "manifest.json").unlink()  # b is redone: its record is replaced, a's kept
     pipeline.run(fake_plan, run_dir)
@@ -63,3 +63,21 @@ def test_a_stage_copied_from_another_run_dir_is_recorded_as_not_ran(fake_plan, t
     assert timings["a"]["seconds"] == source["a"]["seconds"]  # the manifest's figures (costs.py shows them once)
     pipeline.run(fake_plan, copy)
     assert _read(copy)[0] == timings
+
+
+def test_an_interrupted_invocation_keeps_the_records_of_the_stages_it_finished(fake_plan, monkeypatch, tmp_path):
+    def killed(ctx, folder, text):
+        raise KeyboardInterrupt  # as a SIGINT (or a SIGKILL, which leaves no chance to write anything) in stage b
+
+    stages = pipeline.plan(fake_plan)
+    monkeypatch.setattr(pipeline, "plan", lambda cfg: [stages[0], Stage("b", killed, ["a"], {"seed": 0}, {"text": "BB"})])
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(fake_plan, tmp_path)
+    timings, invocations = _read(tmp_path)
+    assert list(timings) == ["a"] and timings["a"]["ran"] is True
+    assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a"], [], False)]
+    monkeypatch.setattr(pipeline, "plan", lambda cfg: stages)
+    pipeline.run(fake_plan, tmp_path)  # resumed: a is skipped, but its record still says this run dir computed it
+    after, invocations = _read(tmp_path)
+    assert after["a"] == timings["a"] and after["b"]["ran"] is True
+    assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a"], [], False), (["b"], ["a"], True)]
