@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from cream import artifacts
 from cream.models.loading import load_model, load_tokenizer
 from cream.paths import iteration_stage
+from cream.records import PairRow, read_rows
 from cream.training.datamodules import PreferenceDataModule
 from cream.training.distributed import is_main, trainer_world_size
 from cream.training.dpo_module import DPOModule
@@ -25,9 +26,9 @@ from cream.training.trainer import fit, make_trainer, prepare_model, save_model,
 def run(ctx, out: Path, t: int) -> dict:
     cfg = ctx.cfg
     L.seed_everything(cfg.seed + t, verbose=False)
-    pairs = artifacts.read_jsonl(ctx.paths.pairs(t))
+    pairs = read_rows(ctx.paths.pairs(t), PairRow)
     dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
-    weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
+    weights = instantiate(cfg.regularizer).weights([p.c for p in pairs], dataset_c)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
