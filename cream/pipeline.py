@@ -30,7 +30,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cream import artifacts
+from cream import artifacts, distributed
 from cream.config import validate_config
 from cream.errors import ArtifactError, ConfigChanged, CreamError
 from cream.paths import MANIFEST, RunPaths, eval_stage, iteration_stage, model_stage
@@ -38,7 +38,6 @@ from cream.report import memory, wandb_log
 from cream.report.results import print_results, print_timings, write_results
 from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
 from cream.stages import rewarder as rewarder_stage
-from cream.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +190,7 @@ def _archive(folder: Path, run_dir: Path) -> None:
 
 
 # Stages every rank runs when several processes do (training: Lightning's strategy; sampling and scoring:
-# inputs sharded across ranks, see cream.training.distributed).  The others run on rank 0 while the rest wait.
+# inputs sharded across ranks, see cream.distributed).  The others run on rank 0 while the rest wait.
 COLLECTIVE_STAGES = ("sft", "sample", "reward", "dpo", "eval")
 
 

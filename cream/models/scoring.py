@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cream.training import distributed
+from cream import distributed
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:

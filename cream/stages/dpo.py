@@ -14,11 +14,11 @@ import lightning as L
 from hydra.utils import instantiate
 
 from cream import artifacts
+from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
 from cream.paths import iteration_stage
 from cream.records import PairRow, read_rows
 from cream.training.datamodules import PreferenceDataModule
-from cream.training.distributed import is_main, trainer_world_size
 from cream.training.dpo_module import DPOModule
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 

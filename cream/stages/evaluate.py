@@ -30,6 +30,7 @@ from pathlib import Path
 from cream import artifacts
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
+from cream.distributed import is_main
 from cream.errors import EvalConfigError
 from cream.evaluation import lm_eval_format
 from cream.evaluation.answers import RULE_SETS, extract, matches, mean_stderr, stderr
@@ -37,7 +38,6 @@ from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
 from cream.report.results import FAMILIES
 from cream.sampling.hf import generate
-from cream.training.distributed import is_main
 
 MODES = ("generate", "loglik")
 

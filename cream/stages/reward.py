@@ -18,9 +18,9 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 
+from cream.distributed import is_main
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
-from cream.training.distributed import is_main
 
 
 def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[RewardRow]:

@@ -6,10 +6,10 @@ from pathlib import Path
 from cream import artifacts
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
+from cream.distributed import is_main
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.records import SampleRow, write_rows
 from cream.sampling import make_sampler
-from cream.training.distributed import is_main
 
 
 def run(ctx, out: Path, t: int) -> dict:

@@ -15,9 +15,9 @@ from hydra.utils import instantiate
 
 from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
+from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
 from cream.training.datamodules import ConversationSFTDataModule, SFTDataModule
-from cream.training.distributed import is_main, trainer_world_size
 from cream.training.sft_module import SFTModule
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 

@@ -8,11 +8,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from cream import distributed
 from cream.data.prompts import encode_conversation
 from cream.models.scoring import pad_batch
 from cream.models.tokens import encode_pair
 from cream.records import PairRow
-from cream.training import distributed
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -13,12 +13,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from cream import distributed
 from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
 from cream.models.loading import DTYPES
 from cream.models.scoring import show_progress
 from cream.report.wandb_log import make_wandb_logger
-from cream.training import distributed, lora
+from cream.training import lora
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

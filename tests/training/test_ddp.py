@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent('''
     from pathlib import Path
     import torch
     from hydra import compose, initialize_config_dir
-    from cream.training import distributed
+    from cream import distributed
     from cream.pipeline import Context, Stage, run_stage
     from cream.stages import dpo
 
