@@ -17,7 +17,7 @@ Optional hooks, for a rewarder that takes part in training; the stages call them
 
     sft_module(model, **optim)  the module that trains M1 (None: plain SFT)       the self-reward head
     after_sft(module, model_dir) / after_dpo(src_model_dir, dst_model_dir)         saves / carries the head
-    trains / fit(inputs, out)   something trained once from M1 before iteration 1   a reward model
+    trains / fit(cfg, m1_path, out)  something trained once from M1 before iteration 1   a reward model
                                 (its own pipeline stage, ``rewarder``; its folder reaches ``score`` as
                                 ``inputs.fitted``)
 """
@@ -138,7 +138,8 @@ class Rewarder:
         return self.score(inputs, k)
 
     # ---- optional training hooks
-    def fit(self, inputs: RewardInputs, out: Path) -> dict | None:
+    def fit(self, cfg: DictConfig, m1_path: str, out: Path) -> dict | None:
+        """With ``trains``: train what this rewarder needs from M1 (at ``m1_path``) into ``out``; its summary."""
         return None
 
     def sft_module(self, model, seed: int, **optim):

@@ -15,9 +15,16 @@ from hydra.utils import instantiate
 from cream import artifacts
 from cream.method.ranking import STATISTICS, dataset_consistency
 from cream.records import ConsistencyRow, RewardRow, read_rows, write_rows
+from cream.stages.context import Context
+
+EVERY_RANK = False
 
 
-def run(ctx, out: Path, t: int) -> dict:
+def stale_keys(ctx: Context) -> list[str]:
+    return ["consistency"]
+
+
+def run(ctx: Context, out: Path, t: int) -> dict:
     rows = read_rows(ctx.paths.rewards(t), RewardRow)
     measure = instantiate(ctx.cfg.consistency)
     name = getattr(measure, "func", measure).__name__

@@ -18,12 +18,20 @@ from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
 from cream.paths import iteration_stage
 from cream.records import PairRow, read_rows
+from cream.stages.context import MODEL, TRAIN, WORLD, Context
 from cream.training.datamodules import PreferenceDataModule
 from cream.training.dpo_module import DPOModule
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
+EVERY_RANK = True  # Lightning's strategy: one process per device
 
-def run(ctx, out: Path, t: int) -> dict:
+
+def stale_keys(ctx: Context) -> list[str]:
+    # the schedule (its number of optimizer steps) depends on the training processes too
+    return [*MODEL, *TRAIN, "dpo", "loss", "regularizer", WORLD]
+
+
+def run(ctx: Context, out: Path, t: int) -> dict:
     cfg = ctx.cfg
     L.seed_everything(cfg.seed + t, verbose=False)
     pairs = read_rows(ctx.paths.pairs(t), PairRow)
@@ -41,7 +49,7 @@ def run(ctx, out: Path, t: int) -> dict:
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
-        instantiate(cfg.rewarder).after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))  # e.g. M_t's self-reward head carried to M_{t+1}
+        ctx.rewarder.after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))  # e.g. M_t's self-reward head carried to M_{t+1}
     m = trainer.callback_metrics
     return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
             **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

@@ -38,6 +38,7 @@ from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
 from cream.report.results import FAMILIES
 from cream.sampling.hf import generate
+from cream.stages.context import EVAL, MODEL, Context
 
 MODES = ("generate", "loglik")
 
@@ -108,7 +109,14 @@ def summarize(per_item: dict[str, dict[str, list[float]]]) -> dict:
     return result
 
 
-def run(ctx, out: Path, k: int) -> dict:
+EVERY_RANK = True  # each rank evaluates its share of the questions
+
+
+def stale_keys(ctx: Context) -> list[str]:
+    return [*MODEL, *EVAL]
+
+
+def run(ctx: Context, out: Path, k: int) -> dict:
     cfg = ctx.cfg
     check_config(cfg)
     sets = eval_sets(cfg)

@@ -12,6 +12,13 @@ from cream import artifacts
 from cream.errors import NoPairsError
 from cream.records import ConsistencyRow, PairRow, RewardRow, SampleRow, read_rows, write_rows
 from cream.report.reward_metrics import reward_quality
+from cream.stages.context import Context
+
+EVERY_RANK = False
+
+
+def stale_keys(ctx: Context) -> list[str]:
+    return []  # its inputs' digests say it all
 
 
 def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
@@ -24,7 +31,7 @@ def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
     return None if best[0] == worst[0] else (best[1], worst[1])
 
 
-def run(ctx, out: Path, t: int) -> dict:
+def run(ctx: Context, out: Path, t: int) -> dict:
     paths = ctx.paths
     samples = {r.prompt_id: r for r in read_rows(paths.samples(t), SampleRow)}
     rewards = read_rows(paths.rewards(t), RewardRow)

@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import instantiate
-
 from cream.distributed import is_main
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
+from cream.stages.context import MODEL, Context
+
+EVERY_RANK = True  # each rank scores its share of the responses
+
+
+def stale_keys(ctx: Context) -> list[str]:
+    return [*MODEL, "rewarder"]
 
 
 def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[RewardRow]:
@@ -37,11 +42,11 @@ def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[Reward
             for i, s in enumerate(inputs.samples)]
 
 
-def run(ctx, out: Path, t: int) -> dict:
+def run(ctx: Context, out: Path, t: int) -> dict:
     samples = read_rows(ctx.paths.samples(t), SampleRow)
-    rewarder = instantiate(ctx.cfg.rewarder)
+    rewarder = ctx.rewarder
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
-                          fitted=ctx.paths.stage("rewarder") if rewarder.trains else None)
+                          fitted=ctx.paths.rewarder if rewarder.trains else None)
     rows = reward_rows(rewarder, inputs, t)
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
         write_rows(ctx.paths.rewards(t), rows)

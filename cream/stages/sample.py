@@ -10,9 +10,16 @@ from cream.distributed import is_main
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.records import SampleRow, write_rows
 from cream.sampling import make_sampler
+from cream.stages.context import DATA, MODEL, Context
+
+EVERY_RANK = True  # each rank samples its share of the prompts
 
 
-def run(ctx, out: Path, t: int) -> dict:
+def stale_keys(ctx: Context) -> list[str]:
+    return [*MODEL, *DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"]
+
+
+def run(ctx: Context, out: Path, t: int) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.sampling
     generate_fn = make_sampler(cfg.sampler)  # instantiate(cfg.sampler): HFSampler or VLLMSampler (vllm imported only if chosen)
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts

@@ -2,6 +2,8 @@
 recorded as the DPO reference) and the saved, merged M_{t+1} is the trained LoRA model."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -65,10 +67,10 @@ def test_lora_starts_as_reference_and_merged_model_is_the_trained_one(tiny_dir, 
 
 
 def test_lora_is_recorded_by_training_stages_only_when_set():
-    from cream.pipeline import plan
+    from cream.pipeline import Context, plan
 
     for overrides, want in (([], False), ([LORA], True)):
-        stages = {s.name: s for s in plan(compose(overrides))}
+        stages = {s.name: s for s in plan(Context(compose(overrides), Path("run")))}
         assert ("model.lora" in stages["sft"].config) is want and ("model.lora" in stages["iter_1/dpo"].config) is want
         assert "model.lora" not in stages["iter_1/sample"].config
 
