@@ -2,7 +2,8 @@
 
 Each key's type, default and meaning live here, once: ``conf/config.yaml`` holds the defaults list and
 the presets in ``conf/<group>/`` hold only what they change.  The schema is registered with Hydra's
-ConfigStore (``cream_schema``, ``cream_eval_schema``) and is the first entry of each defaults list, so
+ConfigStore (``cream_schema``, ``cream_eval_schema``) when this module is imported (``cream.cli`` does before
+Hydra composes; code that composes itself imports ``cream.config`` first) and is the first entry of each defaults list, so
 Hydra refuses an unknown key (``dpo.learning_rate=1e-6``) and a value of the wrong type (``sampling.n=four``)
 while composing; a key added with ``+`` (``+dpo.learning_rate=1e-6``), which Hydra lets through, is
 refused by :func:`check`.  Either way nothing has run yet (cream/cli.py prints the one-line error).

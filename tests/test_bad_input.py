@@ -115,7 +115,7 @@ def test_corrupted_checkpoint_is_a_clear_error(tiny_dir, tmp_path):
     (out / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     tok = load_tokenizer(tiny_dir)
     dm = SFTDataModule(tok, ["q\n"], ["a"], batch_size=1, max_length=16, max_prompt_length=8, seed=0)
-    trainer = make_trainer(compose([]), out, 1, "sft")
+    trainer = make_trainer(compose([]), out, 1)
     with pytest.raises(ArtifactError, match=r"last\.ckpt: the training checkpoint is corrupted or truncated.*Delete it"):
         fit(trainer, SFTModule(load_model(tiny_dir), lr=1e-3), dm, out)
     assert (out / "checkpoints" / "last.ckpt").read_bytes() == b"PK\x03\x04 truncated"  # left for the user to inspect
@@ -141,7 +141,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_d
              for i in range(6)]
     dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * 6, batch_size=2, max_length=32, max_prompt_length=16, seed=0)
     out = tmp_path / "dpo"
-    trainer = make_trainer(compose(["trainer.cream.checkpoint_every_n_steps=1"]), out, 1, "dpo")
+    trainer = make_trainer(compose(["trainer.cream.checkpoint_every_n_steps=1"]), out, 1)
     with pytest.raises(TrainingDiverged, match=r"DPO loss is nan at step 2.*last good checkpoint"):
         fit(trainer, DPOModule(load_model(tiny_dir), NanAfterTwoSteps(beta=0.1), lr=1e-3, total_steps=3), dm, out)
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)

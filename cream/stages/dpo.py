@@ -18,6 +18,7 @@ from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
 from cream.paths import iteration_stage
 from cream.records import PairRow, read_rows
+from cream.report import wandb_log
 from cream.stages.context import MODEL, TRAIN, WORLD, Context
 from cream.training.datamodules import PreferenceDataModule
 from cream.training.dpo_module import DPOModule
@@ -45,7 +46,7 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     module = DPOModule(model, instantiate(cfg.loss), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
                        warmup_ratio=cfg.dpo.warmup_ratio, total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
                                                    trainer_world_size(cfg.trainer)))
-    trainer = make_trainer(cfg, out, cfg.dpo.epochs, iteration_stage("dpo", t))
+    trainer = make_trainer(cfg, out, cfg.dpo.epochs, wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir))
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():

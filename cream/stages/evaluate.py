@@ -34,9 +34,9 @@ from cream.distributed import is_main
 from cream.errors import EvalConfigError
 from cream.evaluation import lm_eval_format
 from cream.evaluation.answers import RULE_SETS, extract, matches, mean_stderr, stderr
+from cream.evaluation.families import FAMILIES
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
-from cream.report.results import FAMILIES
 from cream.sampling.hf import generate
 from cream.stages.context import EVAL, MODEL, Context
 

@@ -16,6 +16,7 @@ from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
 from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
+from cream.report import wandb_log
 from cream.stages.context import DATA, MODEL, TRAIN, Context
 from cream.training.datamodules import ConversationSFTDataModule, SFTDataModule
 from cream.training.sft_module import SFTModule
@@ -62,7 +63,7 @@ def run(ctx: Context, out: Path) -> dict:
     optim = dict(lr=cfg.sft.lr, weight_decay=cfg.sft.weight_decay, warmup_ratio=cfg.sft.warmup_ratio,
                  total_steps=dm.steps(cfg.sft.epochs, cfg.trainer.accumulate_grad_batches, trainer_world_size(cfg.trainer)))
     module = rewarder.sft_module(model, seed=cfg.seed, **optim) or SFTModule(model, **optim)
-    trainer = make_trainer(cfg, out, cfg.sft.epochs, "sft")
+    trainer = make_trainer(cfg, out, cfg.sft.epochs, wandb_log.stage_loggers(cfg, "sft", ctx.run_dir))
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, ctx.paths.model(1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from cream import distributed
@@ -18,7 +19,6 @@ from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
 from cream.models.loading import DTYPES
 from cream.models.scoring import show_progress
-from cream.report.wandb_log import make_wandb_logger
 from cream.training import lora
 
 
@@ -74,9 +74,10 @@ class StageCheckpoint(ModelCheckpoint):
             shutil.rmtree(self.dirpath)
 
 
-def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
+def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[Logger] = ()) -> L.Trainer:
     """A Lightning Trainer: every key of ``trainer`` but ``trainer.cream`` (the project's own options:
-    checkpoint interval here, activation checkpointing in :func:`prepare_model`, GPU size in the plan)."""
+    checkpoint interval here, activation checkpointing in :func:`prepare_model`, GPU size in the plan).
+    It logs to ``out/logs/metrics.csv`` and to ``loggers`` (the stage's wandb logger with logger=wandb)."""
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     every = tcfg.pop("cream")["checkpoint_every_n_steps"]
     if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
@@ -86,11 +87,9 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     # our samplers shard by rank themselves (cream.training.datamodules): Lightning must not wrap them
     tcfg.setdefault("use_distributed_sampler", False)
     _keep_earlier_log(out / "logs")
-    loggers = [CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)]  # flushed with each checkpoint
-    if cfg.logger.wandb:
-        loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
+    csv = CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)  # flushed with each checkpoint
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=cfg.keep_checkpoints)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
+    return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=[TrackConsumed(), StepStats(), ckpt],
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
 

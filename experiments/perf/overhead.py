@@ -76,7 +76,7 @@ def main() -> None:
             dm = make_dm()
             module = DPOModule(model, loss_fn, lr=common.DPO["lr"], weight_decay=common.DPO["weight_decay"],
                                warmup_ratio=common.DPO["warmup_ratio"], total_steps=dm.steps(1))
-            trainer = make_trainer(cfg, Path(out), 1, "iter_1/dpo")
+            trainer = make_trainer(cfg, Path(out), 1)
             clock = Clock()
             trainer.callbacks.append(clock)
             fit(trainer, module, dm, Path(out))

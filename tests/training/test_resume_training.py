@@ -29,7 +29,7 @@ def _train(tiny_dir, out, crash_at=None, overrides=()):
     prompts = [f"Question {i}: which gas?\n" for i in range(10)]
     dm = SFTDataModule(tok, prompts, ["carbon dioxide"] * 5 + ["oxygen"] * 5, batch_size=3, max_length=64,
                        max_prompt_length=32, seed=0)
-    trainer = make_trainer(cfg, out, max_epochs=2, stage="test")
+    trainer = make_trainer(cfg, out, max_epochs=2)
     if crash_at is not None:
         trainer.callbacks.insert(0, Crash(crash_at))
     fit(trainer, SFTModule(model, lr=1e-2, warmup_ratio=0.2, total_steps=dm.steps(2)), dm, out)

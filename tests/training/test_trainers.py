@@ -57,7 +57,7 @@ def test_make_trainer_instantiates_a_strategy_dict(tmp_path):
     cfg = compose(["trainer=cpu"])
     OmegaConf.set_struct(cfg, False)
     cfg.trainer.strategy = {"_target_": "lightning.pytorch.strategies.DDPStrategy", "process_group_backend": "gloo"}
-    trainer = make_trainer(cfg, tmp_path, max_epochs=1, stage="sft")
+    trainer = make_trainer(cfg, tmp_path, max_epochs=1)
     assert isinstance(trainer.strategy, DDPStrategy)
 
 
