@@ -99,7 +99,7 @@ class EvalModelConfig(ModelConfig):
 
 
 @dataclass
-class OptimizerConfig:  # what the two training stages share (AdamW, linear warmup then linear decay)
+class OptimizerConfig:  # what the two training stages share (AdamW, linear warmup then cosine decay to 0)
     lr: float = 1e-6  # peak learning rate
     epochs: int = 1
     batch_size: int = 8  # per device

@@ -25,7 +25,7 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
-    if generate_fn.moves_model:  # vLLM loads the weights itself, from M_t's folder
+    if generate_fn.moves_model:  # HF generate runs M_t where the stage puts it (vLLM loads M_t's folder itself)
         model = on_device(model, cfg)
     messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]

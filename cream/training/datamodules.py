@@ -40,11 +40,11 @@ class _EpochSeededSampler(torch.utils.data.Sampler[int]):
         rank, world = _rank_world()
         if world > 1:
             total = len(self) * world
-            perm = (perm * -(-total // max(1, len(perm))))[:total][rank::world]
+            perm = (perm * ceil_div(total, max(1, len(perm))))[:total][rank::world]
         return iter(perm)
 
     def __len__(self) -> int:
-        return -(-self.n // _rank_world()[1])
+        return ceil_div(self.n, _rank_world()[1])
 
 
 def _rank_world() -> tuple[int, int]:
