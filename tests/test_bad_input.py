@@ -31,10 +31,8 @@ from cream.models.tokens import encode_pair
     ("sampling.top_p=1.5", "sampling.top_p"),
     ("model.max_prompt_length=300", "model.max_prompt_length"),
     ("sft.lr=0", "sft.lr"),
-    ("pipeline.on_config_change=maybe", "pipeline.on_config_change"),
     ("data.benchmarks=[arc_easy,mmlu]", "data.benchmarks"),
     ("eval.splits.arc_easy=dev", "eval.splits.arc_easy"),
-    ("eval.modes=[generate,mc]", "eval.modes"),
 ])
 def test_invalid_config_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

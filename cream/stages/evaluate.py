@@ -31,7 +31,6 @@ from cream import artifacts
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
 from cream.distributed import is_main
-from cream.errors import EvalConfigError
 from cream.evaluation import lm_eval_format
 from cream.evaluation.answers import RULE_SETS, extract, matches, mean_stderr, stderr
 from cream.evaluation.families import FAMILIES
@@ -39,19 +38,6 @@ from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
 from cream.sampling.hf import generate
 from cream.stages.context import EVAL, MODEL, Context
-
-MODES = ("generate", "loglik")
-
-
-def check_config(cfg) -> None:
-    """Refuse unknown modes and rule sets before any model is loaded."""
-    bad = [m for m in cfg.eval.modes if m not in MODES]
-    if bad:
-        raise EvalConfigError(f"eval.modes={list(cfg.eval.modes)}: unknown mode(s) {bad}; each must be one of {', '.join(MODES)}")
-    ext = cfg.eval.extraction
-    if ext not in RULE_SETS:
-        raise EvalConfigError(f"eval.extraction={ext!r}: expected lenient (this project's rules), strict (explicit answer "
-                              "statements only) or official (the CREAM authors' evaluate.py)")
 
 
 def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
@@ -118,7 +104,6 @@ def stale_keys(ctx: Context) -> list[str]:
 
 def run(ctx: Context, out: Path, k: int) -> dict:
     cfg = ctx.cfg
-    check_config(cfg)
     sets = eval_sets(cfg)
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
