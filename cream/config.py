@@ -145,6 +145,7 @@ class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-pr
 @dataclass
 class TrainerOptions:  # this project's own training options (not Lightning Trainer arguments)
     checkpoint_every_n_steps: int = 50  # last.ckpt for mid-epoch resume
+    keep_checkpoints: bool = False  # keep each training stage's checkpoints/ (weights + optimizer state) after it completes
     activation_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
     gpu_memory_gb: float | None = None  # one GPU's memory: what plan=true checks the per-GPU estimate against (null: no check)
 
@@ -199,7 +200,6 @@ class TrainConfig:
     """``cream-train``: the whole pipeline.  The groups with ``_target_`` are built with hydra's instantiate."""
     seed: int = 0  # seeds data order, sampling and initialization
     plan: bool = False  # true: print the memory/steps plan of this config (cream/training/plan.py) and exit; nothing runs
-    keep_checkpoints: bool = False  # keep each training stage's checkpoints/ (weights + optimizer state) after it completes
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     data: DataConfig = field(default_factory=DataConfig)  # preset: conf/data/
     model: ModelConfig = field(default_factory=ModelConfig)  # preset: conf/model/ (also sets sft, dpo, sampling, eval sizes)

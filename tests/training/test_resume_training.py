@@ -57,7 +57,7 @@ def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
 def test_checkpoints_removed_once_the_model_is_saved(tiny_dir, tmp_path, keep):
     from cream.training.trainer import save_model
 
-    model, trainer = _train(tiny_dir, tmp_path / "run", overrides=[f"keep_checkpoints={keep}"])
+    model, trainer = _train(tiny_dir, tmp_path / "run", overrides=[f"trainer.cream.keep_checkpoints={keep}"])
     ckpts = tmp_path / "run" / "checkpoints"
     assert (ckpts / "last.ckpt").exists()  # until the model is saved, a kill resumes from it
     save_model(trainer, model, load_tokenizer(tiny_dir), tmp_path / "run" / "model")
