@@ -2,7 +2,8 @@
 
 Each key's type, default and meaning live here, once: ``conf/config.yaml`` holds the defaults list and
 the presets in ``conf/<group>/`` hold only what they change.  The schema is registered with Hydra's
-ConfigStore (``cream_schema``, ``cream_eval_schema``) and is the first entry of each defaults list, so
+ConfigStore (``cream_schema``, ``cream_eval_schema``) when this module is imported (``cream.cli`` does before
+Hydra composes; code that composes itself imports ``cream.config`` first) and is the first entry of each defaults list, so
 Hydra refuses an unknown key (``dpo.learning_rate=1e-6``) and a value of the wrong type (``sampling.n=four``)
 while composing; a key added with ``+`` (``+dpo.learning_rate=1e-6``), which Hydra lets through, is
 refused by :func:`check`.  Either way nothing has run yet (cream/cli.py prints the one-line error).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import inspect
 import sys
 from dataclasses import dataclass, field, is_dataclass
+from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -30,6 +32,18 @@ from omegaconf.errors import OmegaConfBaseException
 from cream.data import custom, oasst, pool
 from cream.data.benchmarks import BENCHMARKS, FILES
 from cream.errors import ConfigError, CreamError
+from cream.evaluation.answers import RULE_SETS
+
+# The keys with a fixed set of choices are typed with these enums: Hydra refuses any other value while
+# composing (``eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]``), and a
+# member compares equal to its name (``cfg.data.pool == "paper"``).
+OnConfigChange = StrEnum("OnConfigChange", [(v, v) for v in ("error", "redo")])
+DataSource = StrEnum("DataSource", [(v, v) for v in ("files", "hub")])
+SeedSource = StrEnum("SeedSource", [(v, v) for v in ("benchmarks", "oasst", "file")])
+PoolKind = StrEnum("PoolKind", [(v, v) for v in ("per_benchmark", "paper", "file")])
+Instruction = StrEnum("Instruction", [(v, v) for v in ("cot", "none")])
+EvalMode = StrEnum("EvalMode", [(v, v) for v in ("generate", "loglik")])
+Extraction = StrEnum("Extraction", [(v, v) for v in RULE_SETS])  # the rule sets of cream.evaluation.answers
 
 # A node that is null by default and a mapping when set (model.tiny, model.lora, data.eval_files, logger.wandb) is
 # typed Any: OmegaConf 2.3 cannot set a typed null node from the command line (`model.lora={r: 8}` fails inside
@@ -39,12 +53,12 @@ from cream.errors import ConfigError, CreamError
 @dataclass
 class PipelineConfig:
     iterations: int = 2  # T: self-rewarding iterations (M1 -> M2 -> ... -> M_{T+1})
-    on_config_change: str = "error"  # a stage in this run dir was made with another config: error | redo (old outputs kept in _stale/)
+    on_config_change: OnConfigChange = OnConfigChange.error  # a stage in this run dir was made with another config: error | redo (old outputs kept in _stale/)
 
 
 @dataclass
 class SeedSetConfig:
-    source: str = "benchmarks"  # D_S, the SFT seed set. benchmarks: data.n_seed labelled train examples per benchmark
+    source: SeedSource = SeedSource.benchmarks  # D_S, the SFT seed set. benchmarks: data.n_seed labelled train examples per benchmark
     #                             (offline default); oasst: OASST1 top-ranked English paths (the paper); file: your conversations
     path: str | None = None  # oasst: release file or folder (null: <data.dir>/oasst1); file: JSONL or datasets folder
     lang: str = "en"  # oasst: the language kept
@@ -58,10 +72,10 @@ class DataConfig:
     n_seed: int = MISSING  # labeled examples per benchmark (seed set)
     n_prompts: int | None = MISSING  # unlabeled prompts per benchmark per iteration (null: the whole part; pool=paper | file)
     dir: str | None = None  # null: the small sample shipped in cream/data/sample; else a folder laid out like the original releases
-    source: str = "files"  # files | hub (datasets.load_dataset, online)
+    source: DataSource = DataSource.files  # files | hub (datasets.load_dataset, online)
     allow_sample: bool = False  # a model other than the tiny default with data.dir unset stops, unless this is true
     seed: SeedSetConfig = field(default_factory=SeedSetConfig)  # D_S, the SFT seed set
-    pool: str = "per_benchmark"  # D_U: per_benchmark (data.n_prompts per benchmark per iteration) | paper (D_S prompts +
+    pool: PoolKind = PoolKind.per_benchmark  # D_U: per_benchmark (data.n_prompts per benchmark per iteration) | paper (D_S prompts +
     #                              all train questions, cut in T disjoint parts) | file (data.prompts, cut in T parts)
     prompts: str | None = None  # pool=file: JSONL or datasets folder, records {"prompt": ...} or {"messages": [...]}
     eval_files: Any = None  # your eval sets, evaluated next to eval.benchmarks: {NAME: FILE.jsonl}
@@ -98,7 +112,7 @@ class EvalModelConfig(ModelConfig):
 
 
 @dataclass
-class OptimizerConfig:  # what the two training stages share (AdamW, linear warmup then linear decay)
+class OptimizerConfig:  # what the two training stages share (AdamW, linear warmup then cosine decay to 0)
     lr: float = 1e-6  # peak learning rate
     epochs: int = 1
     batch_size: int = 8  # per device
@@ -120,7 +134,7 @@ class SamplingConfig:  # N responses per prompt of this iteration's slice of the
     top_p: float = 0.9
     max_new_tokens: int = 256
     batch_size: int = 16  # prompts per generate call
-    instruction: str = "cot"  # benchmark questions: cot (+ the evaluation's step-by-step instruction) | none (raw, the paper's runs)
+    instruction: Instruction = Instruction.cot  # benchmark questions: cot (+ the evaluation's step-by-step instruction) | none (raw, the paper's runs)
 
 
 @dataclass
@@ -131,6 +145,7 @@ class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-pr
 @dataclass
 class TrainerOptions:  # this project's own training options (not Lightning Trainer arguments)
     checkpoint_every_n_steps: int = 50  # last.ckpt for mid-epoch resume
+    keep_checkpoints: bool = False  # keep each training stage's checkpoints/ (weights + optimizer state) after it completes
     activation_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
     gpu_memory_gb: float | None = None  # one GPU's memory: what plan=true checks the per-GPU estimate against (null: no check)
 
@@ -159,9 +174,9 @@ class EvalConfig:  # zero-shot evaluation of every model M0..M_{T+1} (cream/stag
     limit: int | None = 200  # first N examples of each split (null: all)
     generate_limit: int | None = None  # generate mode: only the first N of those (null: as many as limit); generation
     #   costs far more than log-likelihood scoring
-    modes: list[str] = field(default_factory=lambda: ["generate", "loglik"])  # generate: the paper's prompt, greedy, answer
+    modes: list[EvalMode] = field(default_factory=lambda: [EvalMode.generate, EvalMode.loglik])  # generate: the paper's prompt, greedy, answer
     #   extraction; loglik: lm-evaluation-harness multiple-choice scoring, acc and acc_norm (MC only)
-    extraction: str = "lenient"  # which rules make `eval` (generate): lenient (this project's) | strict (explicit answer
+    extraction: Extraction = Extraction.lenient  # which rules make `eval` (generate): lenient (this project's) | strict (explicit answer
     #   statements only) | official (the CREAM authors' evaluate.py); all three are always recorded
     loglik_chat_template: bool = False  # loglik: render lm-eval's context as a chat-template user turn (lm-eval --apply_chat_template)
     max_new_tokens: int = 256  # room for the step-by-step answer of a real model (model presets set their own)
@@ -185,7 +200,6 @@ class TrainConfig:
     """``cream-train``: the whole pipeline.  The groups with ``_target_`` are built with hydra's instantiate."""
     seed: int = 0  # seeds data order, sampling and initialization
     plan: bool = False  # true: print the memory/steps plan of this config (cream/training/plan.py) and exit; nothing runs
-    keep_checkpoints: bool = False  # keep each training stage's checkpoints/ (weights + optimizer state) after it completes
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     data: DataConfig = field(default_factory=DataConfig)  # preset: conf/data/
     model: ModelConfig = field(default_factory=ModelConfig)  # preset: conf/model/ (also sets sft, dpo, sampling, eval sizes)
@@ -311,16 +325,11 @@ def validate_config(cfg: DictConfig) -> None:
     _validate_data(cfg)
     _need(cfg.model.max_prompt_length < cfg.model.max_length, "model.max_prompt_length",
           cfg.model.max_prompt_length, f"must be below model.max_length={cfg.model.max_length}")
-    _need(cfg.pipeline.on_config_change in ("error", "redo"), "pipeline.on_config_change", cfg.pipeline.on_config_change, "must be error or redo")
     for name in list(cfg.data.benchmarks) + list(cfg.eval.benchmarks):
         _need(name in BENCHMARKS, "data.benchmarks", name, f"unknown benchmark; known: {', '.join(BENCHMARKS)}")
     for name in cfg.eval.benchmarks:
         split = cfg.eval.splits.get(name)
         _need(split in FILES[name], f"eval.splits.{name}", split, f"{name} has the splits {', '.join(FILES[name])}")
-    bad = set(cfg.eval.modes) - {"generate", "loglik"}
-    _need(not bad, "eval.modes", list(cfg.eval.modes), "each mode must be generate or loglik")
-    _need(cfg.eval.extraction in ("lenient", "strict", "official"), "eval.extraction",
-          cfg.eval.extraction, "must be lenient, strict or official")
     skip = cfg.sft.skip
     for key in ("dpo",) if skip else ("sft", "dpo"):
         _need(cfg[key].lr > 0, f"{key}.lr", cfg[key].lr, "must be > 0")
@@ -342,10 +351,6 @@ def uses_benchmark_files(cfg: DictConfig) -> bool:
 
 def _validate_data(cfg: DictConfig) -> None:
     d = cfg.data
-    _need(d.seed.source in ("benchmarks", "oasst", "file"), "data.seed.source", d.seed.source, "must be benchmarks, oasst or file")
-    _need(d.pool in ("per_benchmark", "paper", "file"), "data.pool", d.pool, "must be per_benchmark, paper or file")
-    _need(cfg.sampling.instruction in ("cot", "none"), "sampling.instruction", cfg.sampling.instruction,
-          "must be cot (the evaluation's step-by-step instruction) or none (the raw question)")
     # no silent sample data: a real model trained or evaluated on the few shipped records by accident
     if cfg.model.name_or_path is not None and d.dir is None and uses_benchmark_files(cfg) and not d.allow_sample:
         raise ConfigError(

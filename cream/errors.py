@@ -57,9 +57,5 @@ class TrainingDiverged(CreamError, FloatingPointError):
     """The loss became NaN or infinite: training stops; the last good checkpoint stays on disk."""
 
 
-class EvalConfigError(CreamError, ValueError):
-    """A bad ``eval.*`` value."""
-
-
 class ExtractionError(CreamError, ValueError):
     """An unknown rule set (``eval.extraction``)."""

@@ -5,7 +5,8 @@
       base/model/                  M0 when the run builds (tiny) or converts (GGUF) it
       sft/model/                   M1
       iter_<t>/sample/             samples.jsonl, labels.jsonl (gold answers, for the metrics only)
-      iter_<t>/reward/             rewards.jsonl, and a rewarder's own files (rewarder/)
+      rewarder/                    what a rewarder trains once from M1 (a quick reward model), when it does
+      iter_<t>/reward/             rewards.jsonl
       iter_<t>/consistency/        consistency.jsonl (C_j per prompt), summary.json (dataset-level C)
       iter_<t>/pairs/              pairs.jsonl, summary.json, reward_quality.json
       iter_<t>/dpo/model/          M_{t+1}
@@ -75,6 +76,11 @@ class RunPaths:
         """The folder the run writes M_k to (M0: only when the base stage builds or converts it)."""
         return self.stage(model_stage(k)) / "model"
 
+    @property
+    def rewarder(self) -> Path:
+        """What a rewarder trains once from M1 (its own stage, before iteration 1: a quick reward model)."""
+        return self.stage("rewarder")
+
     # the iteration's files, in the order the steps write them
     def samples(self, t: int) -> Path:
         return self.stage(iteration_stage("sample", t)) / "samples.jsonl"
@@ -84,10 +90,6 @@ class RunPaths:
 
     def rewards(self, t: int) -> Path:
         return self.stage(iteration_stage("reward", t)) / "rewards.jsonl"
-
-    def rewarder_dir(self, t: int) -> Path:
-        """A rewarder's own files of iteration t (a reward model it trained, a judge's raw outputs)."""
-        return self.stage(iteration_stage("reward", t)) / "rewarder"
 
     def consistency(self, t: int) -> Path:
         return self.stage(iteration_stage("consistency", t)) / "consistency.jsonl"

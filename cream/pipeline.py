@@ -11,7 +11,10 @@
     eval/M<k>    every model M0..M_{T+1}
     results.jsonl
 
-Stages talk only through files.  Each stage folder ends with ``manifest.json`` (see ``artifacts``);
+Stages talk only through files (rows: ``cream.records``).  Each stage module declares, next to its
+``run(ctx, out, ...)``, the config keys that make its result stale and whether every rank runs it
+(``cream.stages.context``); this module only wires them together and runs them.
+Each stage folder ends with ``manifest.json`` (see ``artifacts``);
 rerunning the same command skips stages whose manifest matches and continues from the first that
 does not.  A stage whose config or inputs changed is an error by default
 (``pipeline.on_config_change=redo`` redoes it, and everything downstream, keeping the old outputs in
@@ -26,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from cream import artifacts
+from cream import artifacts, distributed
 from cream.config import validate_config
 from cream.errors import ArtifactError, ConfigChanged, CreamError
 from cream.paths import MANIFEST, RunPaths, eval_stage, iteration_stage, model_stage
@@ -39,36 +42,9 @@ from cream.report import memory, wandb_log
 from cream.report.results import print_results, print_timings, write_results
 from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
 from cream.stages import rewarder as rewarder_stage
-from cream.training import distributed
+from cream.stages.context import Context
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Context:
-    """What every stage gets: the config and the run dir, and where each model M_k lives."""
-
-    cfg: DictConfig
-    run_dir: Path
-
-    @property
-    def paths(self) -> RunPaths:
-        return RunPaths(self.run_dir)
-
-    @property
-    def iterations(self) -> int:
-        return int(self.cfg.pipeline.iterations)
-
-    def stage_dir(self, name: str) -> Path:
-        return self.paths.stage(name)
-
-    def model_path(self, k: int) -> str:
-        """Where M_k is: M0 the base, M1 the SFT model, M_{t+1} the model trained in iteration t."""
-        if k == 0:  # the base stage writes M0 when it builds it (tiny) or converts it (GGUF)
-            name = self.cfg.model.name_or_path
-            written = name is None or self.cfg.model.gguf_file
-            return str(self.paths.model(0)) if written else str(name)
-        return str(self.paths.model(k))
 
 
 @dataclass
@@ -78,59 +54,33 @@ class Stage:
     deps: list[str]                 # upstream stage names whose outputs it reads
     config: dict                    # the config values it depends on
     kwargs: dict = field(default_factory=dict)
+    every_rank: bool = False        # with several processes, every rank runs it (else rank 0, the others wait)
 
 
-def _select(cfg: DictConfig, keys: list[str]) -> dict:
-    """The values of ``keys`` (dotted paths) as plain data: what a stage's manifest records."""
-    out = {}
-    for key in keys:
-        value = OmegaConf.select(cfg, key)
-        out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-    return out
-
-
-# The config each stage depends on (with ``seed``): change one of these and the stage is out of date.
-MODEL = ["model.name_or_path", "model.tiny", "model.dtype", "model.max_length", "model.max_prompt_length"]
-GGUF = "model.gguf_file"  # recorded only when set (older run dirs stay valid)
-TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val"]
-LORA = "model.lora"  # recorded by the training stages only when set (older run dirs stay valid)
-DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.seed", "data.pool"]
-EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "eval.extraction",
-        "eval.loglik_chat_template", "data.dir", "data.source",
-        "data.eval_files"]
-GENERATE_LIMIT = "eval.generate_limit"  # recorded only when set (older run dirs stay valid)
-
-
-def plan(cfg: DictConfig) -> list[Stage]:
+def plan(ctx: Context) -> list[Stage]:
     """Every stage of the run, in order, with the stages and config values it depends on."""
-    def keys(*groups: list[str] | str) -> dict:
-        flat = [k for g in groups for k in ([g] if isinstance(g, str) else g)]
-        return _select(cfg, ["seed", *flat])
+    def stage(name: str, module: ModuleType, deps: list[str], **kwargs) -> Stage:
+        return Stage(name, module.run, deps, ctx.stale_config(module.stale_keys(ctx)), kwargs, module.EVERY_RANK)
 
-    train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
-    model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
-    ev = [*EVAL, *([GENERATE_LIMIT] if OmegaConf.select(cfg, GENERATE_LIMIT) is not None else [])]
-    rewarder = instantiate(cfg.rewarder)  # (cheap: no model is loaded) its training hooks decide two stages' inputs
     stages = [
-        Stage("base", base.run, [], keys(model)),
-        Stage(eval_stage(0), evaluate.run, ["base"], keys(model, ev), {"k": 0}),
-        # a rewarder that trains with the policy (the self-reward head): its config is part of SFT's
-        Stage("sft", sft.run, ["base"], keys(model, DATA, train, "sft", *(["rewarder"] if rewarder.trains_with_policy else []))),
-        Stage(eval_stage(1), evaluate.run, ["sft"], keys(model, ev), {"k": 1}),
+        stage("base", base, []),
+        stage(eval_stage(0), evaluate, ["base"], k=0),
+        stage("sft", sft, ["base"]),
+        stage(eval_stage(1), evaluate, ["sft"], k=1),
     ]
-    fitted = ["rewarder"] if rewarder.trains else []  # e.g. a reward model trained from M1
-    if rewarder.trains:
-        stages.append(Stage("rewarder", rewarder_stage.run, ["sft"], keys(model, DATA, train, "rewarder")))
-    for t in range(1, cfg.pipeline.iterations + 1):
+    fitted = ["rewarder"] if ctx.rewarder.trains else []  # e.g. a reward model trained from M1
+    if ctx.rewarder.trains:
+        stages.append(stage("rewarder", rewarder_stage, ["sft"]))
+    for t in range(1, ctx.iterations + 1):
         policy, previous = model_stage(t), model_stage(t - 1)
         sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [
-            Stage(sample_, sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
-            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base", *fitted}), keys(model, "rewarder"), {"t": t}),
-            Stage(consistency_, consistency.run, [reward_], keys("consistency"), {"t": t}),
-            Stage(pairs_, pairs.run, [sample_, reward_, consistency_], keys(), {"t": t}),
-            Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
-            Stage(eval_stage(t + 1), evaluate.run, [dpo_], keys(model, ev), {"k": t + 1}),
+            stage(sample_, sample, [policy], t=t),
+            stage(reward_, reward, sorted({sample_, policy, previous, "base", *fitted}), t=t),
+            stage(consistency_, consistency, [reward_], t=t),
+            stage(pairs_, pairs, [sample_, reward_, consistency_], t=t),
+            stage(dpo_, dpo, [pairs_, policy], t=t),
+            stage(eval_stage(t + 1), evaluate, [dpo_], k=t + 1),
         ]
     return stages
 
@@ -191,11 +141,6 @@ def _archive(folder: Path, run_dir: Path) -> None:
         log.warning("moved the outdated outputs of %s to %s", folder, dest)
 
 
-# Stages every rank runs when several processes do (training: Lightning's strategy; sampling and scoring:
-# inputs sharded across ranks, see cream.training.distributed).  The others run on rank 0 while the rest wait.
-COLLECTIVE_STAGES = ("sft", "sample", "reward", "dpo", "eval")
-
-
 def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, bool]:
     """Run ``stage`` unless its folder already holds a matching result; returns (manifest, ran).
 
@@ -218,7 +163,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
         return manifest, False
     log.info("[%s] running (%s)", stage.name, why)
     folder = ctx.stage_dir(stage.name)
-    everyone = stage.name.split("/")[-1] in COLLECTIVE_STAGES or stage.name.startswith("eval/")
+    everyone = stage.every_rank
     reset_ok = memory.reset_peaks()
     t0 = time.perf_counter()
     summary = {}
@@ -301,7 +246,7 @@ def run(cfg: DictConfig, run_dir: Path) -> list[dict]:
     try:
         validate_config(cfg)
         distributed.check_launch(cfg.trainer)
-        stages = plan(cfg)
+        stages = plan(ctx)
         preflight(ctx, stages)
     except CreamError:
         if main:

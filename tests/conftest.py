@@ -39,7 +39,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "config"):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import cream  # noqa: F401  registers the config schema (cream/config.py) that conf/config.yaml starts from
+    import cream.config  # noqa: F401  registers the config schema that conf/config.yaml starts from
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=overrides or [])

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT, compose
 from cream import cli
-from cream.config import TrainConfig, check, validate_config
+from cream.config import TrainConfig, check, composition_error, validate_config
 from cream.errors import ConfigError, PoolError
 
 
@@ -41,6 +41,29 @@ def test_unknown_key_is_refused_with_the_keys_it_could_be(override, tmp_path):
     assert line == ("cream-train: error: dpo.learning_rate: unknown key; dpo takes: lr, epochs, batch_size, "
                     "warmup_ratio, weight_decay")
     assert list(tmp_path.iterdir()) == []  # refused before Hydra wrote a run dir
+
+
+@pytest.mark.parametrize("override, message", [
+    ("pipeline.on_config_change=maybe", "pipeline.on_config_change: Invalid value 'maybe', expected one of [error, redo]"),
+    ("eval.modes=[generate,mc]", "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
+    ("eval.extraction=loose", "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
+    ("data.source=web", "data.source: Invalid value 'web', expected one of [files, hub]"),
+    ("data.seed.source=web", "data.seed.source: Invalid value 'web', expected one of [benchmarks, oasst, file]"),
+    ("data.pool=all", "data.pool: Invalid value 'all', expected one of [per_benchmark, paper, file]"),
+    ("sampling.instruction=think", "sampling.instruction: Invalid value 'think', expected one of [cot, none]"),
+])
+def test_a_choice_outside_its_enum_is_refused_naming_the_key_and_the_choices(override, message):
+    with pytest.raises(Exception) as e:
+        compose([override])
+    assert str(composition_error(e.value)) == message
+
+
+def test_choices_compare_equal_to_their_names_and_reach_the_manifests_as_text():
+    import json
+
+    cfg = compose(["eval.modes=[loglik]", "eval.extraction=strict", "data.pool=paper"])
+    assert cfg.eval.extraction == "strict" and list(cfg.eval.modes) == ["loglik"] and cfg.data.pool == "paper"
+    assert json.dumps({"e": cfg.eval.extraction, "m": OmegaConf.to_container(cfg.eval.modes)}) == '{"e": "strict", "m": ["loglik"]}'
 
 
 def test_wrong_type_is_refused(tmp_path):

@@ -9,7 +9,8 @@ with C in [0, 1] per pair; C = 1 is the plain loss.  Computed in float32 whateve
 
 ``average_logps=True`` uses per-token averages instead of sums: each response's log pi_theta and log pi_ref
 are divided by its number of response tokens before h is formed (TRL does this for its IPO loss; the
-rewards/logps metrics are then per-token too).  Default: sums, as in the DPO and IPO papers' notation.
+rewards/logps metrics are then per-token too).  Default: sums, log pi(y|x) as the DPO paper writes it
+(for IPO, see ``IPOLoss`` on the two forms).
 """
 from __future__ import annotations
 
@@ -70,9 +71,13 @@ class IPOLoss(PreferenceLoss):
     """IPO (Azar et al. 2023, "A General Theoretical Paradigm to Understand Learning from Human
     Preferences"):  l(h) = (h - 1 / (2 beta))^2, which pulls h to a finite target instead of infinity.
 
-    By default h is formed from summed log-ratios (the paper's log pi(y|x)); ``average_logps=True`` is TRL's
-    ``loss_type="ipo"``, which averages each response's log-probs over its tokens first.  The target
-    1 / (2 beta) is the same number in both, so the two forms pull very different log-ratio gaps."""
+    Two forms, both here:
+    * summed log-ratios (the default): h from log pi(y|x) summed over the response's tokens, the paper's
+      notation read literally (its eq. 17 writes log pi(y|x), with no length normalization);
+    * per-token averages (``average_logps=True``): TRL's ``loss_type="ipo"``, which divides each response's
+      log-probs by its token count first; TRL's source says the IPO authors confirmed this form to them,
+      although the paper does not state it.
+    The target 1 / (2 beta) is the same number in both, so the two forms pull very different log-ratio gaps."""
 
     def pair_loss(self, h: Tensor) -> Tensor:
         return (h - 1.0 / (2.0 * self.beta)) ** 2

@@ -12,9 +12,7 @@ from typing import Protocol
 
 
 class Regularizer(Protocol):
-    """Anything with a ``name`` and ``weights(pair_consistency, dataset_consistency) -> [C per pair]``."""
-
-    name: str
+    """Anything with ``weights(pair_consistency, dataset_consistency) -> [C per pair]``."""
 
     def weights(self, pair_consistency: Sequence[float | None], dataset_consistency: float | None) -> list[float]: ...
 
@@ -32,16 +30,12 @@ def _check(c: float, what: str) -> float:
 class NoRegularizer:
     """``none``: C = 1 for every pair, plain DPO on self-rewarded pairs (the self-rewarding baseline, SRLM)."""
 
-    name = "none"
-
     def weights(self, pair_consistency: Sequence[float | None], dataset_consistency: float | None) -> list[float]:
         return [1.0] * len(pair_consistency)
 
 
 class DatasetConsistency:
     """``cream_avg`` (CREAM's default): every pair weighted by the dataset-level consistency rate C."""
-
-    name = "cream_avg"
 
     def weights(self, pair_consistency: Sequence[float | None], dataset_consistency: float | None) -> list[float]:
         if dataset_consistency is None:
@@ -54,8 +48,6 @@ class DatasetConsistency:
 
 class PairConsistency:
     """``cream_dyn``: each pair its own C_j; an undefined C_j (``None``) falls back to the dataset mean."""
-
-    name = "cream_dyn"
 
     def weights(self, pair_consistency: Sequence[float | None], dataset_consistency: float | None) -> list[float]:
         out = []
@@ -71,8 +63,6 @@ class PairConsistency:
 
 class FixedConsistency:
     """``fixed``: the same constant C for every pair (the paper's "w/o adaptive C" ablation)."""
-
-    name = "fixed"
 
     def __init__(self, c: float = 0.5):
         self.c = _check(c, "regularizer.c")

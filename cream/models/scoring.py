@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cream.training import distributed
+from cream import distributed
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
@@ -24,19 +24,20 @@ def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int)
     return {"input_ids": ids, "attention_mask": att, "response_mask": resp}
 
 def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """Sum over response tokens of log p(token | prefix), one value per row.
+    """Sum over response tokens of log p(token | prefix), one value per row: [B, T] ids and masks -> [B].
 
     Runs the decoder once and applies the LM head only at positions that predict a response token,
     so no float32 logits are materialized for prompt or padding positions.
     """
     decoder = model.get_decoder()
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    target_mask = response_mask[:, 1:]
-    rows, cols = target_mask.nonzero(as_tuple=True)
-    h = hidden[rows, cols]  # position t predicts token t+1
-    logits = model.get_output_embeddings()(h).float()
-    targets = input_ids[rows, cols + 1]
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, T, H]
+    target_mask = response_mask[:, 1:]  # [B, T-1]: position t predicts token t+1, a response token
+    rows, cols = target_mask.nonzero(as_tuple=True)  # [N] each: the N predicting positions of the batch
+    h = hidden[rows, cols]  # [N, H]
+    logits = model.get_output_embeddings()(h).float()  # [N, V]
+    targets = input_ids[rows, cols + 1]  # [N]
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)  # [N]: log p(y_t+1 | y_<=t)
+    # sum each row's N_b terms: [N] -> [B]
     return torch.zeros(input_ids.shape[0], dtype=torch.float32, device=lp.device).index_add_(0, rows, lp)
 
 

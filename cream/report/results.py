@@ -1,24 +1,13 @@
 """``results.jsonl``: one row per evaluated model, and the tables printed at the end of a run.
 
-The accuracy keys of a row (and of ``eval/M<k>/result.json``), ``FAMILIES`` below: each is a dict
-benchmark -> accuracy in [0, 1], with ``<key>_stderr`` (benchmark -> standard error), ``<key>_avg`` (the
-unweighted mean over benchmarks) and ``<key>_avg_stderr``; a family the run did not evaluate is empty/None.
+The accuracy keys of a row (and of ``eval/M<k>/result.json``) are the ``FAMILIES`` of
+``cream.evaluation.families``, each with its ``_stderr``, ``_avg`` and ``_avg_stderr``.
 """
 from __future__ import annotations
 
 from cream import artifacts
+from cream.evaluation.families import FAMILIES, RESULT_KEYS  # noqa: F401  (FAMILIES: cream-eval reads it from here)
 from cream.paths import eval_stage, iteration_stage
-
-FAMILIES = {
-    "eval": "generative accuracy under eval.extraction (the headline number)",
-    "eval_lenient": "generative accuracy, this project's extraction rules",
-    "eval_strict": "generative accuracy, explicit answer statements only",
-    "eval_official": "generative accuracy, the CREAM authors' evaluate.py rules",
-    "eval_acc": "lm-evaluation-harness acc (summed log-likelihood), multiple choice only",
-    "eval_acc_norm": "lm-evaluation-harness acc_norm (log-likelihood / option length in characters)",
-}
-SUFFIXES = ("", "_stderr", "_avg", "_avg_stderr")
-RESULT_KEYS = tuple(f + s for f in FAMILIES for s in SUFFIXES)
 
 
 def _row(ctx, k: int, done: dict[str, dict]) -> dict:

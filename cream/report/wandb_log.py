@@ -37,8 +37,8 @@ from pathlib import Path
 from lightning.pytorch.loggers.logger import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from cream.evaluation.families import RESULT_KEYS
 from cream.paths import RunPaths, iteration_stage, parse_stage
-from cream.report.results import RESULT_KEYS
 
 _run = None
 # a stage summary's keys that are not logged per iteration: lists, names, and the DPO stage's final
@@ -137,6 +137,11 @@ def dpo_offset(run_dir: Path, t: int) -> int:
 def make_wandb_logger(cfg: DictConfig, stage: str, run_dir: Path) -> StageLogger:
     kind, t = _stage_kind(stage)
     return StageLogger(start(cfg, Path(run_dir)), kind, dpo_offset(run_dir, t) if kind == "dpo" else 0, t)
+
+
+def stage_loggers(cfg: DictConfig, stage: str, run_dir: Path) -> list[Logger]:
+    """What a training stage logs to besides its CSV log: wandb with ``logger=wandb``, else nothing."""
+    return [make_wandb_logger(cfg, stage, run_dir)] if cfg.logger.wandb else []
 
 
 def _scalars(prefix: str, d: dict) -> dict:

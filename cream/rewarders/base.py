@@ -17,7 +17,7 @@ Optional hooks, for a rewarder that takes part in training; the stages call them
 
     sft_module(model, **optim)  the module that trains M1 (None: plain SFT)       the self-reward head
     after_sft(module, model_dir) / after_dpo(src_model_dir, dst_model_dir)         saves / carries the head
-    trains / fit(inputs, out)   something trained once from M1 before iteration 1   a reward model
+    trains / fit(cfg, m1_path, out)  something trained once from M1 before iteration 1   a reward model
                                 (its own pipeline stage, ``rewarder``; its folder reaches ``score`` as
                                 ``inputs.fitted``)
 """
@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
 from cream.models.tokens import encode_pair
+from cream.records import SampleRow
 
 
 @dataclass
@@ -49,7 +50,7 @@ class RewardInputs:
     """What a rewarder gets: the sampled rows, every (prompt, response) encoded once with the rule the DPO step
     uses (``encode_pair``), and the models M_0..M_t on demand (``path``, ``tokenizer``, ``load``, ``logps``)."""
 
-    def __init__(self, cfg: DictConfig, samples: list[dict], model_paths: Sequence[str], batch_size: int = 32,
+    def __init__(self, cfg: DictConfig, samples: list[SampleRow], model_paths: Sequence[str], batch_size: int = 32,
                  fitted: Path | None = None):
         self.cfg, self.samples, self.model_paths, self.batch_size, self.fitted = cfg, samples, list(model_paths), batch_size, fitted
         self._logps: dict[int, list[float]] = {}
@@ -58,8 +59,8 @@ class RewardInputs:
     def _encoded(self) -> tuple[list[list[int]], list[int], int]:
         m = self.cfg.model
         tok = self.tokenizer(len(self.model_paths) - 1)  # M_t's; every M_k shares the tokenizer of M0
-        enc = [encode_pair(tok, row["prompt"], r, int(m.max_length), int(m.max_prompt_length))
-               for row in self.samples for r in row["responses"]]
+        enc = [encode_pair(tok, row.prompt, r, int(m.max_length), int(m.max_prompt_length))
+               for row in self.samples for r in row.responses]
         return [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id
 
     @property
@@ -112,7 +113,7 @@ class RewardInputs:
         """Split one value per response into one list per prompt."""
         out, i = [], 0
         for row in self.samples:
-            n = len(row["responses"])
+            n = len(row.responses)
             out.append(list(values[i:i + n]))
             i += n
         return out
@@ -137,7 +138,8 @@ class Rewarder:
         return self.score(inputs, k)
 
     # ---- optional training hooks
-    def fit(self, inputs: RewardInputs, out: Path) -> dict | None:
+    def fit(self, cfg: DictConfig, m1_path: str, out: Path) -> dict | None:
+        """With ``trains``: train what this rewarder needs from M1 (at ``m1_path``) into ``out``; its summary."""
         return None
 
     def sft_module(self, model, seed: int, **optim):

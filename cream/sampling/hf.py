@@ -6,9 +6,9 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from cream import distributed
 from cream.models.scoring import show_progress
 from cream.models.tokens import encode_prompt, stop_ids
-from cream.training import distributed
 
 
 @torch.inference_mode()

@@ -1,7 +1,7 @@
 """``sampler=vllm``: the sample stage's generation with vLLM (GPU, optional; ``conf/sampler/vllm.yaml``).
 
 Same prompts, truncation rule and sampling settings as ``sampler=hf``; vLLM is imported only when chosen.
-With several ranks each one samples its shard of the prompts (``cream.training.distributed``) and all of
+With several ranks each one samples its shard of the prompts (``cream.distributed``) and all of
 them get every completion back.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import gc
 import logging
 from collections.abc import Sequence
 
+from cream import distributed
 from cream.errors import SamplerError
 from cream.models.tokens import encode_prompt, stop_ids
-from cream.training import distributed
 
 log = logging.getLogger(__name__)
 

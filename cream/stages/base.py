@@ -16,6 +16,7 @@ from cream.data.prompts import EVAL_INSTRUCTION, format_question, sft_target
 from cream.models.loading import convert_gguf, load_tokenizer
 from cream.models.tiny import build_tiny
 from cream.models.tokens import template_info
+from cream.stages.context import MODEL, Context, writes_base
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,25 @@ def _turns(path: str, trust_remote_code: bool) -> dict:
     return info
 
 
-def run(ctx, out: Path) -> dict:
+EVERY_RANK = False  # rank 0 builds or converts M0 while the others wait
+
+
+def stale_keys(ctx: Context) -> list[str]:
+    return MODEL
+
+
+def run(ctx: Context, out: Path) -> dict:
     m = ctx.cfg.model
-    if m.name_or_path is None:
+    if not writes_base(m):
+        artifacts.write_json(out / "model.json", {"name_or_path": m.name_or_path})
+        summary = {"name_or_path": m.name_or_path}
+    elif m.name_or_path is None:
         t = m.tiny
         build_tiny(ctx.paths.model(0), shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
                    intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
                    max_position_embeddings=t.max_position_embeddings, seed=ctx.cfg.seed)
         summary = {"name_or_path": str(ctx.paths.model(0)), "built": "tiny"}
-    elif m.gguf_file:
+    else:
         convert_gguf(m.name_or_path, m.gguf_file, ctx.paths.model(0), m.dtype)
         summary = {"name_or_path": str(ctx.paths.model(0)), "converted_from": f"{m.name_or_path} {m.gguf_file}"}
-    else:
-        artifacts.write_json(out / "model.json", {"name_or_path": m.name_or_path})
-        summary = {"name_or_path": m.name_or_path}
     return {**summary, **_turns(ctx.model_path(0), bool(m.trust_remote_code))}

@@ -14,20 +14,30 @@ import lightning as L
 from hydra.utils import instantiate
 
 from cream import artifacts
+from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
 from cream.paths import iteration_stage
+from cream.records import PairRow, read_rows
+from cream.report import wandb_log
+from cream.stages.context import MODEL, TRAIN, WORLD, Context
 from cream.training.datamodules import PreferenceDataModule
-from cream.training.distributed import is_main, trainer_world_size
 from cream.training.dpo_module import DPOModule
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
+EVERY_RANK = True  # Lightning's strategy: one process per device
 
-def run(ctx, out: Path, t: int) -> dict:
+
+def stale_keys(ctx: Context) -> list[str]:
+    # the schedule (its number of optimizer steps) depends on the training processes too
+    return [*MODEL, *TRAIN, "dpo", "loss", "regularizer", WORLD]
+
+
+def run(ctx: Context, out: Path, t: int) -> dict:
     cfg = ctx.cfg
     L.seed_everything(cfg.seed + t, verbose=False)
-    pairs = artifacts.read_jsonl(ctx.paths.pairs(t))
+    pairs = read_rows(ctx.paths.pairs(t), PairRow)
     dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
-    weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
+    weights = instantiate(cfg.regularizer).weights([p.c for p in pairs], dataset_c)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
@@ -36,11 +46,11 @@ def run(ctx, out: Path, t: int) -> dict:
     module = DPOModule(model, instantiate(cfg.loss), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
                        warmup_ratio=cfg.dpo.warmup_ratio, total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
                                                    trainer_world_size(cfg.trainer)))
-    trainer = make_trainer(cfg, out, cfg.dpo.epochs, iteration_stage("dpo", t))
+    trainer = make_trainer(cfg, out, cfg.dpo.epochs, wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir))
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():
-        instantiate(cfg.rewarder).after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))  # e.g. M_t's self-reward head carried to M_{t+1}
+        ctx.rewarder.after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))  # e.g. M_t's self-reward head carried to M_{t+1}
     m = trainer.callback_metrics
     return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
             **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

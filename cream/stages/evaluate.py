@@ -30,27 +30,14 @@ from pathlib import Path
 from cream import artifacts
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
-from cream.errors import EvalConfigError
+from cream.distributed import is_main
 from cream.evaluation import lm_eval_format
 from cream.evaluation.answers import RULE_SETS, extract, matches, mean_stderr, stderr
+from cream.evaluation.families import FAMILIES
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
-from cream.report.results import FAMILIES
 from cream.sampling.hf import generate
-from cream.training.distributed import is_main
-
-MODES = ("generate", "loglik")
-
-
-def check_config(cfg) -> None:
-    """Refuse unknown modes and rule sets before any model is loaded."""
-    bad = [m for m in cfg.eval.modes if m not in MODES]
-    if bad:
-        raise EvalConfigError(f"eval.modes={list(cfg.eval.modes)}: unknown mode(s) {bad}; each must be one of {', '.join(MODES)}")
-    ext = cfg.eval.extraction
-    if ext not in RULE_SETS:
-        raise EvalConfigError(f"eval.extraction={ext!r}: expected lenient (this project's rules), strict (explicit answer "
-                              "statements only) or official (the CREAM authors' evaluate.py)")
+from cream.stages.context import EVAL, MODEL, Context
 
 
 def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
@@ -108,9 +95,15 @@ def summarize(per_item: dict[str, dict[str, list[float]]]) -> dict:
     return result
 
 
-def run(ctx, out: Path, k: int) -> dict:
+EVERY_RANK = True  # each rank evaluates its share of the questions
+
+
+def stale_keys(ctx: Context) -> list[str]:
+    return [*MODEL, *EVAL]
+
+
+def run(ctx: Context, out: Path, k: int) -> dict:
     cfg = ctx.cfg
-    check_config(cfg)
     sets = eval_sets(cfg)
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from cream import artifacts
 from cream.errors import NoPairsError
+from cream.records import ConsistencyRow, PairRow, RewardRow, SampleRow, read_rows, write_rows
 from cream.report.reward_metrics import reward_quality
+from cream.stages.context import Context
+
+EVERY_RANK = False
+
+
+def stale_keys(ctx: Context) -> list[str]:
+    return []  # its inputs' digests say it all
 
 
 def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
@@ -23,30 +31,31 @@ def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
     return None if best[0] == worst[0] else (best[1], worst[1])
 
 
-def run(ctx, out: Path, t: int) -> dict:
+def run(ctx: Context, out: Path, t: int) -> dict:
     paths = ctx.paths
-    samples = {r["prompt_id"]: r for r in artifacts.read_jsonl(paths.samples(t))}
-    rewards = artifacts.read_jsonl(paths.rewards(t))
-    cons = {r["prompt_id"]: r["c"] for r in artifacts.read_jsonl(paths.consistency(t))}
-    pairs, dropped = [], []
+    samples = {r.prompt_id: r for r in read_rows(paths.samples(t), SampleRow)}
+    rewards = read_rows(paths.rewards(t), RewardRow)
+    cons = {r.prompt_id: r.c for r in read_rows(paths.consistency(t), ConsistencyRow)}
+    pairs: list[PairRow] = []
+    dropped: list[str] = []
     for row in rewards:
-        pick = select_pair(row["reward"])
+        pick = select_pair(row.reward)
         if pick is None:
-            dropped.append(row["prompt_id"])
+            dropped.append(row.prompt_id)
             continue
         b, w = pick
-        s = samples[row["prompt_id"]]
-        pairs.append({
-            "prompt_id": row["prompt_id"], "prompt": s["prompt"],
-            "chosen": s["responses"][b], "rejected": s["responses"][w], "chosen_index": b, "rejected_index": w,
-            "reward_chosen": row["reward"][b], "reward_rejected": row["reward"][w],
-            "ref_logp_chosen": row["policy_logp"][b], "ref_logp_rejected": row["policy_logp"][w],
-            "c": cons.get(row["prompt_id"]),
-        })
+        s = samples[row.prompt_id]
+        pairs.append(PairRow(
+            prompt_id=row.prompt_id, prompt=s.prompt,
+            chosen=s.responses[b], rejected=s.responses[w], chosen_index=b, rejected_index=w,
+            reward_chosen=row.reward[b], reward_rejected=row.reward[w],
+            ref_logp_chosen=row.ref_logp[b], ref_logp_rejected=row.ref_logp[w],
+            c=cons.get(row.prompt_id),
+        ))
     summary = {"n_pairs": len(pairs), "n_dropped": len(dropped), "n_prompts": len(rewards), "dropped": dropped,
-               "chosen_chars": sum(len(p["chosen"]) for p in pairs) / max(1, len(pairs)),
-               "rejected_chars": sum(len(p["rejected"]) for p in pairs) / max(1, len(pairs))}
-    quality = reward_quality(paths, t, pairs, dropped)  # agreement with the verifiable ranking (labels.jsonl)
+               "chosen_chars": sum(len(p.chosen) for p in pairs) / max(1, len(pairs)),
+               "rejected_chars": sum(len(p.rejected) for p in pairs) / max(1, len(pairs))}
+    quality = reward_quality(paths, t, [p.to_json() for p in pairs], dropped)  # agreement with the verifiable ranking (labels.jsonl)
     if quality is not None:
         artifacts.write_json(paths.reward_quality(t), quality)
         summary["reward_quality"] = quality
@@ -56,6 +65,6 @@ def run(ctx, out: Path, t: int) -> dict:
             f"iteration {t} has no preference pairs to train on. Sample more diverse responses (sampling.n, "
             "sampling.temperature) or use another rewarder; the samples and rewards already written are kept."
         )
-    artifacts.write_jsonl(paths.pairs(t), pairs)
+    write_rows(paths.pairs(t), pairs)
     artifacts.write_json(paths.pairs_summary(t), summary)
     return {k: v for k, v in summary.items() if k != "dropped"}

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import instantiate
+from cream.stages.context import DATA, MODEL, TRAIN, Context
+
+EVERY_RANK = False  # one process trains the reward model while the others wait
 
 
-def run(ctx, out: Path) -> dict:
-    rewarder = instantiate(ctx.cfg.rewarder)
-    return rewarder.fit(ctx.cfg, ctx.model_path(1), out) or {}
+def stale_keys(ctx: Context) -> list[str]:
+    return [*MODEL, *DATA, *TRAIN, "rewarder"]
+
+
+def run(ctx: Context, out: Path) -> dict:
+    return ctx.rewarder.fit(ctx.cfg, ctx.model_path(1), out) or {}

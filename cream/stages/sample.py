@@ -6,18 +6,26 @@ from pathlib import Path
 from cream import artifacts
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
+from cream.distributed import is_main
 from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.records import SampleRow, write_rows
 from cream.sampling import make_sampler
-from cream.training.distributed import is_main
+from cream.stages.context import DATA, MODEL, Context
+
+EVERY_RANK = True  # each rank samples its share of the prompts
 
 
-def run(ctx, out: Path, t: int) -> dict:
+def stale_keys(ctx: Context) -> list[str]:
+    return [*MODEL, *DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"]
+
+
+def run(ctx: Context, out: Path, t: int) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.sampling
     generate_fn = make_sampler(cfg.sampler)  # instantiate(cfg.sampler): HFSampler or VLLMSampler (vllm imported only if chosen)
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
-    if generate_fn.moves_model:  # vLLM loads the weights itself, from M_t's folder
+    if generate_fn.moves_model:  # HF generate runs M_t where the stage puts it (vLLM loads M_t's folder itself)
         model = on_device(model, cfg)
     messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]
@@ -31,9 +39,9 @@ def run(ctx, out: Path, t: int) -> dict:
                "n_responses_cut": n_cut}  # cut: reached sampling.max_new_tokens before the end of turn
     if not is_main():  # several ranks: each sampled a shard, all hold every response; rank 0 writes
         return summary
-    artifacts.write_jsonl(ctx.paths.samples(t), (
-        {"prompt_id": x.id, "benchmark": getattr(x, "benchmark", None) or x.source, "instruction": last_user_text(m),
-         "prompt": p, "responses": r, "finished": f}
+    write_rows(ctx.paths.samples(t), (
+        SampleRow(prompt_id=x.id, benchmark=getattr(x, "benchmark", None) or x.source, instruction=last_user_text(m),
+                  prompt=p, responses=r, finished=f)
         for x, m, p, r, f in zip(items, messages, prompts, responses, finished)))
     # gold answers are kept apart: only the reward-quality metrics read them, never a rewarder; prompts
     # without one (OASST, own) have none, and a pool without any writes no labels.jsonl

@@ -11,18 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
 
 from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
+from cream.distributed import is_main, trainer_world_size
 from cream.models.loading import load_model, load_tokenizer
+from cream.report import wandb_log
+from cream.stages.context import DATA, MODEL, TRAIN, Context
 from cream.training.datamodules import ConversationSFTDataModule, SFTDataModule
-from cream.training.distributed import is_main, trainer_world_size
 from cream.training.sft_module import SFTModule
 from cream.training.trainer import fit, make_trainer, prepare_model, save_model, training_dtype
 
+EVERY_RANK = True  # Lightning's strategy: one process per device
 
-def skip(ctx, out: Path) -> dict:
+
+def stale_keys(ctx: Context) -> list[str]:
+    # a rewarder that trains with the policy (the self-reward head): its config is part of SFT's
+    return [*MODEL, *DATA, *TRAIN, "sft", *(["rewarder"] if ctx.rewarder.trains_with_policy else [])]
+
+
+def skip(ctx: Context, out: Path) -> dict:
     """M1 = M0: M0 saved as it is (in ``model.dtype``) to ``out/model``; rank 0 writes."""
     cfg = ctx.cfg
     if is_main():
@@ -33,7 +41,7 @@ def skip(ctx, out: Path) -> dict:
     return {"skipped": True, "n_examples": 0, "n_truncated": 0, "steps": 0, "final_loss": None}
 
 
-def run(ctx, out: Path) -> dict:
+def run(ctx: Context, out: Path) -> dict:
     cfg = ctx.cfg
     if cfg.sft.skip:
         return skip(ctx, out)
@@ -51,11 +59,11 @@ def run(ctx, out: Path) -> dict:
         extra = {"n_dropped": dm.n_dropped, "seed_source": cfg.data.seed.source}
     model = load_model(ctx.model_path(0), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
-    rewarder = instantiate(cfg.rewarder)  # a rewarder may train with the policy (the self-reward head)
+    rewarder = ctx.rewarder  # a rewarder may train with the policy (the self-reward head)
     optim = dict(lr=cfg.sft.lr, weight_decay=cfg.sft.weight_decay, warmup_ratio=cfg.sft.warmup_ratio,
                  total_steps=dm.steps(cfg.sft.epochs, cfg.trainer.accumulate_grad_batches, trainer_world_size(cfg.trainer)))
     module = rewarder.sft_module(model, seed=cfg.seed, **optim) or SFTModule(model, **optim)
-    trainer = make_trainer(cfg, out, cfg.sft.epochs, "sft")
+    trainer = make_trainer(cfg, out, cfg.sft.epochs, wandb_log.stage_loggers(cfg, "sft", ctx.run_dir))
     fit(trainer, module, dm, out)
     save_model(trainer, model, tok, ctx.paths.model(1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
     if is_main():

@@ -56,9 +56,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from cream.data.pool import prompt_slice, seed_set
+from cream.distributed import trainer_world_size
 from cream.errors import PlanError
 from cream.training import lora as lora_mod
-from cream.training.distributed import trainer_world_size
 from cream.training.trainer import training_dtype
 
 GB = 1e9

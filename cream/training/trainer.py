@@ -1,24 +1,25 @@
 """A Lightning Trainer for a training stage: CSV logs (+ wandb) with lr and grad_norm per optimizer step,
-last.ckpt for resume (removed once the stage's model is saved unless ``keep_checkpoints=true``)."""
+last.ckpt for resume (removed once the stage's model is saved unless ``trainer.cream.keep_checkpoints=true``)."""
 from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
+from cream import distributed
 from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
 from cream.models.loading import DTYPES
 from cream.models.scoring import show_progress
-from cream.report.wandb_log import make_wandb_logger
-from cream.training import distributed, lora
+from cream.training import lora
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,7 +62,7 @@ class StepStats(Callback):
 
 class StageCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt`` (weights + optimizer state) for resuming a stage; removed by
-    :func:`save_model` once the stage's model is saved, unless ``keep`` (``keep_checkpoints=true``)."""
+    :func:`save_model` once the stage's model is saved, unless ``keep`` (``trainer.cream.keep_checkpoints=true``)."""
 
     def __init__(self, dirpath: Path, every: int, keep: bool):
         super().__init__(dirpath=str(dirpath), save_last=True, save_top_k=0, every_n_train_steps=every,
@@ -73,11 +74,13 @@ class StageCheckpoint(ModelCheckpoint):
             shutil.rmtree(self.dirpath)
 
 
-def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.Trainer:
+def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[Logger] = ()) -> L.Trainer:
     """A Lightning Trainer: every key of ``trainer`` but ``trainer.cream`` (the project's own options:
-    checkpoint interval here, activation checkpointing in :func:`prepare_model`, GPU size in the plan)."""
+    checkpoint interval and keeping here, activation checkpointing in :func:`prepare_model`, GPU size in the plan).
+    It logs to ``out/logs/metrics.csv`` and to ``loggers`` (the stage's wandb logger with logger=wandb)."""
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    every = tcfg.pop("cream")["checkpoint_every_n_steps"]
+    own = tcfg.pop("cream")
+    every = own["checkpoint_every_n_steps"]
     if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
         from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.training.strategies
 
@@ -85,11 +88,9 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     # our samplers shard by rank themselves (cream.training.datamodules): Lightning must not wrap them
     tcfg.setdefault("use_distributed_sampler", False)
     _keep_earlier_log(out / "logs")
-    loggers = [CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)]  # flushed with each checkpoint
-    if cfg.logger.wandb:
-        loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
-    ckpt = StageCheckpoint(out / "checkpoints", every, keep=cfg.keep_checkpoints)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
+    csv = CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)  # flushed with each checkpoint
+    ckpt = StageCheckpoint(out / "checkpoints", every, keep=own["keep_checkpoints"])
+    return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=[TrackConsumed(), StepStats(), ckpt],
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
 
@@ -162,7 +163,7 @@ def prepare_model(cfg: DictConfig, model):
 def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str | None = None) -> None:
     """Save the trained model as full weights (LoRA merged) in ``dtype`` (default: as trained) with
     ``save_pretrained``; rank 0 writes, then removes the stage's ``checkpoints/`` (weights + AdamW state,
-    ~16 bytes per parameter) unless ``keep_checkpoints=true``.  A kill before the removal resumes from
+    ~16 bytes per parameter) unless ``trainer.cream.keep_checkpoints=true``.  A kill before the removal resumes from
     ``last.ckpt``; one in the moment between it and the stage's manifest redoes the stage.
 
     Under FSDP the weights are sharded across ranks: the full state dict is gathered (every rank takes

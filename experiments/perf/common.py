@@ -114,6 +114,8 @@ def compose_cfg(overrides: list[str] | None = None):
     """The pipeline's own Hydra config (conf/), as ``cream-train`` would see it."""
     from hydra import compose, initialize_config_dir
 
+    import cream.config  # noqa: F401  registers the config schema that conf/config.yaml starts from
+
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         return compose(config_name="config", overrides=overrides or [])
 

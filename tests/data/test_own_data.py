@@ -155,9 +155,6 @@ def test_own_files_are_checked_before_anything_runs(tmp_path):
 
 
 @pytest.mark.parametrize("override, key", [
-    (["data.seed.source=web"], "data.seed.source"),
-    (["data.pool=all"], "data.pool"),
-    (["sampling.instruction=think"], "sampling.instruction"),
     (["data.pool=file"], "data.prompts"),
     (["data.seed.source=file"], "data.seed.path"),
     (["data.seed.source=oasst"], "data.seed.path"),

@@ -31,8 +31,8 @@ def test_help_lists_the_keys(tmp_path):
 @pytest.mark.parametrize("args,message", [
     ([], "model.path is required"),
     (["model.path=/no/such/model"], "model.path=/no/such/model: no such folder"),
-    (["model.path={tmp}", "eval.extraction=loose"], "eval.extraction='loose'"),
-    (["model.path={tmp}", "eval.modes=[generate,mc]"], "unknown mode(s) ['mc']"),
+    (["model.path={tmp}", "eval.extraction=loose"], "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
+    (["model.path={tmp}", "eval.modes=[generate,mc]"], "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
     (["model.path={tmp}", "data.dir=/no/such/data"], "/no/such/data"),
     (["model.path={tmp}"], "cannot load the tokenizer"),
     (["model.path={tmp}", "eval.nope=1"], "eval.nope"),

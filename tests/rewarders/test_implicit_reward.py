@@ -8,6 +8,7 @@ from conftest import compose, direct_logp
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.tokens import encode_pair
 from cream.pipeline import Context
+from cream.records import SampleRow
 from cream.rewarders.base import RewardInputs
 from cream.rewarders.implicit import ImplicitRewarder
 from cream.stages.reward import reward_rows
@@ -41,8 +42,8 @@ SAMPLES = [
 def test_implicit_reward_matches_direct_sums(run_dir, t):
     cfg = compose(["model.max_length=128", "model.max_prompt_length=64"])
     ctx = Context(cfg, run_dir)
-    inputs = RewardInputs(cfg, SAMPLES, [ctx.model_path(k) for k in range(t + 1)], batch_size=3)
-    rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, t)
+    inputs = RewardInputs(cfg, [SampleRow.from_json(s) for s in SAMPLES], [ctx.model_path(k) for k in range(t + 1)], batch_size=3)
+    rows = [r.to_json() for r in reward_rows(ImplicitRewarder(batch_size=3), inputs, t)]
     tok = load_tokenizer(run_dir / "base" / "model")
     models = {k: load_model(ctx.model_path(k)).eval() for k in (0, 1, 2)}
     for sample, row in zip(SAMPLES, rows):
@@ -50,7 +51,7 @@ def test_implicit_reward_matches_direct_sums(run_dir, t):
             ids, start, _ = encode_pair(tok, sample["prompt"], resp, 128, 64)
             lp = {k: direct_logp(m, ids, start) for k, m in models.items()}
             assert row["reward"][j] == pytest.approx(lp[t] - lp[0], abs=1e-4)
-            assert row["policy_logp"][j] == pytest.approx(lp[t], abs=1e-4)
+            assert row["ref_logp"][j] == pytest.approx(lp[t], abs=1e-4)
             if t == 1:  # previous model is M0: length-normalized log-likelihood
                 assert row["prev_reward"][j] == pytest.approx(lp[0] / (len(ids) - start), abs=1e-5)
             else:

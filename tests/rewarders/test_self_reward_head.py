@@ -1,6 +1,8 @@
 """The self-reward head: trained in SFT to tell gold responses from the model's own argmax predictions."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from conftest import compose
@@ -92,7 +94,7 @@ def test_head_save_load_copy(tmp_path):
 def test_sft_module_choice_follows_the_rewarder(tiny_dir):
     """The SFT stage asks the rewarder for its module: the head's rewarder trains one, every other says None."""
     from cream.models.loading import load_model
-    from cream.pipeline import plan
+    from cream.pipeline import Context, plan
     from cream.rewarders.implicit import ImplicitRewarder
     from cream.rewarders.self_reward_head import SelfRewardHeadRewarder
     from cream.training.head_module import SFTWithHeadModule
@@ -102,9 +104,9 @@ def test_sft_module_choice_follows_the_rewarder(tiny_dir):
     head_cfg = compose(["rewarder=self_reward_head", "rewarder.head.weight=0.5"]).rewarder
     with_head = SelfRewardHeadRewarder(head=head_cfg.head).sft_module(model, seed=0, lr=1e-3)
     assert isinstance(with_head, SFTWithHeadModule) and with_head.weight == 0.5
-    sft = {s.name: s for s in plan(compose(["rewarder=self_reward_head"]))}["sft"]
+    sft = {s.name: s for s in plan(Context(compose(["rewarder=self_reward_head"]), Path("run")))}["sft"]
     assert sft.config["rewarder"]["head"]["weight"] == 1.0
-    assert "rewarder" not in {s.name: s for s in plan(compose())}["sft"].config
+    assert "rewarder" not in {s.name: s for s in plan(Context(compose(), Path("run")))}["sft"].config
 
 
 def test_rewarder_scores_are_head_probabilities(tiny_dir, tmp_path):

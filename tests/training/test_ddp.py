@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent('''
     from pathlib import Path
     import torch
     from hydra import compose, initialize_config_dir
-    from cream.training import distributed
+    from cream import distributed
     from cream.pipeline import Context, Stage, run_stage
     from cream.stages import dpo
 
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent('''
         cfg = compose(config_name="config", overrides=overrides)
     distributed.init()                       # what pipeline.run does first
     ctx = Context(cfg, Path(run_dir))
-    manifest, ran = run_stage(ctx, Stage("iter_1/dpo", dpo.run, [], {}, {"t": 1}), {})
+    manifest, ran = run_stage(ctx, Stage("iter_1/dpo", dpo.run, [], {}, {"t": 1}, every_rank=dpo.EVERY_RANK), {})
     assert ran and manifest["summary"]["steps"] > 0
     if distributed.is_main():
         Path(run_dir, "world.json").write_text(json.dumps({"world": distributed.world_size(), **manifest["summary"]}))

@@ -1,4 +1,4 @@
-"""cream.training.distributed: shard/gather on two gloo processes; sharded scoring equals single-process scoring."""
+"""cream.distributed: shard/gather on two gloo processes; sharded scoring equals single-process scoring."""
 from __future__ import annotations
 
 import os
@@ -17,10 +17,10 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, model_dir: str, seqs, starts, out_dir: str) -> None:
     import json
 
+    from cream import distributed
     from cream.models.loading import load_model, load_tokenizer
     from cream.models.scoring import score_sequences
     from cream.sampling.hf import generate
-    from cream.training import distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo", RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -68,7 +68,7 @@ def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
 
 
 def test_single_process_defaults(monkeypatch):
-    from cream.training import distributed
+    from cream import distributed
 
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"):
         monkeypatch.delenv(var, raising=False)
@@ -87,8 +87,8 @@ def test_single_process_defaults(monkeypatch):
 def test_trainer_world_size_and_steps(monkeypatch):
     from omegaconf import OmegaConf
 
+    from cream.distributed import trainer_world_size
     from cream.training.datamodules import _EpochSeededSampler
-    from cream.training.distributed import trainer_world_size
 
     for var in ("RANK", "WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(var, raising=False)
@@ -110,8 +110,8 @@ def test_trainer_world_size_and_steps(monkeypatch):
 def test_several_devices_need_a_launcher(monkeypatch):
     from omegaconf import OmegaConf
 
+    from cream.distributed import check_launch
     from cream.errors import ConfigError
-    from cream.training.distributed import check_launch
 
     for var in ("RANK", "WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(var, raising=False)

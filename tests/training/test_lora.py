@@ -2,6 +2,8 @@
 recorded as the DPO reference) and the saved, merged M_{t+1} is the trained LoRA model."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -27,6 +29,7 @@ def test_lora_starts_as_reference_and_merged_model_is_the_trained_one(tiny_dir, 
 
     from cream.models.loading import load_model, load_tokenizer
     from cream.models.scoring import score_sequences
+    from cream.records import PairRow
     from cream.training.datamodules import PreferenceDataModule
     from cream.training.dpo_module import DPOModule
     from cream.training.trainer import make_trainer, prepare_model, save_model
@@ -45,9 +48,9 @@ def test_lora_starts_as_reference_and_merged_model_is_the_trained_one(tiny_dir, 
     step0 = score_sequences(model, seqs, starts, tok.pad_token_id, progress=False)
     assert step0 == pytest.approx(reference, abs=1e-6)  # B = 0: the adapted model is M_t
 
-    dm = PreferenceDataModule(tok, pairs, [1.0] * len(pairs), batch_size=2, max_length=64, max_prompt_length=32, seed=0)
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=2, max_length=64, max_prompt_length=32, seed=0)
     module = DPOModule(model, instantiate(cfg.loss), lr=5e-2, total_steps=dm.steps(3))
-    trainer = make_trainer(cfg, tmp_path / "dpo", max_epochs=3, stage="iter_1/dpo")
+    trainer = make_trainer(cfg, tmp_path / "dpo", max_epochs=3)
     trainer.fit(module, datamodule=dm)
     trained = score_sequences(model, seqs, starts, tok.pad_token_id, progress=False)
     assert max(abs(a - b) for a, b in zip(trained, reference)) > 1e-3  # the adapters learned something
@@ -64,10 +67,10 @@ def test_lora_starts_as_reference_and_merged_model_is_the_trained_one(tiny_dir, 
 
 
 def test_lora_is_recorded_by_training_stages_only_when_set():
-    from cream.pipeline import plan
+    from cream.pipeline import Context, plan
 
     for overrides, want in (([], False), ([LORA], True)):
-        stages = {s.name: s for s in plan(compose(overrides))}
+        stages = {s.name: s for s in plan(Context(compose(overrides), Path("run")))}
         assert ("model.lora" in stages["sft"].config) is want and ("model.lora" in stages["iter_1/dpo"].config) is want
         assert "model.lora" not in stages["iter_1/sample"].config
 

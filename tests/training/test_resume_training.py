@@ -29,7 +29,7 @@ def _train(tiny_dir, out, crash_at=None, overrides=()):
     prompts = [f"Question {i}: which gas?\n" for i in range(10)]
     dm = SFTDataModule(tok, prompts, ["carbon dioxide"] * 5 + ["oxygen"] * 5, batch_size=3, max_length=64,
                        max_prompt_length=32, seed=0)
-    trainer = make_trainer(cfg, out, max_epochs=2, stage="test")
+    trainer = make_trainer(cfg, out, max_epochs=2)
     if crash_at is not None:
         trainer.callbacks.insert(0, Crash(crash_at))
     fit(trainer, SFTModule(model, lr=1e-2, warmup_ratio=0.2, total_steps=dm.steps(2)), dm, out)
@@ -57,7 +57,7 @@ def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
 def test_checkpoints_removed_once_the_model_is_saved(tiny_dir, tmp_path, keep):
     from cream.training.trainer import save_model
 
-    model, trainer = _train(tiny_dir, tmp_path / "run", overrides=[f"keep_checkpoints={keep}"])
+    model, trainer = _train(tiny_dir, tmp_path / "run", overrides=[f"trainer.cream.keep_checkpoints={keep}"])
     ckpts = tmp_path / "run" / "checkpoints"
     assert (ckpts / "last.ckpt").exists()  # until the model is saved, a kill resumes from it
     save_model(trainer, model, load_tokenizer(tiny_dir), tmp_path / "run" / "model")

@@ -19,7 +19,7 @@ LIGHTNING_ARGS = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"
 def test_trainer_keys_are_lightning_arguments_beside_the_projects_own(name):
     cfg = compose([f"trainer={name}"])
     assert set(cfg.trainer) - {"cream"} <= LIGHTNING_ARGS, set(cfg.trainer) - {"cream"} - LIGHTNING_ARGS
-    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "activation_checkpointing", "gpu_memory_gb"}
+    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "keep_checkpoints", "activation_checkpointing", "gpu_memory_gb"}
     assert cfg.trainer.cream.activation_checkpointing is False and cfg.trainer.gradient_clip_val == 1.0
     assert cfg.trainer.cream.gpu_memory_gb == (None if name == "cpu" else 80)
 
@@ -57,7 +57,7 @@ def test_make_trainer_instantiates_a_strategy_dict(tmp_path):
     cfg = compose(["trainer=cpu"])
     OmegaConf.set_struct(cfg, False)
     cfg.trainer.strategy = {"_target_": "lightning.pytorch.strategies.DDPStrategy", "process_group_backend": "gloo"}
-    trainer = make_trainer(cfg, tmp_path, max_epochs=1, stage="sft")
+    trainer = make_trainer(cfg, tmp_path, max_epochs=1)
     assert isinstance(trainer.strategy, DDPStrategy)
 
 
