@@ -33,7 +33,7 @@ def run(ctx, out: Path, t: int) -> dict:
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=cfg.dpo.batch_size, max_length=cfg.model.max_length,
                               max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed + t)
-    module = DPOModule(model, instantiate(cfg.loss), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
+    module = DPOModule(model, instantiate(cfg.loss), rpo_alpha=cfg.dpo.get("rpo_alpha"), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
                        warmup_ratio=cfg.dpo.warmup_ratio, total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
                                                    trainer_world_size(cfg.trainer)))
     trainer = make_trainer(cfg, out, cfg.dpo.epochs, iteration_stage("dpo", t))
