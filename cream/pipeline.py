@@ -98,13 +98,38 @@ EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_
         "eval.loglik_chat_template", "data.dir", "data.source",
         "data.eval_files"]
 GENERATE_LIMIT = "eval.generate_limit"  # recorded only when set (older run dirs stay valid)
+# the controls (extensions, off by default) are recorded only when on, so run dirs made before them stay valid
+OFF_WHEN_NULL = ("dpo.rpo_alpha", "regularizer.min_c")
+REWARD_DEFAULTS = {"length": "none", "length_alpha": 0.0, "length_alpha_rule": "fixed", "drop_truncated": False}
+
+
+def _controls(cfg: DictConfig, t: int, stage: str) -> list[str]:
+    """The ``reward.*`` keys a stage of iteration t depends on, those not at their default: the reward stage
+    reads the length and truncation controls (and ``first_consistency=same_scale`` at t = 1), the DPO stage
+    ``first_consistency=skip`` at t = 1."""
+    reward = cfg.get("reward") or {}
+    first = reward.get("first_consistency", "official")
+    if stage == "dpo":
+        return ["reward.first_consistency"] if t == 1 and first == "skip" else []
+    on = [f"reward.{k}" for k, v in REWARD_DEFAULTS.items() if reward.get(k, v) != v]
+    return on + (["reward.first_consistency"] if t == 1 and first == "same_scale" else [])
+
+
+def _without_null_controls(config: dict) -> dict:
+    """``config`` less the OFF_WHEN_NULL keys that are null (inside a recorded group such as ``dpo``)."""
+    out = dict(config)
+    for key in OFF_WHEN_NULL:
+        group, name = key.split(".")
+        if isinstance(out.get(group), dict) and out[group].get(name, 0) is None:
+            out[group] = {k: v for k, v in out[group].items() if k != name}
+    return out
 
 
 def plan(cfg: DictConfig) -> list[Stage]:
     """Every stage of the run, in order, with the stages and config values it depends on."""
     def keys(*groups: list[str] | str) -> dict:
         flat = [k for g in groups for k in ([g] if isinstance(g, str) else g)]
-        return _select(cfg, ["seed", *flat])
+        return _without_null_controls(_select(cfg, ["seed", *flat]))
 
     train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
     model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
@@ -125,10 +150,12 @@ def plan(cfg: DictConfig) -> list[Stage]:
         sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [
             Stage(sample_, sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
-            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base", *fitted}), keys(model, "rewarder"), {"t": t}),
+            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base", *fitted}),
+                  keys(model, "rewarder", _controls(cfg, t, "reward")), {"t": t}),
             Stage(consistency_, consistency.run, [reward_], keys("consistency"), {"t": t}),
             Stage(pairs_, pairs.run, [sample_, reward_, consistency_], keys(), {"t": t}),
-            Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
+            Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer", _controls(cfg, t, "dpo")),
+                  {"t": t}),
             Stage(eval_stage(t + 1), evaluate.run, [dpo_], keys(model, ev), {"k": t + 1}),
         ]
     return stages

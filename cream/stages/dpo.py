@@ -5,6 +5,9 @@
 where l is the loss chosen with ``loss=`` (DPO's -log sigmoid(beta * h) by default) and C per pair comes
 from the ``regularizer=`` (dataset-level C for ``cream_avg``, C_j for ``cream_dyn``, 1 for ``none``).
 The reference log-probs are M_t's, computed in the reward step: no reference model is loaded here.
+
+Extensions (off by default): ``reward.first_consistency=skip`` trains iteration 1 with C = 1 (plain DPO; the
+regularizer acts from t = 2), ``regularizer.min_c`` floors C, ``dpo.rpo_alpha`` adds TRL's NLL term on y+.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ def run(ctx, out: Path, t: int) -> dict:
     pairs = artifacts.read_jsonl(ctx.paths.pairs(t))
     dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
     weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
+    if t == 1 and (cfg.get("reward") or {}).get("first_consistency") == "skip":
+        weights = [1.0] * len(pairs)  # C = 1 at t = 1: M1 vs M0 is not a consistency of two rewards
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing

@@ -1,7 +1,11 @@
 """Pairs: for each prompt, y+ = the response M_t rewards most, y- = the one it rewards least.
 
 A prompt whose rewards all tie gives no pair and is dropped (counted in ``summary.json``).  Among tied
-best (or worst) responses the first listed is taken.
+best (or worst) responses the first listed is taken.  A response without a reward (``None``: unscored, or
+dropped by ``reward.drop_truncated``) is never in a pair.
+
+``summary.json`` also holds the iteration's ``diagnostics`` (``cream.report.diagnostics``: samples, pair
+lengths, good/bad pairs on verifiable prompts, the AUC of C), which ``results.jsonl`` carries.
 """
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from pathlib import Path
 
 from cream import artifacts
 from cream.errors import NoPairsError
-from cream.report.reward_metrics import reward_quality
+from cream.paths import iteration_stage
+from cream.report.diagnostics import diagnostics
+from cream.report.reward_metrics import correctness, reward_quality
 
 
 def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
@@ -21,6 +27,25 @@ def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
     best = max(scored, key=lambda x: (x[0], -x[1]))
     worst = min(scored, key=lambda x: (x[0], x[1]))
     return None if best[0] == worst[0] else (best[1], worst[1])
+
+
+def iteration_diagnostics(paths, t: int, samples: list[dict], rewards: list[dict], pairs: list[dict],
+                          cons: dict) -> dict:
+    """``cream.report.diagnostics.diagnostics`` of iteration t from its files (labels.jsonl when it has one)."""
+    tokens = {r["prompt_id"]: r["n_tokens"] for r in rewards}
+    labels = artifacts.read_jsonl(paths.labels(t)) if paths.labels(t).exists() else []
+    return diagnostics(samples, [tokens[s["prompt_id"]] for s in samples], pairs, correctness(samples, labels), cons)
+
+
+def _why_none(ctx, t: int) -> str:
+    """With reward.drop_truncated: how many responses it dropped (from the reward stage's summary)."""
+    if not (ctx.cfg.get("reward") or {}).get("drop_truncated"):
+        return ""
+    manifest = ctx.paths.manifest(iteration_stage("reward", t))
+    s = (artifacts.read_json(manifest).get("summary") or {}) if manifest.exists() else {}
+    return (f" reward.drop_truncated=true dropped {s.get('n_truncated_dropped', '?')} responses cut at "
+            f"sampling.max_new_tokens and left {s.get('n_prompts_lt2', '?')} prompts with fewer than 2: raise "
+            "sampling.max_new_tokens, or set reward.drop_truncated=false.")
 
 
 def run(ctx, out: Path, t: int) -> dict:
@@ -50,12 +75,13 @@ def run(ctx, out: Path, t: int) -> dict:
     if quality is not None:
         artifacts.write_json(paths.reward_quality(t), quality)
         summary["reward_quality"] = quality
+    summary["diagnostics"] = iteration_diagnostics(paths, t, list(samples.values()), rewards, pairs, cons)
     if not pairs:
         raise NoPairsError(
             f"{paths.rewards(t)}: the rewards tie for every one of the {len(rewards)} prompts, so "
             f"iteration {t} has no preference pairs to train on. Sample more diverse responses (sampling.n, "
             "sampling.temperature) or use another rewarder; the samples and rewards already written are kept."
-        )
+            + _why_none(ctx, t))
     artifacts.write_jsonl(paths.pairs(t), pairs)
     artifacts.write_json(paths.pairs_summary(t), summary)
     return {k: v for k, v in summary.items() if k != "dropped"}

@@ -10,6 +10,13 @@ The rewarder is pluggable (``rewarder=``, ``cream/rewarders/base.py``); this sta
 
 ``rewards.jsonl``: per prompt ``reward`` and ``prev_reward`` (one float or None per response), the rewarder's
 own columns (the previous model's prefixed ``prev_``), ``policy_logp`` and ``n_tokens``.
+
+The ``reward`` section's controls (extensions, off by default; ``cream.method.length.control_rewards``) act
+here: unfinished responses lose their score (``drop_truncated``), and ``reward``/``prev_reward`` become
+length-controlled (``length``), the rewarder's own scores kept as ``raw_reward``/``prev_raw_reward``.  At
+t = 1 with ``first_consistency=same_scale``, M0's side is log pi_0(y|x) summed over tokens, then given the
+same length control as the reward: C compares M1's ranking, the one the pairs come from, with M0's on the
+same scale (``official``: log pi_0 / |y| whatever the reward's scale).
 """
 from __future__ import annotations
 
@@ -18,15 +25,22 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from cream import artifacts
+from cream.method.length import control_rewards
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
 from cream.training.distributed import is_main
 
 
-def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[dict]:
-    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one dict per prompt."""
+def base_fallback(rewarder: Rewarder, t: int) -> bool:
+    """Whether M_{t-1}'s side is M0's log-likelihood, not a reward (t = 1, a rewarder M0 cannot score with)."""
+    return t - 1 == 0 and not rewarder.scores_base
+
+
+def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int, same_scale: bool = False) -> list[dict]:
+    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one dict per prompt.  ``same_scale``:
+    at t = 1, M0's side is log pi_0 summed (``reward.first_consistency=same_scale``), not divided by |y|."""
     now = rewarder.score(inputs, t)
-    if t - 1 == 0 and not rewarder.scores_base:
-        prev = Scores(inputs.normalized_loglik(0))
+    if base_fallback(rewarder, t):
+        prev = Scores(inputs.logps(0) if same_scale else inputs.normalized_loglik(0))
     else:
         prev = rewarder.previous_score(inputs, t - 1)
     columns = {"reward": inputs.per_prompt(now.values), "prev_reward": inputs.per_prompt(prev.values), **now.columns,
@@ -35,12 +49,31 @@ def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[dict]:
     return [{key: values[i] for key, values in columns.items()} for i in range(len(inputs.samples))]
 
 
+def controlled(rows: list[dict], samples: list[dict], controls, prev_is_reward: bool) -> tuple[list[dict], dict]:
+    """The rows with the ``reward`` section's controls applied (``controls``: that section, or None), and
+    their summary (counts of dropped responses, the alpha used)."""
+    c = controls or {}
+    length, drop = c.get("length", "none"), bool(c.get("drop_truncated", False))
+    if length == "none" and not drop:
+        return rows, {}
+    finished = [s.get("finished") or [True] * len(s["responses"]) for s in samples]
+    reward, prev, summary = control_rewards(
+        [r["reward"] for r in rows], [r["prev_reward"] for r in rows], [r["n_tokens"] for r in rows], finished,
+        length=length, alpha=float(c.get("length_alpha", 0.0)), alpha_rule=c.get("length_alpha_rule", "fixed"),
+        drop_truncated=drop, prev_is_reward=prev_is_reward)
+    raw = lambda r: {"raw_reward": r["reward"], "prev_raw_reward": r["prev_reward"]} if length != "none" else {}  # noqa: E731
+    return [r | raw(r) | {"reward": a, "prev_reward": b} for r, a, b in zip(rows, reward, prev)], summary
+
+
 def run(ctx, out: Path, t: int) -> dict:
     samples = artifacts.read_jsonl(ctx.paths.samples(t))
     rewarder = instantiate(ctx.cfg.rewarder)
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
                           fitted=ctx.paths.stage("rewarder") if rewarder.trains else None)
-    rows = reward_rows(rewarder, inputs, t)
+    controls = ctx.cfg.get("reward")
+    same_scale = bool(controls) and controls.first_consistency == "same_scale"
+    rows = reward_rows(rewarder, inputs, t, same_scale)
+    rows, summary = controlled(rows, samples, controls, prev_is_reward=same_scale or not base_fallback(rewarder, t))
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
         artifacts.write_jsonl(ctx.paths.rewards(t), ({"prompt_id": row["prompt_id"], **r} for row, r in zip(samples, rows)))
-    return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_}
+    return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_, **summary}
