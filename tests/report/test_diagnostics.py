@@ -96,3 +96,39 @@ def test_diagnostics_without_labels_or_pairs():
     out = diagnostics(samples, [[3]], [], {}, {})
     assert out["good_pairs"] is None and out["n_verifiable"] == 0 and out["auc_c"] is None
     assert out["chosen_length"] is None and out["auc_c_lo"] is None
+
+
+def _fake_run(d, reg: str, seed: int, diag: dict) -> None:
+    import json
+
+    import yaml
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"regularizer={reg}", f"seed={seed}"]))
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "pipeline": {"iterations": 1}}))
+    rows = [{"model": f"M{k}", "consistency": None, "n_pairs": None, "diagnostics": diag if k == 2 else None,
+             "eval": {"arc_easy": 0.5}, "eval_avg": 0.5} for k in range(3)]
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_cream_table_shows_diagnostics_by_name(tmp_path, capsys):
+    from cream import cli
+
+    for job, (reg, seed, good, auc_c) in enumerate([("none", 1, 0.2, 0.4), ("none", 2, 0.4, 0.6),
+                                                     ("cream_avg", 1, 0.5, 0.7), ("cream_avg", 2, 0.7, None)]):
+        _fake_run(tmp_path / str(job), reg, seed, {"good_pairs": good, "auc_c": auc_c, "chosen_length": 10.0 * seed})
+    assert cli.table([str(tmp_path), "--columns", "good_pairs,auc_c,chosen_length"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head == ["Method", "Model", "good_pairs", "auc_c", "chosen_length", "n"]
+    cells, method = {}, None
+    for ln in lines[2:]:
+        row = [c.strip() for c in ln.strip("|").split("|")]
+        method = row[0] or method  # the method is named on its first row only
+        cells[(method, row[1])] = row
+    srlm, cream = cells[("SRLM", "M2")], cells[("CREAM", "M2")]
+    # mean ± std (ddof=1) over the 2 seeds; shares with 3 digits, lengths with 1; never bold
+    assert srlm[2:5] == ["0.300 ± 0.141", "0.500 ± 0.141", "15.0 ± 7.1"]
+    assert cream[2:5] == ["0.600 ± 0.141", "0.700 (n=1)", "15.0 ± 7.1"]
+    # the default table keeps its columns
+    assert cli.table([str(tmp_path)]) == 0
+    assert "good_pairs" not in capsys.readouterr().out
