@@ -81,18 +81,21 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line; ArtifactError naming FILE:LINE for bad JSON."""
     path = Path(path)
-    rows = []
     with path.open(encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                yield i, json.loads(line)
             except json.JSONDecodeError as e:
                 raise ArtifactError(f"{path}:{i}: not valid JSON ({e.msg})") from e
-    return rows
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
 
 
 def file_digest(path: Path) -> str:

@@ -124,6 +124,7 @@ def test_corrupted_checkpoint_is_a_clear_error(tiny_dir, tmp_path):
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_dir, tmp_path):
     from cream.errors import TrainingDiverged
     from cream.method.losses import SigmoidLoss
+    from cream.records import PairRow
     from cream.training.datamodules import PreferenceDataModule
     from cream.training.dpo_module import DPOModule
     from cream.training.trainer import fit, make_trainer
@@ -138,7 +139,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_d
     tok = load_tokenizer(tiny_dir)
     pairs = [{"prompt": f"q{i}\n", "chosen": "good", "rejected": "bad", "ref_logp_chosen": -5.0, "ref_logp_rejected": -5.0}
              for i in range(6)]
-    dm = PreferenceDataModule(tok, pairs, [1.0] * 6, batch_size=2, max_length=32, max_prompt_length=16, seed=0)
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * 6, batch_size=2, max_length=32, max_prompt_length=16, seed=0)
     out = tmp_path / "dpo"
     trainer = make_trainer(compose(["trainer.cream.checkpoint_every_n_steps=1"]), out, 1, "dpo")
     with pytest.raises(TrainingDiverged, match=r"DPO loss is nan at step 2.*last good checkpoint"):

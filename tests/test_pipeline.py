@@ -93,7 +93,7 @@ def test_consistency_and_pairs_match_independent_computation(smoke_run):
         assert p["chosen"] == samples[row["prompt_id"]]["responses"][pick[0]]
         assert p["rejected"] == samples[row["prompt_id"]]["responses"][pick[1]]
         # the DPO reference log-probs are M_t's scores from the reward step, reused
-        assert p["ref_logp_chosen"] == row["policy_logp"][pick[0]]
+        assert p["ref_logp_chosen"] == row["ref_logp"][pick[0]]
         assert p["reward_chosen"] == max(row["reward"]) and p["reward_rejected"] == min(row["reward"])
     assert read_results(smoke_run)[2]["n_pairs"] == len(pairs)
     # the DPO log: TRL's metric names, and the first step starts at the reference (margin 0)

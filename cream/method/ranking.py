@@ -58,7 +58,8 @@ def toporder(current: Sequence[float], previous: Sequence[float]) -> float | Non
     return 1.0 if best and worst else 0.0
 
 
-MEASURES: dict[str, Measure] = {"kendall": kendall, "spearman": spearman, "toporder": toporder}
+# The statistic S of each measure whose C = (S + 1) / 2, recorded per prompt next to C (top-order has none).
+STATISTICS: dict[str, str] = {"kendall": "tau", "spearman": "rho"}
 
 
 def dataset_consistency(measure: Measure, current: Sequence[Sequence[float]],

@@ -66,8 +66,10 @@ def _share(flags: Sequence[bool]) -> float | None:
     return sum(map(bool, flags)) / len(flags) if len(flags) else None
 
 
-def _mean(xs: Sequence[float]) -> float | None:
-    return float(np.mean(xs)) if len(xs) else None
+def _mean(xs: Sequence[float | None]) -> float | None:
+    """The mean of the known values (a length is None where a run dir did not record it)."""
+    known = [x for x in xs if x is not None]
+    return float(np.mean(known)) if known else None
 
 
 def pair_kind(chosen_right: bool, rejected_right: bool) -> str:
@@ -98,7 +100,7 @@ def bootstrap_auc(positives: Sequence[float], negatives: Sequence[float], n: int
     return float(lo), float(hi)
 
 
-def diagnostics(samples: Sequence[dict], n_tokens: Sequence[Sequence[int]], pairs: Sequence[dict],
+def diagnostics(samples: Sequence[dict], n_tokens: Sequence[Sequence[int] | None], pairs: Sequence[dict],
                 correct: dict[str, list[bool]], consistency: dict[str, float | None]) -> dict:
     """Every diagnostic of one iteration (module docstring).
 
@@ -108,7 +110,8 @@ def diagnostics(samples: Sequence[dict], n_tokens: Sequence[Sequence[int]], pair
     """
     texts = [r for s in samples for r in s["responses"]]
     finished = [f for s in samples for f in s.get("finished", [True] * len(s["responses"]))]
-    lengths = {s["prompt_id"]: list(n) for s, n in zip(samples, n_tokens, strict=True)}
+    n_tokens = [list(n) if n is not None else [None] * len(s["responses"]) for s, n in zip(samples, n_tokens, strict=True)]
+    lengths = {s["prompt_id"]: n for s, n in zip(samples, n_tokens)}
     out = {"truncation_rate": _share([not f for f in finished]),
            "mean_length": _mean([k for n in n_tokens for k in n]),
            "repetition_rate": repetition_rate(texts), "distinct_2": distinct_n(texts, 2),

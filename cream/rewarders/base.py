@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.scoring import score_sequences
 from cream.models.tokens import encode_pair
+from cream.records import SampleRow
 
 
 @dataclass
@@ -49,7 +50,7 @@ class RewardInputs:
     """What a rewarder gets: the sampled rows, every (prompt, response) encoded once with the rule the DPO step
     uses (``encode_pair``), and the models M_0..M_t on demand (``path``, ``tokenizer``, ``load``, ``logps``)."""
 
-    def __init__(self, cfg: DictConfig, samples: list[dict], model_paths: Sequence[str], batch_size: int = 32,
+    def __init__(self, cfg: DictConfig, samples: list[SampleRow], model_paths: Sequence[str], batch_size: int = 32,
                  fitted: Path | None = None):
         self.cfg, self.samples, self.model_paths, self.batch_size, self.fitted = cfg, samples, list(model_paths), batch_size, fitted
         self._logps: dict[int, list[float]] = {}
@@ -58,8 +59,8 @@ class RewardInputs:
     def _encoded(self) -> tuple[list[list[int]], list[int], int]:
         m = self.cfg.model
         tok = self.tokenizer(len(self.model_paths) - 1)  # M_t's; every M_k shares the tokenizer of M0
-        enc = [encode_pair(tok, row["prompt"], r, int(m.max_length), int(m.max_prompt_length))
-               for row in self.samples for r in row["responses"]]
+        enc = [encode_pair(tok, row.prompt, r, int(m.max_length), int(m.max_prompt_length))
+               for row in self.samples for r in row.responses]
         return [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id
 
     @property
@@ -112,7 +113,7 @@ class RewardInputs:
         """Split one value per response into one list per prompt."""
         out, i = [], 0
         for row in self.samples:
-            n = len(row["responses"])
+            n = len(row.responses)
             out.append(list(values[i:i + n]))
             i += n
         return out

@@ -88,8 +88,9 @@ class JudgeRewarder(Rewarder):
         """M_k judges every response k times; the reward is the mean valid score (or the forced one)."""
         cfg = inputs.cfg
         tok, model = inputs.tokenizer(k), inputs.load(k)
-        prompts = [render(tok, render_judge_prompt(row.get("instruction", row["prompt"]), r, self.template))
-                   for row in inputs.samples for r in row["responses"]]
+        question = [row.prompt if row.instruction is None else row.instruction for row in inputs.samples]
+        prompts = [render(tok, render_judge_prompt(q, r, self.template))
+                   for q, row in zip(question, inputs.samples) for r in row.responses]
         outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                            top_p=self.top_p, batch_size=self.batch_size, seed=cfg.seed * 7919 + k,
                            max_prompt_length=cfg.model.max_length, desc=f"judge M{k}")

@@ -76,9 +76,9 @@ class RewardModelRewarder(Rewarder):
         rm_tok = load_tokenizer(where, cfg.model.trust_remote_code)
         own_template = is_sequence_classifier(where) and getattr(rm_tok, "chat_template", None)
         # a transformers RM reads the question in its own chat template; ours shares the policy's
-        prompts = [render(rm_tok, row["instruction"]) if own_template and "instruction" in row else row["prompt"]
-                   for row in inputs.samples for _ in row["responses"]]
-        responses = [r for row in inputs.samples for r in row["responses"]]
+        prompts = [render(rm_tok, row.instruction) if own_template and row.instruction is not None else row.prompt
+                   for row in inputs.samples for _ in row.responses]
+        responses = [r for row in inputs.samples for r in row.responses]
         reward = score_responses(rm, rm_tok, prompts, responses, max_length=cfg.model.max_length,
                                  max_prompt_length=cfg.model.max_prompt_length, batch_size=self.batch_size)
         del rm

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from cream import artifacts
 from cream.models.loading import load_model, load_tokenizer
 from cream.paths import iteration_stage
+from cream.records import PairRow, read_rows
 from cream.training.datamodules import PreferenceDataModule
 from cream.training.distributed import is_main, trainer_world_size
 from cream.training.dpo_module import DPOModule
@@ -28,9 +29,9 @@ from cream.training.trainer import fit, make_trainer, prepare_model, save_model,
 def run(ctx, out: Path, t: int) -> dict:
     cfg = ctx.cfg
     L.seed_everything(cfg.seed + t, verbose=False)
-    pairs = artifacts.read_jsonl(ctx.paths.pairs(t))
+    pairs = read_rows(ctx.paths.pairs(t), PairRow)
     dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
-    weights = instantiate(cfg.regularizer).weights([p["c"] for p in pairs], dataset_c)
+    weights = instantiate(cfg.regularizer).weights([p.c for p in pairs], dataset_c)
     if t == 1 and (cfg.get("reward") or {}).get("first_consistency") == "skip":
         weights = [1.0] * len(pairs)  # C = 1 at t = 1: M1 vs M0 is not a consistency of two rewards
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)

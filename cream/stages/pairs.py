@@ -15,6 +15,7 @@ from pathlib import Path
 from cream import artifacts
 from cream.errors import NoPairsError
 from cream.paths import iteration_stage
+from cream.records import ConsistencyRow, PairRow, RewardRow, SampleRow, read_rows, write_rows
 from cream.report.diagnostics import diagnostics
 from cream.report.reward_metrics import correctness, reward_quality
 
@@ -29,12 +30,14 @@ def select_pair(rewards: Sequence[float | None]) -> tuple[int, int] | None:
     return None if best[0] == worst[0] else (best[1], worst[1])
 
 
-def iteration_diagnostics(paths, t: int, samples: list[dict], rewards: list[dict], pairs: list[dict],
+def iteration_diagnostics(paths, t: int, samples: list[SampleRow], rewards: list[RewardRow], pairs: list[PairRow],
                           cons: dict) -> dict:
-    """``cream.report.diagnostics.diagnostics`` of iteration t from its files (labels.jsonl when it has one)."""
-    tokens = {r["prompt_id"]: r["n_tokens"] for r in rewards}
+    """``cream.report.diagnostics.diagnostics`` of iteration t from its rows (labels.jsonl when it has one)."""
+    tokens = {r.prompt_id: r.n_tokens for r in rewards}
+    rows = [s.to_json() for s in samples]
     labels = artifacts.read_jsonl(paths.labels(t)) if paths.labels(t).exists() else []
-    return diagnostics(samples, [tokens[s["prompt_id"]] for s in samples], pairs, correctness(samples, labels), cons)
+    return diagnostics(rows, [tokens[s.prompt_id] for s in samples], [p.to_json() for p in pairs],
+                       correctness(rows, labels), cons)
 
 
 def _why_none(ctx, t: int) -> str:
@@ -50,28 +53,29 @@ def _why_none(ctx, t: int) -> str:
 
 def run(ctx, out: Path, t: int) -> dict:
     paths = ctx.paths
-    samples = {r["prompt_id"]: r for r in artifacts.read_jsonl(paths.samples(t))}
-    rewards = artifacts.read_jsonl(paths.rewards(t))
-    cons = {r["prompt_id"]: r["c"] for r in artifacts.read_jsonl(paths.consistency(t))}
-    pairs, dropped = [], []
+    samples = {r.prompt_id: r for r in read_rows(paths.samples(t), SampleRow)}
+    rewards = read_rows(paths.rewards(t), RewardRow)
+    cons = {r.prompt_id: r.c for r in read_rows(paths.consistency(t), ConsistencyRow)}
+    pairs: list[PairRow] = []
+    dropped: list[str] = []
     for row in rewards:
-        pick = select_pair(row["reward"])
+        pick = select_pair(row.reward)
         if pick is None:
-            dropped.append(row["prompt_id"])
+            dropped.append(row.prompt_id)
             continue
         b, w = pick
-        s = samples[row["prompt_id"]]
-        pairs.append({
-            "prompt_id": row["prompt_id"], "prompt": s["prompt"],
-            "chosen": s["responses"][b], "rejected": s["responses"][w], "chosen_index": b, "rejected_index": w,
-            "reward_chosen": row["reward"][b], "reward_rejected": row["reward"][w],
-            "ref_logp_chosen": row["policy_logp"][b], "ref_logp_rejected": row["policy_logp"][w],
-            "c": cons.get(row["prompt_id"]),
-        })
+        s = samples[row.prompt_id]
+        pairs.append(PairRow(
+            prompt_id=row.prompt_id, prompt=s.prompt,
+            chosen=s.responses[b], rejected=s.responses[w], chosen_index=b, rejected_index=w,
+            reward_chosen=row.reward[b], reward_rejected=row.reward[w],
+            ref_logp_chosen=row.ref_logp[b], ref_logp_rejected=row.ref_logp[w],
+            c=cons.get(row.prompt_id),
+        ))
     summary = {"n_pairs": len(pairs), "n_dropped": len(dropped), "n_prompts": len(rewards), "dropped": dropped,
-               "chosen_chars": sum(len(p["chosen"]) for p in pairs) / max(1, len(pairs)),
-               "rejected_chars": sum(len(p["rejected"]) for p in pairs) / max(1, len(pairs))}
-    quality = reward_quality(paths, t, pairs, dropped)  # agreement with the verifiable ranking (labels.jsonl)
+               "chosen_chars": sum(len(p.chosen) for p in pairs) / max(1, len(pairs)),
+               "rejected_chars": sum(len(p.rejected) for p in pairs) / max(1, len(pairs))}
+    quality = reward_quality(paths, t, [p.to_json() for p in pairs], dropped)  # agreement with the verifiable ranking (labels.jsonl)
     if quality is not None:
         artifacts.write_json(paths.reward_quality(t), quality)
         summary["reward_quality"] = quality
@@ -82,6 +86,6 @@ def run(ctx, out: Path, t: int) -> dict:
             f"iteration {t} has no preference pairs to train on. Sample more diverse responses (sampling.n, "
             "sampling.temperature) or use another rewarder; the samples and rewards already written are kept."
             + _why_none(ctx, t))
-    artifacts.write_jsonl(paths.pairs(t), pairs)
+    write_rows(paths.pairs(t), pairs)
     artifacts.write_json(paths.pairs_summary(t), summary)
     return {k: v for k, v in summary.items() if k != "dropped"}

@@ -5,11 +5,12 @@ The rewarder is pluggable (``rewarder=``, ``cream/rewarders/base.py``); this sta
 - the responses encoded once and the models loaded on demand (``RewardInputs``);
 - at t = 1, when M_{t-1} = M0 cannot rank with the rewarder (``scores_base = False``: no reference for an
   implicit reward, no head), M0's length-normalized log-likelihood log pi_0(y|x) / |y| instead;
-- M_t's log-prob of every response (``policy_logp``): M_t is the DPO reference of this iteration, so the DPO
+- M_t's log-prob of every response (``ref_logp``): M_t is the DPO reference of this iteration, so the DPO
   step reuses them instead of keeping a reference model in memory.
 
 ``rewards.jsonl``: per prompt ``reward`` and ``prev_reward`` (one float or None per response), the rewarder's
-own columns (the previous model's prefixed ``prev_``), ``policy_logp`` and ``n_tokens``.
+own columns (the previous model's prefixed ``prev_``), ``ref_logp`` and ``n_tokens`` (``cream.records.RewardRow``;
+older run dirs wrote ``ref_logp`` as ``policy_logp``, read as well).
 
 The ``reward`` section's controls (extensions, off by default; ``cream.method.length.control_rewards``) act
 here: unfinished responses lose their score (``drop_truncated``), and ``reward``/``prev_reward`` become
@@ -20,12 +21,13 @@ same scale (``official``: log pi_0 / |y| whatever the reward's scale).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from hydra.utils import instantiate
 
-from cream import artifacts
 from cream.method.length import control_rewards
+from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
 from cream.training.distributed import is_main
 
@@ -35,38 +37,44 @@ def base_fallback(rewarder: Rewarder, t: int) -> bool:
     return t - 1 == 0 and not rewarder.scores_base
 
 
-def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int, same_scale: bool = False) -> list[dict]:
-    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one dict per prompt.  ``same_scale``:
+def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int, same_scale: bool = False) -> list[RewardRow]:
+    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one row per prompt.  ``same_scale``:
     at t = 1, M0's side is log pi_0 summed (``reward.first_consistency=same_scale``), not divided by |y|."""
     now = rewarder.score(inputs, t)
     if base_fallback(rewarder, t):
         prev = Scores(inputs.logps(0) if same_scale else inputs.normalized_loglik(0))
     else:
         prev = rewarder.previous_score(inputs, t - 1)
-    columns = {"reward": inputs.per_prompt(now.values), "prev_reward": inputs.per_prompt(prev.values), **now.columns,
-               **{f"prev_{k}": v for k, v in prev.columns.items()},
-               "policy_logp": inputs.per_prompt(inputs.logps(t)), "n_tokens": inputs.per_prompt(inputs.n_tokens)}
-    return [{key: values[i] for key, values in columns.items()} for i in range(len(inputs.samples))]
+    own = {**now.columns, **{f"prev_{k}": v for k, v in prev.columns.items()}}
+    reward, prev_reward = inputs.per_prompt(now.values), inputs.per_prompt(prev.values)
+    ref_logp, n_tokens = inputs.per_prompt(inputs.logps(t)), inputs.per_prompt(inputs.n_tokens)
+    return [RewardRow(s.prompt_id, reward[i], prev_reward[i], ref_logp[i], n_tokens[i], {k: v[i] for k, v in own.items()})
+            for i, s in enumerate(inputs.samples)]
 
 
-def controlled(rows: list[dict], samples: list[dict], controls, prev_is_reward: bool) -> tuple[list[dict], dict]:
+def controlled(rows: list[RewardRow], samples: list[SampleRow], controls,
+               prev_is_reward: bool) -> tuple[list[RewardRow], dict]:
     """The rows with the ``reward`` section's controls applied (``controls``: that section, or None), and
-    their summary (counts of dropped responses, the alpha used)."""
+    their summary (counts of dropped responses, the alpha used).  With a length control the rewarder's own
+    scores stay in the rows as ``raw_reward`` and ``prev_raw_reward``."""
     c = controls or {}
     length, drop = c.get("length", "none"), bool(c.get("drop_truncated", False))
     if length == "none" and not drop:
         return rows, {}
-    finished = [s.get("finished") or [True] * len(s["responses"]) for s in samples]
+    finished = [s.finished or [True] * len(s.responses) for s in samples]
     reward, prev, summary = control_rewards(
-        [r["reward"] for r in rows], [r["prev_reward"] for r in rows], [r["n_tokens"] for r in rows], finished,
+        [r.reward for r in rows], [r.prev_reward for r in rows], [r.n_tokens for r in rows], finished,
         length=length, alpha=float(c.get("length_alpha", 0.0)), alpha_rule=c.get("length_alpha_rule", "fixed"),
         drop_truncated=drop, prev_is_reward=prev_is_reward)
-    raw = lambda r: {"raw_reward": r["reward"], "prev_raw_reward": r["prev_reward"]} if length != "none" else {}  # noqa: E731
-    return [r | raw(r) | {"reward": a, "prev_reward": b} for r, a, b in zip(rows, reward, prev)], summary
+    out = []
+    for r, a, b in zip(rows, reward, prev, strict=True):
+        raw = {"raw_reward": r.reward, "prev_raw_reward": r.prev_reward} if length != "none" else {}
+        out.append(replace(r, reward=a, prev_reward=b, columns={**r.columns, **raw}))
+    return out, summary
 
 
 def run(ctx, out: Path, t: int) -> dict:
-    samples = artifacts.read_jsonl(ctx.paths.samples(t))
+    samples = read_rows(ctx.paths.samples(t), SampleRow)
     rewarder = instantiate(ctx.cfg.rewarder)
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
                           fitted=ctx.paths.stage("rewarder") if rewarder.trains else None)
@@ -75,5 +83,5 @@ def run(ctx, out: Path, t: int) -> dict:
     rows = reward_rows(rewarder, inputs, t, same_scale)
     rows, summary = controlled(rows, samples, controls, prev_is_reward=same_scale or not base_fallback(rewarder, t))
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
-        artifacts.write_jsonl(ctx.paths.rewards(t), ({"prompt_id": row["prompt_id"], **r} for row, r in zip(samples, rows)))
+        write_rows(ctx.paths.rewards(t), rows)
     return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_, **summary}

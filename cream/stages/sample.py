@@ -7,6 +7,7 @@ from cream import artifacts
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
 from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.records import SampleRow, write_rows
 from cream.sampling import make_sampler
 from cream.training.distributed import is_main
 
@@ -31,9 +32,9 @@ def run(ctx, out: Path, t: int) -> dict:
                "n_responses_cut": n_cut}  # cut: reached sampling.max_new_tokens before the end of turn
     if not is_main():  # several ranks: each sampled a shard, all hold every response; rank 0 writes
         return summary
-    artifacts.write_jsonl(ctx.paths.samples(t), (
-        {"prompt_id": x.id, "benchmark": getattr(x, "benchmark", None) or x.source, "instruction": last_user_text(m),
-         "prompt": p, "responses": r, "finished": f}
+    write_rows(ctx.paths.samples(t), (
+        SampleRow(prompt_id=x.id, benchmark=getattr(x, "benchmark", None) or x.source, instruction=last_user_text(m),
+                  prompt=p, responses=r, finished=f)
         for x, m, p, r, f in zip(items, messages, prompts, responses, finished)))
     # gold answers are kept apart: only the reward-quality metrics read them, never a rewarder; prompts
     # without one (OASST, own) have none, and a pool without any writes no labels.jsonl

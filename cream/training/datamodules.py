@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -10,6 +11,7 @@ from torch.utils.data import DataLoader
 from cream.data.prompts import encode_conversation
 from cream.models.scoring import pad_batch
 from cream.models.tokens import encode_pair
+from cream.records import PairRow
 from cream.training import distributed
 
 
@@ -136,6 +138,20 @@ class ConversationSFTDataModule(SFTDataModule):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+@dataclass
+class EncodedPair:
+    """A preference pair as the DPO step trains on it: token ids of prompt + response (+ end of turn), where
+    each response starts, log pi_ref(y|x) of both responses, and the pair's weight C."""
+
+    chosen_ids: list[int]
+    chosen_start: int
+    rejected_ids: list[int]
+    rejected_start: int
+    ref_logp_chosen: float
+    ref_logp_rejected: float
+    weight: float
+
+
 class PreferenceDataModule(L.LightningDataModule):
     """Pairs (prompt, chosen, rejected) with their reference log-probs and consistency weight.
 
@@ -143,29 +159,30 @@ class PreferenceDataModule(L.LightningDataModule):
     forward per step.
     """
 
-    def __init__(self, tokenizer, pairs: Sequence[dict], weights: Sequence[float], *, batch_size: int,
+    def __init__(self, tokenizer, pairs: Sequence[PairRow], weights: Sequence[float], *, batch_size: int,
                  max_length: int, max_prompt_length: int, seed: int):
         super().__init__()
         self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
-        self.items, self.n_truncated = [], 0
+        self.items: list[EncodedPair] = []
+        self.n_truncated = 0
         for pair, w in zip(pairs, weights):
-            c, cs, t1 = encode_pair(tokenizer, pair["prompt"], pair["chosen"], max_length, max_prompt_length)
-            r, rs, t2 = encode_pair(tokenizer, pair["prompt"], pair["rejected"], max_length, max_prompt_length)
+            c, cs, t1 = encode_pair(tokenizer, pair.prompt, pair.chosen, max_length, max_prompt_length)
+            r, rs, t2 = encode_pair(tokenizer, pair.prompt, pair.rejected, max_length, max_prompt_length)
             self.n_truncated += t1 or t2
-            self.items.append((c, cs, r, rs, pair["ref_logp_chosen"], pair["ref_logp_rejected"], float(w)))
+            self.items.append(EncodedPair(c, cs, r, rs, pair.ref_logp_chosen, pair.ref_logp_rejected, float(w)))
 
     def steps(self, epochs: int, accumulate: int = 1, world: int = 1) -> int:
         """Optimizer steps over ``epochs`` (Lightning steps on the last, partial accumulation too); with
         ``world`` training processes each one sees ceil(n / world) items per epoch."""
         return epochs * ceil_div(ceil_div(ceil_div(len(self.items), world), self.batch_size), accumulate)
 
-    def collate(self, items):
-        seqs = [i[0] for i in items] + [i[2] for i in items]
-        starts = [i[1] for i in items] + [i[3] for i in items]
+    def collate(self, items: list[EncodedPair]):
+        seqs = [i.chosen_ids for i in items] + [i.rejected_ids for i in items]
+        starts = [i.chosen_start for i in items] + [i.rejected_start for i in items]
         b = pad_batch(seqs, starts, self.pad_id)
-        b["ref_chosen_logps"] = torch.tensor([i[4] for i in items], dtype=torch.float32)
-        b["ref_rejected_logps"] = torch.tensor([i[5] for i in items], dtype=torch.float32)
-        b["weight"] = torch.tensor([i[6] for i in items], dtype=torch.float32)
+        b["ref_logp_chosen"] = torch.tensor([i.ref_logp_chosen for i in items], dtype=torch.float32)
+        b["ref_logp_rejected"] = torch.tensor([i.ref_logp_rejected for i in items], dtype=torch.float32)
+        b["weight"] = torch.tensor([i.weight for i in items], dtype=torch.float32)
         return b
 
     def train_dataloader(self):

@@ -1,8 +1,8 @@
 """Preference training, M_t -> M_{t+1}, with any loss of ``cream.method.losses`` and a weight per pair.
 
 The reference model is M_t, and its log-probs of every response were computed in the reward step, so
-no reference model is held in memory here: the batch carries ``ref_chosen_logps`` and
-``ref_rejected_logps``.  One forward over the 2B rows (chosen then rejected) per step.
+no reference model is held in memory here: the batch carries ``ref_logp_chosen`` and
+``ref_logp_rejected``.  One forward over the 2B rows (chosen then rejected) per step.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class DPOModule(L.LightningModule):
         logps = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
         chosen, rejected = logps.chunk(2)
         n_chosen, n_rejected = batch["response_mask"][:, 1:].sum(dim=1).chunk(2)  # the tokens each logp sums
-        losses, metrics = self.loss(chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], batch["weight"],
+        losses, metrics = self.loss(chosen, rejected, batch["ref_logp_chosen"], batch["ref_logp_rejected"], batch["weight"],
                                     chosen_tokens=n_chosen, rejected_tokens=n_rejected)
         loss = losses.mean()
         if self.rpo_alpha is not None:

@@ -38,6 +38,7 @@ def child_ours(size: str, steps: int) -> dict:
     from transformers import LlamaForCausalLM  # noqa: F401 - imported before the baseline RSS is read
 
     from cream.method.losses import SigmoidLoss
+    from cream.records import PairRow
     from cream.training.datamodules import PreferenceDataModule
     from cream.training.dpo_module import DPOModule
     from cream.training.trainer import fit, make_trainer
@@ -59,7 +60,7 @@ def child_ours(size: str, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         out = Path(out)
         t0 = time.perf_counter()
-        dm = PreferenceDataModule(tok, pairs, [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
+        dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
                                   max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
         module = DPOModule(model, SigmoidLoss(common.DPO["beta"]), lr=common.DPO["lr"], weight_decay=common.DPO["weight_decay"],
                            warmup_ratio=common.DPO["warmup_ratio"], total_steps=dm.steps(1))
@@ -145,6 +146,7 @@ def child_numerics(size: str) -> dict:
 
     from cream.method.losses import SigmoidLoss
     from cream.models.scoring import response_logps
+    from cream.records import PairRow
     from cream.training.datamodules import PreferenceDataModule
 
     B = common.DPO["batch_size"]
@@ -157,14 +159,14 @@ def child_numerics(size: str) -> dict:
     pairs = common.preference_pairs(tok, B)
     common.add_ref_logps(ref, tok, pairs)
     # ours: the collated batch of the pipeline's data module (unshuffled: the pairs in order)
-    dm = PreferenceDataModule(tok, pairs, [1.0] * B, batch_size=B, max_length=common.MAX_LENGTH,
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * B, batch_size=B, max_length=common.MAX_LENGTH,
                               max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
     ours = dm.collate(dm.items)
     policy.train()
     with torch.no_grad():
         lp = response_logps(policy, ours["input_ids"], ours["attention_mask"], ours["response_mask"])
         pc, pr = lp.chunk(2)
-        losses, _ = SigmoidLoss(common.DPO["beta"])(pc, pr, ours["ref_chosen_logps"], ours["ref_rejected_logps"], ours["weight"])
+        losses, _ = SigmoidLoss(common.DPO["beta"])(pc, pr, ours["ref_logp_chosen"], ours["ref_logp_rejected"], ours["weight"])
     # TRL: its collator on the same token ids, then its loss with the reference model in memory
     ds = make_trl_dataset(tok, pairs)
     theirs = DataCollatorForPreference(pad_token_id=tok.pad_token_id, max_length=common.MAX_LENGTH)(list(ds))
@@ -186,7 +188,7 @@ def child_numerics(size: str) -> dict:
                                    fused_lm_head=True).log_probs.sum(1)
             trl_ref_lp = ref(input_ids=theirs["input_ids"], attention_mask=theirs["attention_mask"], labels=labels,
                              fused_lm_head=True).log_probs.sum(1)
-    ref_ours = torch.cat([ours["ref_chosen_logps"], ours["ref_rejected_logps"]])
+    ref_ours = torch.cat([ours["ref_logp_chosen"], ours["ref_logp_rejected"]])
     d = {
         "same_tokens": same_tokens,
         "loss_ours": losses.mean().item(), "loss_trl": trl_loss,

@@ -40,6 +40,7 @@ def main() -> None:
 
     from cream.method.losses import SigmoidLoss
     from cream.models.scoring import response_logps
+    from cream.records import PairRow
     from cream.training.datamodules import PreferenceDataModule
     from cream.training.dpo_module import DPOModule
     from cream.training.trainer import fit, make_trainer
@@ -54,7 +55,7 @@ def main() -> None:
     loss_fn = SigmoidLoss(common.DPO["beta"])
 
     def make_dm():
-        return PreferenceDataModule(tok, pairs, [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
+        return PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
                                     max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
 
     batches = list(make_dm().train_dataloader())  # the batches Lightning will see in epoch 0
@@ -95,7 +96,7 @@ def main() -> None:
             else:
                 lp = response_logps(model, b["input_ids"], b["attention_mask"], b["response_mask"])
                 c, r = lp.chunk(2)
-                loss = loss_fn(c, r, b["ref_chosen_logps"], b["ref_rejected_logps"], b["weight"])[0].mean()
+                loss = loss_fn(c, r, b["ref_logp_chosen"], b["ref_logp_rejected"], b["weight"])[0].mean()
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)

@@ -70,7 +70,7 @@ def child(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, pre
         resp_mask[:, s - n_resp:] = True
         resp_mask &= att.bool()
         return {"input_ids": ids, "attention_mask": att, "response_mask": resp_mask, "weight": torch.ones(r // 2),
-                "ref_chosen_logps": torch.zeros(r // 2), "ref_rejected_logps": torch.zeros(r // 2)}
+                "ref_logp_chosen": torch.zeros(r // 2), "ref_logp_rejected": torch.zeros(r // 2)}
 
     module = (DPOModule(model, SigmoidLoss(0.1), lr=1e-5) if stage == "dpo" else SFTModule(model, lr=1e-5))
     module.log = lambda *a, **k: None

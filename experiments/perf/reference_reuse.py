@@ -41,6 +41,7 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
     from cream.models.loading import load_model, load_tokenizer
     from cream.models.scoring import response_logps, score_sequences
     from cream.models.tokens import encode_pair
+    from cream.records import PairRow
     from cream.training.datamodules import PreferenceDataModule
     from cream.training.dpo_module import DPOModule
     from cream.training.trainer import fit, make_trainer
@@ -78,7 +79,7 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
     model = load_model(d)
     cfg = common.compose_cfg(["regularizer=none"])
     B = common.DPO["batch_size"]
-    dm = PreferenceDataModule(tok, pairs, [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
                               max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
     kw = dict(lr=common.DPO["lr"], weight_decay=common.DPO["weight_decay"], warmup_ratio=common.DPO["warmup_ratio"],
               total_steps=dm.steps(2))
@@ -92,7 +93,7 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
             def training_step(self, batch, batch_idx):
                 with torch.no_grad():
                     lp = response_logps(ref, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
-                batch["ref_chosen_logps"], batch["ref_rejected_logps"] = lp.chunk(2)
+                batch["ref_logp_chosen"], batch["ref_logp_rejected"] = lp.chunk(2)
                 return super().training_step(batch, batch_idx)
 
         module = RefDPO(model, loss, **kw)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cream.method.ranking import MEASURES, dataset_consistency, kendall, spearman, toporder
+from cream.method.ranking import dataset_consistency, kendall, spearman, toporder
 
 
 def random_cases(n_cases: int = 200, seed: int = 0):
@@ -88,13 +88,13 @@ def test_toporder_hand_values():
     assert toporder([3, 1, 1], [0, 5, 0]) == 0.0   # best {0} vs {1}
 
 
-@pytest.mark.parametrize("measure", list(MEASURES.values()))
+@pytest.mark.parametrize("measure", [kendall, spearman, toporder])
 @pytest.mark.parametrize("a,b", [([2, 2, 2], [1, 2, 3]), ([1, 2, 3], [0.5, 0.5, 0.5]), ([1], [2]), ([], [])])
 def test_constant_vectors_undefined(measure, a, b):
     assert measure(a, b) is None
 
 
-@pytest.mark.parametrize("measure", list(MEASURES.values()))
+@pytest.mark.parametrize("measure", [kendall, spearman, toporder])
 def test_measure_length_mismatch(measure):
     with pytest.raises(ValueError):
         measure([1, 2, 3], [1, 2])

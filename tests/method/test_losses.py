@@ -191,7 +191,7 @@ def test_dpo_module_passes_response_lengths(tiny_dir):
 
     model = load_model(tiny_dir)
     b = pad_batch([[1, 5, 6, 7, 8, 2], [1, 5, 9, 2]], [2, 3], 3)  # chosen: 4 response tokens, rejected: 1
-    b.update(ref_chosen_logps=torch.tensor([-3.0]), ref_rejected_logps=torch.tensor([-1.0]), weight=torch.tensor([1.0]))
+    b.update(ref_logp_chosen=torch.tensor([-3.0]), ref_logp_rejected=torch.tensor([-1.0]), weight=torch.tensor([1.0]))
     module = DPOModule(model, IPOLoss(0.1, average_logps=True), lr=0.0)
     module.log = lambda *a, **k: None
     loss = module.training_step(b, 0)

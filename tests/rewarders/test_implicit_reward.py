@@ -8,6 +8,7 @@ from conftest import compose, direct_logp
 from cream.models.loading import load_model, load_tokenizer
 from cream.models.tokens import encode_pair
 from cream.pipeline import Context
+from cream.records import SampleRow
 from cream.rewarders.base import RewardInputs
 from cream.rewarders.implicit import ImplicitRewarder
 from cream.stages.reward import reward_rows
@@ -41,8 +42,8 @@ SAMPLES = [
 def test_implicit_reward_matches_direct_sums(run_dir, t):
     cfg = compose(["model.max_length=128", "model.max_prompt_length=64"])
     ctx = Context(cfg, run_dir)
-    inputs = RewardInputs(cfg, SAMPLES, [ctx.model_path(k) for k in range(t + 1)], batch_size=3)
-    rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, t)
+    inputs = RewardInputs(cfg, [SampleRow.from_json(s) for s in SAMPLES], [ctx.model_path(k) for k in range(t + 1)], batch_size=3)
+    rows = [r.to_json() for r in reward_rows(ImplicitRewarder(batch_size=3), inputs, t)]
     tok = load_tokenizer(run_dir / "base" / "model")
     models = {k: load_model(ctx.model_path(k)).eval() for k in (0, 1, 2)}
     for sample, row in zip(SAMPLES, rows):
@@ -50,7 +51,7 @@ def test_implicit_reward_matches_direct_sums(run_dir, t):
             ids, start, _ = encode_pair(tok, sample["prompt"], resp, 128, 64)
             lp = {k: direct_logp(m, ids, start) for k, m in models.items()}
             assert row["reward"][j] == pytest.approx(lp[t] - lp[0], abs=1e-4)
-            assert row["policy_logp"][j] == pytest.approx(lp[t], abs=1e-4)
+            assert row["ref_logp"][j] == pytest.approx(lp[t], abs=1e-4)
             if t == 1:  # previous model is M0: length-normalized log-likelihood
                 assert row["prev_reward"][j] == pytest.approx(lp[0] / (len(ids) - start), abs=1e-5)
             else:
@@ -64,16 +65,18 @@ def test_first_consistency_same_scale_and_length_controls(run_dir):
 
     cfg = compose(["model.max_length=128", "model.max_prompt_length=64"])
     ctx = Context(cfg, run_dir)
-    samples = [dict(s, finished=[True, False, True, True][: len(s["responses"])]) for s in SAMPLES]
+    samples = [SampleRow.from_json(dict(s, finished=[True, False, True, True][: len(s["responses"])])) for s in SAMPLES]
     inputs = RewardInputs(cfg, samples, [ctx.model_path(k) for k in range(2)], batch_size=3)
-    official = reward_rows(ImplicitRewarder(batch_size=3), inputs, 1)
-    same = reward_rows(ImplicitRewarder(batch_size=3), inputs, 1, same_scale=True)
+    official_rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, 1)
+    same_rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, 1, same_scale=True)
+    official, same = [r.to_json() for r in official_rows], [r.to_json() for r in same_rows]
     for o, s in zip(official, same):
         assert s["reward"] == o["reward"]
         assert s["prev_reward"] == pytest.approx(s["base_logp"])  # summed log pi_0
         assert o["prev_reward"] == pytest.approx([b / n for b, n in zip(o["base_logp"], o["n_tokens"])])
-    rows, summary = controlled(same, samples, {"length": "penalty", "length_alpha": 0.1, "drop_truncated": True},
+    rows, summary = controlled(same_rows, samples, {"length": "penalty", "length_alpha": 0.1, "drop_truncated": True},
                                prev_is_reward=True)
+    rows = [r.to_json() for r in rows]
     assert summary == {"length_alpha": 0.1, "n_truncated_dropped": 2, "n_prompts_lt2": 0}
     for row, s in zip(rows, same):
         for j, n in enumerate(s["n_tokens"]):
@@ -84,7 +87,10 @@ def test_first_consistency_same_scale_and_length_controls(run_dir):
                 assert row["prev_reward"][j] == pytest.approx(s["base_logp"][j] - 0.1 * n)
         assert row["raw_reward"] == s["reward"] and row["prev_raw_reward"] == s["prev_reward"]
     # official at t = 1: M0's per-token log-likelihood is not a reward and is left as it is
-    rows, _ = controlled(official, samples, {"length": "per_token"}, prev_is_reward=False)
+    rows, _ = controlled(official_rows, samples, {"length": "per_token"}, prev_is_reward=False)
+    rows = [r.to_json() for r in rows]
     assert [r["prev_reward"] for r in rows] == [o["prev_reward"] for o in official]
     assert rows[0]["reward"][0] == pytest.approx(official[0]["reward"][0] / official[0]["n_tokens"][0])
-    assert controlled(official, samples, None, prev_is_reward=False) == (official, {})  # off: untouched
+    assert controlled(official_rows, samples, None, prev_is_reward=False) == (official_rows, {})  # off: untouched
+    # on disk the raw rewards sit among the rewarder's columns, before ref_logp
+    assert list(rows[0])[:5] == ["prompt_id", "reward", "prev_reward", "base_logp", "raw_reward"]

@@ -94,9 +94,10 @@ def _cfg():
 def _inputs(samples):
     """The reward stage's inputs with models named "M0", "M1" (the scripted judge reads the name); M1's
     log-probs (the DPO reference the stage records for any rewarder) are stubbed."""
+    from cream.records import SampleRow
     from cream.rewarders.base import RewardInputs
 
-    inputs = RewardInputs(_cfg(), samples, ["M0", "M1"])
+    inputs = RewardInputs(_cfg(), [SampleRow.from_json(s) for s in samples], ["M0", "M1"])
     inputs._logps[1] = [0.0] * sum(len(s["responses"]) for s in samples)
     inputs.__dict__["_encoded"] = ([[1]] * len(inputs._logps[1]), [0] * len(inputs._logps[1]), 0)
     return inputs
@@ -133,7 +134,7 @@ def test_judge_rewarder_with_a_scripted_model(monkeypatch):
 
     calls = _scripted(monkeypatch, script)
     samples = [{"prompt_id": "p", "prompt": "raw", "instruction": "Q?", "responses": ["good one", "bad one"]}]
-    rows = reward_rows(JudgeRewarder(k=2, forced_score=False), _inputs(samples), 1)
+    rows = [r.to_json() for r in reward_rows(JudgeRewarder(k=2, forced_score=False), _inputs(samples), 1)]
     assert calls["n"] == 2  # M1 and M0 each judge once (one batch of all responses)
     (row,) = rows
     assert row["reward"] == [4.5, 1.0] and row["prev_reward"] == [3.0, 2.0]
@@ -148,7 +149,7 @@ def test_judge_rewarder_unparsable_forced_or_unscored(monkeypatch):
 
     _scripted(monkeypatch, lambda model, p: ["Score: 4", "Score: 4"] if "<response>ok" in p else ["hmm", "no score"])
     samples = [{"prompt_id": "p", "prompt": "raw", "instruction": "Q?", "responses": ["ok", "lost"]}]
-    (row,) = reward_rows(JudgeRewarder(k=2, forced_score=False), _inputs(samples), 1)
+    (row,) = [r.to_json() for r in reward_rows(JudgeRewarder(k=2, forced_score=False), _inputs(samples), 1)]
     assert row["reward"] == [4.0, None] and row["judge_failures"] == 2
 
     seen = []
@@ -158,7 +159,7 @@ def test_judge_rewarder_unparsable_forced_or_unscored(monkeypatch):
         return [2.25] * len(prefixes)
 
     monkeypatch.setattr(judge, "expected_scores", fake_expected)
-    (row,) = reward_rows(JudgeRewarder(k=2, forced_score=True), _inputs(samples), 1)
+    (row,) = [r.to_json() for r in reward_rows(JudgeRewarder(k=2, forced_score=True), _inputs(samples), 1)]
     assert row["reward"] == [4.0, 2.25] and row["judge_forced"] == [None, 2.25]
     assert row["judge_scores"] == [[4.0, 4.0], [None, None]] and row["judge_failures"] == 2  # still counted as failures
     assert len(seen) == 2  # the unparsable response, judged by M1 and by M0: its first judgment + "Score:"
