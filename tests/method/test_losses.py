@@ -220,7 +220,7 @@ def test_dpo_module_rpo_alpha_matches_trl(tiny_dir):
     seqs = [[1, 5, 6, 7, 8, 2], [1, 5, 9, 2], [1, 5, 9, 4, 2], [1, 5, 7, 2]]  # chosen 1, chosen 2, rejected 1, rejected 2
     starts = [2, 3, 2, 2]
     b = pad_batch(seqs, starts, 3)
-    b.update(ref_chosen_logps=torch.tensor([-3.0, -2.0]), ref_rejected_logps=torch.tensor([-1.0, -4.0]),
+    b.update(ref_logp_chosen=torch.tensor([-3.0, -2.0]), ref_logp_rejected=torch.tensor([-1.0, -4.0]),
              weight=torch.tensor([1.0, 1.0]))
     plain = DPOModule(model, SigmoidLoss(0.1), lr=0.0)
     rpo = DPOModule(model, SigmoidLoss(0.1), lr=0.0, rpo_alpha=0.7)
