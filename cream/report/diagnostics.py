@@ -109,7 +109,7 @@ def diagnostics(samples: Sequence[dict], n_tokens: Sequence[Sequence[int] | None
     correctness of each response (verifiable prompts only); ``consistency``: prompt_id -> C_j (None: undefined).
     """
     texts = [r for s in samples for r in s["responses"]]
-    finished = [f for s in samples for f in s.get("finished", [True] * len(s["responses"]))]
+    finished = [f for s in samples for f in s.get("finished") or [True] * len(s["responses"])]  # none: all finished
     n_tokens = [list(n) if n is not None else [None] * len(s["responses"]) for s, n in zip(samples, n_tokens, strict=True)]
     lengths = {s["prompt_id"]: n for s, n in zip(samples, n_tokens)}
     out = {"truncation_rate": _share([not f for f in finished]),

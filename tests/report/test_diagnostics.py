@@ -132,3 +132,11 @@ def test_cream_table_shows_diagnostics_by_name(tmp_path, capsys):
     # the default table keeps its columns
     assert cli.table([str(tmp_path)]) == 0
     assert "good_pairs" not in capsys.readouterr().out
+
+
+def test_diagnostics_of_rows_without_finished_flags_or_lengths():
+    """Older run dirs: samples without ``finished`` (counted as finished), rewards without ``n_tokens``."""
+    samples = [{"prompt_id": "p1", "responses": ["a b", "c d e"], "finished": None}]
+    out = diagnostics(samples, [None], [{"prompt_id": "p1", "chosen_index": 0, "rejected_index": 1}], {}, {})
+    assert out["truncation_rate"] == 0.0 and out["mean_length"] is None and out["chosen_length"] is None
+    assert out["distinct_2"] == 1.0
