@@ -107,3 +107,23 @@ def test_smoke_per_token_same_scale_and_floor(tmp_path):
     dpo = json.loads((run / "iter_1/dpo/manifest.json").read_text())["summary"]
     assert dpo["mean_weight"] == pytest.approx(sum(weights) / len(weights)) and min(weights) >= 0.5
     assert set(read_results(run)[2]["diagnostics"]) == set(DIAGNOSTICS)
+
+
+def test_no_pairs_left_after_dropping_truncated_responses_says_why(tmp_path):
+    from cream.errors import NoPairsError
+    from cream.pipeline import Context
+    from cream.stages import pairs
+
+    it = tmp_path / "iter_1"
+    for sub in ("sample", "reward", "consistency", "pairs"):
+        (it / sub).mkdir(parents=True)
+    (it / "sample" / "samples.jsonl").write_text(json.dumps(
+        {"prompt_id": "p", "prompt": "q", "responses": ["a", "b"], "finished": [False, True]}) + "\n")
+    (it / "reward" / "rewards.jsonl").write_text(json.dumps(
+        {"prompt_id": "p", "reward": [None, 1.0], "prev_reward": [None, 0.5], "ref_logp": [0, 0], "n_tokens": [3, 2]}) + "\n")
+    (it / "reward" / "manifest.json").write_text(json.dumps({"summary": {"n_truncated_dropped": 1, "n_prompts_lt2": 1}}))
+    (it / "consistency" / "consistency.jsonl").write_text(json.dumps({"prompt_id": "p", "c": None}) + "\n")
+    with pytest.raises(NoPairsError, match=r"reward.drop_truncated=true dropped 1 responses cut at sampling.max_new_tokens "
+                                           r"and left 1 prompts with fewer than 2"):
+        pairs.run(Context(compose(["reward.drop_truncated=true"]), tmp_path), it / "pairs", t=1)
+    assert not (it / "pairs" / "pairs.jsonl").exists()
