@@ -138,8 +138,25 @@ class SamplingConfig:  # N responses per prompt of this iteration's slice of the
 
 
 @dataclass
+class RewardConfig:
+    """How the rewarder's scores become rankings and pairs (extensions of the paper, all off by default;
+    cream/method/length.py has the formulas, experiments/README.md "Controls" the sources)."""
+    length: str = "none"  # none | per_token: r / |y| (SimPO-style; rewarder=implicit only) | penalty: r - alpha |y| (R-DPO, DICE)
+    length_alpha: float = 0.0  # alpha of length=penalty with length_alpha_rule=fixed (reward units per token)
+    length_alpha_rule: str = "fixed"  # fixed: length_alpha | balance: per iteration, the alpha that balances the mean
+    #   lengths of chosen and rejected (DICE; the exact rule: cream.method.length.balance_alpha); recorded in the
+    #   reward stage's summary as length_alpha
+    drop_truncated: bool = False  # responses cut at sampling.max_new_tokens (finished: false) are not ranked or paired
+    #   (TRL's mask_truncated_completions); counted: n_truncated_dropped, n_prompts_lt2 (prompts left with < 2)
+    first_consistency: str = "official"  # t = 1, when M0 has no reward of its own: official (M0 ranked by log pi_0 / |y|,
+    #   the CREAM code) | same_scale (M0 ranked by log pi_0 on the reward's own scale: summed, or per token with
+    #   length=per_token, minus alpha |y| with length=penalty) | skip (C = 1 in iteration 1's DPO: regularize from t = 2)
+
+
+@dataclass
 class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-probs come from the reward step)
-    pass
+    rpo_alpha: float | None = None  # extension: + rpo_alpha x the per-token NLL of the chosen responses (iterative RPO;
+    #                                 TRL's rpo_alpha, same form); null: off
 
 
 @dataclass
@@ -206,6 +223,7 @@ class TrainConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)  # extensions: length control, truncated responses, t = 1's C
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # preset: conf/trainer/
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # preset: conf/logger/
@@ -323,6 +341,7 @@ def validate_config(cfg: DictConfig) -> None:
     beta = cfg.loss.get("beta")  # a loss without beta (none of the shipped ones) has nothing to check
     _need(beta is None or float(beta) > 0, "loss.beta", beta, "must be > 0")
     _validate_data(cfg)
+    _validate_controls(cfg)
     _need(cfg.model.max_prompt_length < cfg.model.max_length, "model.max_prompt_length",
           cfg.model.max_prompt_length, f"must be below model.max_length={cfg.model.max_length}")
     for name in list(cfg.data.benchmarks) + list(cfg.eval.benchmarks):
@@ -341,6 +360,25 @@ def validate_config(cfg: DictConfig) -> None:
               "response (every prompt ties); choose rewarder=judge or rewarder=reward_model, or train SFT")
         _need(cfg.rewarder.get("head") is None, "sft.skip", True,
               "rewarder=self_reward_head trains its head during SFT; it cannot be skipped")
+
+
+def _validate_controls(cfg: DictConfig) -> None:
+    """The ``reward`` section, ``dpo.rpo_alpha`` and ``regularizer.min_c`` (cream/method/length.py)."""
+    r = cfg.reward
+    _need(r.length in ("none", "per_token", "penalty"), "reward.length", r.length, "must be none, per_token or penalty")
+    _need(r.length_alpha_rule in ("fixed", "balance"), "reward.length_alpha_rule", r.length_alpha_rule, "must be fixed or balance")
+    _need(r.length_alpha >= 0, "reward.length_alpha", r.length_alpha, "must be >= 0 (a penalty per token)")
+    _need(r.first_consistency in ("official", "same_scale", "skip"), "reward.first_consistency", r.first_consistency,
+          "must be official, same_scale or skip")
+    if r.length == "per_token":
+        target = str(cfg.rewarder.get("_target_", ""))
+        _need(target.endswith("ImplicitRewarder"), "reward.length", r.length,
+              f"per_token divides a reward summed over tokens by |y|; {target} gives one score per response "
+              "(use reward.length=penalty for it)")
+    alpha = cfg.dpo.get("rpo_alpha")
+    _need(alpha is None or alpha >= 0, "dpo.rpo_alpha", alpha, "must be >= 0 or null (off)")
+    min_c = cfg.regularizer.get("min_c")
+    _need(min_c is None or 0 <= min_c <= 1, "regularizer.min_c", min_c, "must lie in [0, 1] or be null (off)")
 
 
 def uses_benchmark_files(cfg: DictConfig) -> bool:

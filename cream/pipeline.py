@@ -60,7 +60,7 @@ class Stage:
 def plan(ctx: Context) -> list[Stage]:
     """Every stage of the run, in order, with the stages and config values it depends on."""
     def stage(name: str, module: ModuleType, deps: list[str], **kwargs) -> Stage:
-        return Stage(name, module.run, deps, ctx.stale_config(module.stale_keys(ctx)), kwargs, module.EVERY_RANK)
+        return Stage(name, module.run, deps, ctx.stale_config(module.stale_keys(ctx, **kwargs)), kwargs, module.EVERY_RANK)
 
     stages = [
         stage("base", base, []),

@@ -39,7 +39,7 @@ def refused(proc: subprocess.CompletedProcess, prog: str) -> str:
 def test_unknown_key_is_refused_with_the_keys_it_could_be(override, tmp_path):
     line = refused(console("train", [override], tmp_path), "cream-train")
     assert line == ("cream-train: error: dpo.learning_rate: unknown key; dpo takes: lr, epochs, batch_size, "
-                    "warmup_ratio, weight_decay")
+                    "warmup_ratio, weight_decay, rpo_alpha")
     assert list(tmp_path.iterdir()) == []  # refused before Hydra wrote a run dir
 
 

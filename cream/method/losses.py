@@ -102,3 +102,16 @@ class HingeLoss(PreferenceLoss):
 
     def pair_loss(self, h: Tensor) -> Tensor:
         return torch.relu(1 - self.beta * h)
+
+
+def rpo_nll(policy_chosen_logps: Tensor, chosen_tokens: Tensor) -> Tensor:
+    """The NLL term of iterative RPO (Pang et al. 2024, "Iterative Reasoning Preference Optimization":
+    L = L_DPO + alpha * L_NLL(y+)), in TRL's form (``DPOConfig.rpo_alpha``): the cross-entropy of the chosen
+    responses averaged over all their tokens in the batch,
+
+        nll = -(sum_i log pi_theta(y+_i | x_i)) / (sum_i |y+_i|),
+
+    a scalar added to the batch's mean preference loss as ``rpo_alpha * nll`` (TRL's ``nll_loss``; the
+    paper divides each log-likelihood by its own response length, TRL and this function pool the batch's
+    tokens: the two agree when the chosen responses have one length)."""
+    return -policy_chosen_logps.float().sum() / chosen_tokens.float().sum().clamp(min=1)

@@ -1,5 +1,9 @@
 """``results.jsonl``: one row per evaluated model, and the tables printed at the end of a run.
 
+A row of a trained model M_{t+1} also carries iteration t's ``consistency`` summary, ``n_pairs``, ``n_dropped``,
+``reward_quality`` and ``diagnostics`` (``cream.report.diagnostics.DIAGNOSTICS``: samples, pair lengths, good/bad
+pairs and the AUC of C; None for M0 and M1).
+
 The accuracy keys of a row (and of ``eval/M<k>/result.json``) are the ``FAMILIES`` of
 ``cream.evaluation.families``, each with its ``_stderr``, ``_avg`` and ``_avg_stderr``.
 """
@@ -13,7 +17,7 @@ from cream.paths import eval_stage, iteration_stage
 def _row(ctx, k: int, done: dict[str, dict]) -> dict:
     ev = done[eval_stage(k)]["summary"]
     row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None, "n_dropped": None,
-           "reward_quality": None}
+           "reward_quality": None, "diagnostics": None}
     if k >= 2:
         c = done.get(iteration_stage("consistency", k - 1), {}).get("summary")
         p = done.get(iteration_stage("pairs", k - 1), {}).get("summary")
@@ -22,6 +26,7 @@ def _row(ctx, k: int, done: dict[str, dict]) -> dict:
         if p:
             row["n_pairs"], row["n_dropped"] = p["n_pairs"], p["n_dropped"]
             row["reward_quality"] = p.get("reward_quality")
+            row["diagnostics"] = p.get("diagnostics")
     if k == 1 and (done.get("sft", {}).get("summary") or {}).get("skipped"):
         row["note"] = "sft skipped: M1 = M0"
     return row | {"extraction": ev.get("extraction")} | {key: ev.get(key) for key in RESULT_KEYS}

@@ -44,6 +44,9 @@ METRICS = {"gen": ("eval", "eval_avg"), "lenient": ("eval_lenient", "eval_lenien
            "acc": ("eval_acc", "eval_acc_avg"), "acc_norm": ("eval_acc_norm", "eval_acc_norm_avg")}
 METRICS["loglik"] = METRICS["acc_norm"]  # the former name of the log-likelihood accuracy
 EXTRA_COLUMNS = ("avg", "C", "pairs")
+# the per-iteration diagnostics (cream.report.diagnostics), columns by name (--columns): shares and lengths as they are
+DIAGNOSTIC_COLUMNS = ("truncation_rate", "mean_length", "repetition_rate", "distinct_2", "chosen_length", "rejected_length",
+                      "good_pairs", "bad_pairs", "other_pairs", "n_verifiable", "auc_c", "auc_c_lo", "auc_c_hi")
 
 
 @dataclass
@@ -279,13 +282,15 @@ def value(row: dict | None, column: str, metric: str = "gen") -> float | None:
         return (row.get("consistency") or {}).get("mean")
     if column == "pairs":
         return row.get("n_pairs")
+    if column in DIAGNOSTIC_COLUMNS:
+        return (row.get("diagnostics") or {}).get(column)
     v = (row.get(per_bench) or {}).get(column)
     return None if v is None else 100 * v
 
 
 def stderr_value(row: dict | None, column: str, metric: str = "gen") -> float | None:
     """The standard error (in %) of a column's accuracy in one results row; None for C, pairs, or when absent."""
-    if row is None or column in ("C", "pairs"):
+    if row is None or column in ("C", "pairs", *DIAGNOSTIC_COLUMNS):
         return None
     per_bench, avg = METRICS[metric]
     v = row.get(f"{avg}_stderr") if column == "avg" else (row.get(f"{per_bench}_stderr") or {}).get(column)

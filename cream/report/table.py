@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from cream.report.runs import (
+    DIAGNOSTIC_COLUMNS,
     EXTRA_COLUMNS,
     METRICS,
     Run,
@@ -31,7 +32,7 @@ from cream.report.runs import (
 
 HEADERS = {"avg": "Avg", "C": "C", "pairs": "Pairs"}
 LOWER_IS_BETTER: set[str] = set()
-NOT_RANKED = {"pairs"}  # how many pairs were kept is not a quality: never bold
+NOT_RANKED = {"pairs", *DIAGNOSTIC_COLUMNS}  # counts and diagnostics are not a quality: never bold
 
 
 @dataclass
@@ -53,15 +54,20 @@ class Table:
     metric: str = "gen"
 
 
-def available_columns(runs: list[Run], metric: str = "gen") -> list[str]:
+def default_columns(runs: list[Run], metric: str = "gen") -> list[str]:
     return benchmarks(runs, metric) + list(EXTRA_COLUMNS)
+
+
+def available_columns(runs: list[Run], metric: str = "gen") -> list[str]:
+    """The default columns and, by name, the per-iteration diagnostics (``--columns good_pairs,auc_c``)."""
+    return default_columns(runs, metric) + list(DIAGNOSTIC_COLUMNS)
 
 
 def build_table(runs: list[Run], columns: list[str] | None = None, metric: str = "gen") -> Table:
     """Average the complete runs of each method per model and column, and mark each column's best per model."""
     groups = group_runs(runs)
     complete = [r for g in groups.values() for r in g]
-    columns = list(columns or available_columns(complete or runs, metric))
+    columns = list(columns or default_columns(complete or runs, metric))
     lines = []
     for method, group in groups.items():
         for model in models_of(group):
@@ -87,7 +93,7 @@ def build_table(runs: list[Run], columns: list[str] | None = None, metric: str =
 
 
 def _digits(col: str) -> int:
-    return 3 if col == "C" else 1
+    return 3 if col == "C" or (col in DIAGNOSTIC_COLUMNS and not col.endswith("length") and col != "n_verifiable") else 1
 
 
 def _round(col: str, v: float) -> float:

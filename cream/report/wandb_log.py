@@ -14,6 +14,8 @@ Every metric has exactly one name, the same in wandb and in the CSV logs:
         iter/dpo/{mean_weight,steps}, iter/sample_pairs (a table of 50 pairs)
         iter/reward_quality/{pairwise_accuracy,exact_match,spearman,kendall,response_accuracy,...},
         iter/reward_quality/{tau_hist,correctness_tau_hist} (histograms)
+        iter/diagnostics/{truncation_rate,mean_length,repetition_rate,distinct_2,chosen_length,rejected_length,
+        good_pairs,bad_pairs,other_pairs,n_verifiable,auc_c,auc_c_lo,auc_c_hi} (cream.report.diagnostics)
         (a count several stages repeat is logged once: prompts under iter/sample, pairs under iter/pairs)
     per model M_k, axis ``model`` (= k; M_{t+1} is the model trained in iteration t): a curve over iterations
         eval/{lenient,strict,official}/<benchmark> (generative, per extraction rule set),
@@ -43,7 +45,7 @@ from cream.paths import RunPaths, iteration_stage, parse_stage
 _run = None
 # a stage summary's keys that are not logged per iteration: lists, names, and the DPO stage's final
 # train/* values (logged per step under dpo/train/*: one name per metric)
-_SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", *RESULT_KEYS)
+_SKIP = ("dropped", "rewarder", "measure", "undefined", "reward_quality", "diagnostics", *RESULT_KEYS)
 # evaluation families (cream.report.results.FAMILIES) -> their wandb names; `eval` (the headline under eval.extraction)
 # equals one of lenient / strict / official, so it is not logged again under a second name
 _EVAL_NAMES = {"eval_lenient": "lenient", "eval_strict": "strict", "eval_official": "official", "eval_acc": "acc",
@@ -179,6 +181,7 @@ def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, in
     quality = summary.get("reward_quality") or {}
     row |= {k: v for k, v in _scalars("iter/reward_quality", quality).items()
             if k.rsplit("/", 1)[1] not in set(summary) | {"n_prompts"}}  # those already under iter/pairs/
+    row |= _scalars("iter/diagnostics", summary.get("diagnostics") or {})
     for key in ("tau_hist", "correctness_tau_hist"):
         h = quality.get(key)
         if isinstance(h, dict) and h.get("counts"):

@@ -52,7 +52,7 @@ def _turns(path: str, trust_remote_code: bool) -> dict:
 EVERY_RANK = False  # rank 0 builds or converts M0 while the others wait
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def stale_keys(ctx: Context, **_) -> list[str]:
     return MODEL
 
 

@@ -20,7 +20,7 @@ from cream.stages.context import Context
 EVERY_RANK = False
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def stale_keys(ctx: Context, **_) -> list[str]:
     return ["consistency"]
 
 

@@ -5,8 +5,8 @@ Each stage module declares, next to its ``run(ctx: Context, out, ...)``:
     EVERY_RANK   whether every process runs it when several do (training: Lightning's strategy; sampling
                  and scoring: inputs sharded across ranks, see ``cream.distributed``); the others run on
                  rank 0 while the rest wait
-    stale_keys(ctx)  the config keys (dotted) whose values it depends on: change one and a finished
-                 stage is out of date (``seed`` is always one)
+    stale_keys(ctx, **where)  the config keys (dotted) whose values it depends on: change one and a
+                 finished stage is out of date (``seed`` is always one); ``where`` is the stage's ``t`` or ``k``
 
 The key groups below are what several stages share.  A key of ``WHEN_SET`` is recorded only when it is
 set (not null), so run dirs made before the key existed stay valid.
@@ -33,6 +33,8 @@ DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.seed"
 EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "eval.extraction",
         "eval.loglik_chat_template", "data.dir", "data.source", "data.eval_files", "eval.generate_limit"]
 WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD}
+# keys inside a recorded group, left out of it while null (the controls, off by default)
+WHEN_SET_INSIDE = {"dpo": ("rpo_alpha",), "regularizer": ("min_c",)}
 
 
 def writes_base(model_cfg) -> bool:
@@ -57,7 +59,10 @@ def select(cfg: DictConfig, keys: list[str]) -> dict:
         value = training_processes(cfg) if key == WORLD else OmegaConf.select(cfg, key)
         if key in WHEN_SET and value is None:
             continue
-        out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        if isinstance(value, dict) and key in WHEN_SET_INSIDE:
+            value = {k: v for k, v in value.items() if not (k in WHEN_SET_INSIDE[key] and v is None)}
+        out[key] = value
     return out
 
 

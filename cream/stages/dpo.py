@@ -5,6 +5,9 @@
 where l is the loss chosen with ``loss=`` (DPO's -log sigmoid(beta * h) by default) and C per pair comes
 from the ``regularizer=`` (dataset-level C for ``cream_avg``, C_j for ``cream_dyn``, 1 for ``none``).
 The reference log-probs are M_t's, computed in the reward step: no reference model is loaded here.
+
+Extensions (off by default): ``reward.first_consistency=skip`` trains iteration 1 with C = 1 (plain DPO; the
+regularizer acts from t = 2), ``regularizer.min_c`` floors C, ``dpo.rpo_alpha`` adds TRL's NLL term on y+.
 """
 from __future__ import annotations
 
@@ -27,9 +30,14 @@ from cream.training.trainer import fit, make_trainer, prepare_model, save_model,
 EVERY_RANK = True  # Lightning's strategy: one process per device
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def skips_first(cfg, t: int) -> bool:
+    """``reward.first_consistency=skip``: iteration 1 trains with C = 1 (M1 vs M0 is not a consistency of two rewards)."""
+    return t == 1 and (cfg.get("reward") or {}).get("first_consistency") == "skip"
+
+
+def stale_keys(ctx: Context, t: int) -> list[str]:
     # the schedule (its number of optimizer steps) depends on the training processes too
-    return [*MODEL, *TRAIN, "dpo", "loss", "regularizer", WORLD]
+    return [*MODEL, *TRAIN, "dpo", "loss", "regularizer", WORLD, *(["reward.first_consistency"] if skips_first(ctx.cfg, t) else [])]
 
 
 def run(ctx: Context, out: Path, t: int) -> dict:
@@ -38,12 +46,14 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     pairs = read_rows(ctx.paths.pairs(t), PairRow)
     dataset_c = artifacts.read_json(ctx.paths.consistency_summary(t))["mean"]
     weights = instantiate(cfg.regularizer).weights([p.c for p in pairs], dataset_c)
+    if skips_first(cfg, t):
+        weights = [1.0] * len(pairs)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=cfg.dpo.batch_size, max_length=cfg.model.max_length,
                               max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed + t)
-    module = DPOModule(model, instantiate(cfg.loss), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
+    module = DPOModule(model, instantiate(cfg.loss), rpo_alpha=cfg.dpo.get("rpo_alpha"), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
                        warmup_ratio=cfg.dpo.warmup_ratio, total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
                                                    trainer_world_size(cfg.trainer)))
     trainer = make_trainer(cfg, out, cfg.dpo.epochs, wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir))

@@ -98,7 +98,7 @@ def summarize(per_item: dict[str, dict[str, list[float]]]) -> dict:
 EVERY_RANK = True  # each rank evaluates its share of the questions
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def stale_keys(ctx: Context, **_) -> list[str]:
     return [*MODEL, *EVAL]
 
 

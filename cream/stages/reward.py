@@ -11,12 +11,21 @@ The rewarder is pluggable (``rewarder=``, ``cream/rewarders/base.py``); this sta
 ``rewards.jsonl``: per prompt ``reward`` and ``prev_reward`` (one float or None per response), the rewarder's
 own columns (the previous model's prefixed ``prev_``), ``ref_logp`` and ``n_tokens`` (``cream.records.RewardRow``;
 older run dirs wrote ``ref_logp`` as ``policy_logp``, read as well).
+
+The ``reward`` section's controls (extensions, off by default; ``cream.method.length.control_rewards``) act
+here: unfinished responses lose their score (``drop_truncated``), and ``reward``/``prev_reward`` become
+length-controlled (``length``), the rewarder's own scores kept as ``raw_reward``/``prev_raw_reward``.  At
+t = 1 with ``first_consistency=same_scale``, M0's side is log pi_0(y|x) summed over tokens, then given the
+same length control as the reward: C compares M1's ranking, the one the pairs come from, with M0's on the
+same scale (``official``: log pi_0 / |y| whatever the reward's scale).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cream.distributed import is_main
+from cream.method.length import control_rewards
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
 from cream.stages.context import MODEL, Context
@@ -24,15 +33,29 @@ from cream.stages.context import MODEL, Context
 EVERY_RANK = True  # each rank scores its share of the responses
 
 
-def stale_keys(ctx: Context) -> list[str]:
-    return [*MODEL, "rewarder"]
+# the controls' defaults (``reward`` section): a key is recorded only when it differs, so run dirs made
+# before the controls existed stay valid
+CONTROL_DEFAULTS = {"length": "none", "length_alpha": 0.0, "length_alpha_rule": "fixed", "drop_truncated": False}
 
 
-def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[RewardRow]:
-    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one row per prompt."""
+def stale_keys(ctx: Context, t: int) -> list[str]:
+    controls = ctx.cfg.get("reward") or {}
+    on = [f"reward.{k}" for k, v in CONTROL_DEFAULTS.items() if controls.get(k, v) != v]
+    same_scale = t == 1 and controls.get("first_consistency", "official") == "same_scale"
+    return [*MODEL, "rewarder", *on, *(["reward.first_consistency"] if same_scale else [])]
+
+
+def base_fallback(rewarder: Rewarder, t: int) -> bool:
+    """Whether M_{t-1}'s side is M0's log-likelihood, not a reward (t = 1, a rewarder M0 cannot score with)."""
+    return t - 1 == 0 and not rewarder.scores_base
+
+
+def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int, same_scale: bool = False) -> list[RewardRow]:
+    """M_t's and M_{t-1}'s scores of every response, and M_t's log-probs, one row per prompt.  ``same_scale``:
+    at t = 1, M0's side is log pi_0 summed (``reward.first_consistency=same_scale``), not divided by |y|."""
     now = rewarder.score(inputs, t)
-    if t - 1 == 0 and not rewarder.scores_base:
-        prev = Scores(inputs.normalized_loglik(0))
+    if base_fallback(rewarder, t):
+        prev = Scores(inputs.logps(0) if same_scale else inputs.normalized_loglik(0))
     else:
         prev = rewarder.previous_score(inputs, t - 1)
     own = {**now.columns, **{f"prev_{k}": v for k, v in prev.columns.items()}}
@@ -42,12 +65,36 @@ def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int) -> list[Reward
             for i, s in enumerate(inputs.samples)]
 
 
+def controlled(rows: list[RewardRow], samples: list[SampleRow], controls,
+               prev_is_reward: bool) -> tuple[list[RewardRow], dict]:
+    """The rows with the ``reward`` section's controls applied (``controls``: that section, or None), and
+    their summary (counts of dropped responses, the alpha used).  With a length control the rewarder's own
+    scores stay in the rows as ``raw_reward`` and ``prev_raw_reward``."""
+    c = controls or {}
+    length, drop = c.get("length", "none"), bool(c.get("drop_truncated", False))
+    if length == "none" and not drop:
+        return rows, {}
+    finished = [s.finished or [True] * len(s.responses) for s in samples]
+    reward, prev, summary = control_rewards(
+        [r.reward for r in rows], [r.prev_reward for r in rows], [r.n_tokens for r in rows], finished,
+        length=length, alpha=float(c.get("length_alpha", 0.0)), alpha_rule=c.get("length_alpha_rule", "fixed"),
+        drop_truncated=drop, prev_is_reward=prev_is_reward)
+    out = []
+    for r, a, b in zip(rows, reward, prev, strict=True):
+        raw = {"raw_reward": r.reward, "prev_raw_reward": r.prev_reward} if length != "none" else {}
+        out.append(replace(r, reward=a, prev_reward=b, columns={**r.columns, **raw}))
+    return out, summary
+
+
 def run(ctx: Context, out: Path, t: int) -> dict:
     samples = read_rows(ctx.paths.samples(t), SampleRow)
     rewarder = ctx.rewarder
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
                           fitted=ctx.paths.rewarder if rewarder.trains else None)
-    rows = reward_rows(rewarder, inputs, t)
+    controls = ctx.cfg.get("reward")
+    same_scale = bool(controls) and controls.first_consistency == "same_scale"
+    rows = reward_rows(rewarder, inputs, t, same_scale)
+    rows, summary = controlled(rows, samples, controls, prev_is_reward=same_scale or not base_fallback(rewarder, t))
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
         write_rows(ctx.paths.rewards(t), rows)
-    return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_}
+    return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_, **summary}

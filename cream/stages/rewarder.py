@@ -12,7 +12,7 @@ from cream.stages.context import DATA, MODEL, TRAIN, Context
 EVERY_RANK = False  # one process trains the reward model while the others wait
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def stale_keys(ctx: Context, **_) -> list[str]:
     return [*MODEL, *DATA, *TRAIN, "rewarder"]
 
 

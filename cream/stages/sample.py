@@ -15,7 +15,7 @@ from cream.stages.context import DATA, MODEL, Context
 EVERY_RANK = True  # each rank samples its share of the prompts
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def stale_keys(ctx: Context, **_) -> list[str]:
     return [*MODEL, *DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"]
 
 

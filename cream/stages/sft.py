@@ -25,7 +25,7 @@ from cream.training.trainer import fit, make_trainer, prepare_model, save_model,
 EVERY_RANK = True  # Lightning's strategy: one process per device
 
 
-def stale_keys(ctx: Context) -> list[str]:
+def stale_keys(ctx: Context, **_) -> list[str]:
     # a rewarder that trains with the policy (the self-reward head): its config is part of SFT's
     return [*MODEL, *DATA, *TRAIN, "sft", *(["rewarder"] if ctx.rewarder.trains_with_policy else [])]
 

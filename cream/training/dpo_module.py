@@ -10,15 +10,17 @@ import lightning as L
 import torch
 
 from cream.errors import TrainingDiverged
+from cream.method.losses import rpo_nll
 from cream.models.scoring import response_logps
 from cream.training.optim import adamw_cosine
 
 
 class DPOModule(L.LightningModule):
     def __init__(self, model, loss: torch.nn.Module, lr: float, weight_decay: float = 0.0, warmup_ratio: float = 0.0,
-                 total_steps: int = 1):
+                 total_steps: int = 1, rpo_alpha: float | None = None):
         super().__init__()
         self.model, self.loss = model.train(), loss  # from_pretrained returns eval mode
+        self.rpo_alpha = rpo_alpha  # dpo.rpo_alpha: + rpo_alpha * NLL(y+) (TRL's rpo_alpha; None: off)
         self.lr, self.weight_decay, self.warmup_ratio, self.total_steps = lr, weight_decay, warmup_ratio, total_steps
 
     def training_step(self, batch, batch_idx):
@@ -28,6 +30,10 @@ class DPOModule(L.LightningModule):
         losses, metrics = self.loss(chosen, rejected, batch["ref_logp_chosen"], batch["ref_logp_rejected"], batch["weight"],
                                     chosen_tokens=n_chosen, rejected_tokens=n_rejected)
         loss = losses.mean()
+        if self.rpo_alpha is not None:
+            nll = rpo_nll(chosen, n_chosen)
+            loss = loss + self.rpo_alpha * nll
+            self.log("train/nll_loss", nll.detach(), batch_size=chosen.shape[0])
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"DPO loss is {loss.item()} at step {self.global_step} (batch {batch_idx}); training stopped. "

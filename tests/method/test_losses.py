@@ -199,3 +199,42 @@ def test_dpo_module_passes_response_lengths(tiny_dir):
         lp = response_logps(model, b["input_ids"], b["attention_mask"], b["response_mask"])
     h = (lp[0].item() + 3.0) / 4 - (lp[1].item() + 1.0) / 1
     assert loss.item() == pytest.approx((h - 5.0) ** 2, rel=1e-4)
+
+
+def test_rpo_nll_pools_the_batch_tokens():
+    from cream.method.losses import rpo_nll
+
+    # two chosen responses: log pi = -6 over 3 tokens, -3 over 1 token -> TRL's token mean 9 / 4 = 2.25
+    # (a mean of per-response means would give (2 + 3) / 2 = 2.5)
+    assert rpo_nll(torch.tensor([-6.0, -3.0]), torch.tensor([3, 1])).item() == pytest.approx(2.25)
+
+
+def test_dpo_module_rpo_alpha_matches_trl(tiny_dir):
+    """loss = mean DPO loss + rpo_alpha * TRL's nll_loss: the cross-entropy of the chosen completion tokens,
+    F.cross_entropy over the flattened chosen logits and labels (prompt and padding ignored)."""
+    from cream.models.loading import load_model
+    from cream.models.scoring import pad_batch
+    from cream.training.dpo_module import DPOModule
+
+    model = load_model(tiny_dir)
+    seqs = [[1, 5, 6, 7, 8, 2], [1, 5, 9, 2], [1, 5, 9, 4, 2], [1, 5, 7, 2]]  # chosen 1, chosen 2, rejected 1, rejected 2
+    starts = [2, 3, 2, 2]
+    b = pad_batch(seqs, starts, 3)
+    b.update(ref_logp_chosen=torch.tensor([-3.0, -2.0]), ref_logp_rejected=torch.tensor([-1.0, -4.0]),
+             weight=torch.tensor([1.0, 1.0]))
+    plain = DPOModule(model, SigmoidLoss(0.1), lr=0.0)
+    rpo = DPOModule(model, SigmoidLoss(0.1), lr=0.0, rpo_alpha=0.7)
+    logged = {}
+    plain.log = lambda *a, **k: None
+    rpo.log = lambda name, value, **k: logged.__setitem__(name, float(torch.as_tensor(value).detach()))
+    base, with_nll = plain.training_step(b, 0).item(), rpo.training_step(b, 0).item()
+    # TRL: labels = the next tokens, 0 (ignored) outside the chosen completions
+    with torch.no_grad():
+        logits = model(input_ids=b["input_ids"][:2], attention_mask=b["attention_mask"][:2]).logits[:, :-1]
+    labels = torch.full(logits.shape[:2], -100, dtype=torch.long)
+    for i, (seq, st) in enumerate(zip(seqs[:2], starts[:2])):
+        for p in range(st, len(seq)):
+            labels[i, p - 1] = seq[p]
+    nll = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100).item()
+    assert logged["train/nll_loss"] == pytest.approx(nll, rel=1e-5)
+    assert with_nll == pytest.approx(base + 0.7 * nll, rel=1e-5)

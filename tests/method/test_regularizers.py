@@ -45,3 +45,15 @@ def test_fixed_validation(c):
 def test_protocol():
     regs: list[Regularizer] = [NoRegularizer(), DatasetConsistency(), PairConsistency(), FixedConsistency(0.5)]
     assert all(r.weights([], 0.5) == [] for r in regs)
+
+
+def test_min_c_floors_every_regularizer():
+    # C' = max(C, min_c) with min_c = 0.5: 0.2 -> 0.5, the fallback 0.3 -> 0.5, 0.9 and 0.5 unchanged
+    assert PairConsistency(min_c=0.5).weights(PAIRS, 0.3) == [0.5, 0.5, 0.9, 0.5]
+    assert DatasetConsistency(min_c=0.5).weights(PAIRS, 0.14) == [0.5] * 4
+    assert DatasetConsistency(min_c=0.5).weights(PAIRS, 0.7) == [0.7] * 4
+    assert FixedConsistency(0.3, min_c=0.5).weights(PAIRS, 0.6) == [0.5] * 4
+    assert NoRegularizer(min_c=0.5).weights(PAIRS, 0.6) == [1.0] * 4
+    assert PairConsistency(min_c=None).weights(PAIRS, 0.3) == [0.2, 0.3, 0.9, 0.5]  # off: as before
+    with pytest.raises(ValueError, match="regularizer.min_c"):
+        PairConsistency(min_c=1.5)

@@ -56,3 +56,41 @@ def test_implicit_reward_matches_direct_sums(run_dir, t):
                 assert row["prev_reward"][j] == pytest.approx(lp[0] / (len(ids) - start), abs=1e-5)
             else:
                 assert row["prev_reward"][j] == pytest.approx(lp[t - 1] - lp[0], abs=1e-4)
+
+
+def test_first_consistency_same_scale_and_length_controls(run_dir):
+    """same_scale: at t = 1 M0's side is log pi_0 summed (as the summed reward), then length-controlled as the
+    reward is; at t = 2 both sides are rewards and get the same control; unfinished responses lose both."""
+    from cream.stages.reward import controlled
+
+    cfg = compose(["model.max_length=128", "model.max_prompt_length=64"])
+    ctx = Context(cfg, run_dir)
+    samples = [SampleRow.from_json(dict(s, finished=[True, False, True, True][: len(s["responses"])])) for s in SAMPLES]
+    inputs = RewardInputs(cfg, samples, [ctx.model_path(k) for k in range(2)], batch_size=3)
+    official_rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, 1)
+    same_rows = reward_rows(ImplicitRewarder(batch_size=3), inputs, 1, same_scale=True)
+    official, same = [r.to_json() for r in official_rows], [r.to_json() for r in same_rows]
+    for o, s in zip(official, same):
+        assert s["reward"] == o["reward"]
+        assert s["prev_reward"] == pytest.approx(s["base_logp"])  # summed log pi_0
+        assert o["prev_reward"] == pytest.approx([b / n for b, n in zip(o["base_logp"], o["n_tokens"])])
+    rows, summary = controlled(same_rows, samples, {"length": "penalty", "length_alpha": 0.1, "drop_truncated": True},
+                               prev_is_reward=True)
+    rows = [r.to_json() for r in rows]
+    assert summary == {"length_alpha": 0.1, "n_truncated_dropped": 2, "n_prompts_lt2": 0}
+    for row, s in zip(rows, same):
+        for j, n in enumerate(s["n_tokens"]):
+            if j == 1:  # unfinished: no score on either side
+                assert row["reward"][j] is None and row["prev_reward"][j] is None
+            else:
+                assert row["reward"][j] == pytest.approx(s["reward"][j] - 0.1 * n)
+                assert row["prev_reward"][j] == pytest.approx(s["base_logp"][j] - 0.1 * n)
+        assert row["raw_reward"] == s["reward"] and row["prev_raw_reward"] == s["prev_reward"]
+    # official at t = 1: M0's per-token log-likelihood is not a reward and is left as it is
+    rows, _ = controlled(official_rows, samples, {"length": "per_token"}, prev_is_reward=False)
+    rows = [r.to_json() for r in rows]
+    assert [r["prev_reward"] for r in rows] == [o["prev_reward"] for o in official]
+    assert rows[0]["reward"][0] == pytest.approx(official[0]["reward"][0] / official[0]["n_tokens"][0])
+    assert controlled(official_rows, samples, None, prev_is_reward=False) == (official_rows, {})  # off: untouched
+    # on disk the raw rewards sit among the rewarder's columns, before ref_logp
+    assert list(rows[0])[:5] == ["prompt_id", "reward", "prev_reward", "base_logp", "raw_reward"]
