@@ -42,6 +42,13 @@ def _c(t: int):
     return value
 
 
+def _diagnostic(t: int, key: str):
+    def value(rows, model):
+        row = next((r for r in rows.values() if r.get("iteration") == t), None)
+        return None if row is None else (row.get("diagnostics") or {}).get(key)
+    return value
+
+
 # (label, value(rows by model, model), scale, digits): the primary outcomes first (PLAN.md, "Analyses")
 QUANTITIES = [
     ("C, t = 2", _c(2), 1.0, 3),
@@ -50,6 +57,7 @@ QUANTITIES = [
     ("ARC-Challenge acc_norm, M4", _acc("eval_acc_norm", "arc_challenge"), 100.0, 1),
     ("ARC-Easy strict, M4", _acc("eval_strict", "arc_easy"), 100.0, 1),
     ("ARC-Easy lenient, M4", _acc("eval_lenient", "arc_easy"), 100.0, 1),
+    ("repetition, t = 3", _diagnostic(3, "repetition_rate"), 1.0, 3),
 ]
 
 
