@@ -171,11 +171,15 @@ def test_arms_a_and_b_share_every_stage_up_to_iteration_1s_pairs():
 
 def test_the_shared_settings_are_the_plans():
     cfg = compose(["experiment=smollm2_ablation_a_srlm"])
-    assert (cfg.data.n_prompts, cfg.sampling.n, cfg.sampling.temperature, cfg.sampling.top_p) == (256, 5, 0.8, 0.95)
-    assert cfg.sampling.max_new_tokens >= 256 and cfg.pipeline.iterations == 3 and cfg.dpo.epochs == 1
+    assert (cfg.data.n_seed, cfg.data.n_prompts, cfg.sampling.n, cfg.sampling.temperature, cfg.sampling.top_p) == (
+        128, 256, 5, 0.8, 0.95)
+    assert cfg.sampling.max_new_tokens >= 256 and cfg.pipeline.iterations == 3
+    assert (cfg.sft.epochs, cfg.dpo.epochs, cfg.sft.batch_size, cfg.dpo.batch_size) == (2, 1, 8, 8)
     assert list(cfg.eval.benchmarks) == ["arc_easy", "arc_challenge"] and cfg.eval.limit is None
-    assert cfg.eval.generate_limit >= 300 and cfg.eval.splits.arc_easy == "test"
-    assert cfg.sft.lr == 0 and cfg.dpo.lr == 0  # until the selection rule's values are committed
+    assert cfg.eval.generate_limit >= 300 and cfg.eval.splits.arc_easy == cfg.eval.splits.arc_challenge == "test"
     select = compose(["experiment=smollm2_ablation_select"])
     assert select.eval.splits.arc_easy == "validation" and list(select.eval.benchmarks) == ["arc_easy"]
     assert select.regularizer._target_.endswith("NoRegularizer") and select.pipeline.iterations == 1
+    # the selection runs arm A's training: the same config but the iterations and the evaluation
+    for key in ("data", "sampling", "sft", "dpo", "model", "regularizer", "rewarder", "loss", "consistency"):
+        assert select[key] == cfg[key], key
