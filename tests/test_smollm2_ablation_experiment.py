@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,7 @@ def _script(name: str, *args: str, overrides: str) -> subprocess.CompletedProces
 
 def _skipped(run: Path) -> set[str]:
     log = "".join(p.read_text() for p in run.glob("*.log"))  # Hydra's job log
-    return {line.split("[", 1)[1].split("]", 1)[0] for line in log.splitlines() if "] complete, skipped" in line}
+    return set(re.findall(r"\[([\w/]+)\] complete, skipped", log))
 
 
 def _dpo(run: Path, t: int) -> dict:
