@@ -1,0 +1,248 @@
+"""The ablation study's declared analyses (PLAN.md, "Analyses"), from the committed run summaries in runs/:
+
+    python experiments/smollm2_ablation/analysis.py paired [RUNS]       # contrasts per seed, mean, 95% t interval
+    python experiments/smollm2_ablation/analysis.py questions OUT_DIR   # per-question McNemar within seed (run dirs)
+    python experiments/smollm2_ablation/analysis.py mechanism [RUNS]    # AUC of per-prompt C, pairs, diagnostics
+    python experiments/smollm2_ablation/analysis.py plots [RUNS] [OUT]  # consistency.png, accuracy.png, repetition.png
+
+A run dir is ``<arm>_s<seed>`` (run.sh). A contrast X - Y is paired within a seed: the two runs share M0, M1 and
+the stages run.sh copied, so the seed's noise in those cancels. For each quantity, the table gives the difference
+per seed whose two runs are complete, the mean, the 95% t interval over seeds (mean +- t_{0.975, n-1} s / sqrt n;
+with 3 seeds, t = 4.30) and the two-sided one-sample t-test's p (scipy.stats.ttest_1samp), through
+cream.report.runs.summarize. The per-question test is experiments/smollm2/paired.py's (exact McNemar,
+scipy.stats.binomtest), per benchmark; the plots are cream.report.plots' band plots.
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+from cream.artifacts import read_jsonl
+from cream.report.plots import _band_plot, _figure, _no_data
+from cream.report.runs import summarize
+
+HERE = Path(__file__).resolve().parent
+ARMS = {"a_srlm": "A", "b_cream": "B", "c_cream_controls": "C", "d_srlm_controls": "D", "e_fixed_c": "E"}
+CONTRASTS = [("B", "A", "primary"), ("C", "D", "primary"), ("C", "E", "secondary"), ("D", "A", "secondary")]
+FINAL = "M4"
+
+
+def _acc(metric: str, bench: str):
+    return lambda rows, model: (rows.get(model, {}).get(metric) or {}).get(bench)
+
+
+def _c(t: int):
+    def value(rows, model):
+        row = next((r for r in rows.values() if r.get("iteration") == t), None)
+        return None if row is None or row.get("consistency") is None else row["consistency"]["mean"]
+    return value
+
+
+def _diagnostic(t: int, key: str):
+    def value(rows, model):
+        row = next((r for r in rows.values() if r.get("iteration") == t), None)
+        return None if row is None else (row.get("diagnostics") or {}).get(key)
+    return value
+
+
+# (label, value(rows by model, model), scale, digits): the primary outcomes first (PLAN.md, "Analyses")
+QUANTITIES = [
+    ("C, t = 2", _c(2), 1.0, 3),
+    ("C, t = 3", _c(3), 1.0, 3),
+    ("ARC-Easy acc_norm, M4", _acc("eval_acc_norm", "arc_easy"), 100.0, 1),
+    ("ARC-Challenge acc_norm, M4", _acc("eval_acc_norm", "arc_challenge"), 100.0, 1),
+    ("ARC-Easy strict, M4", _acc("eval_strict", "arc_easy"), 100.0, 1),
+    ("ARC-Easy lenient, M4", _acc("eval_lenient", "arc_easy"), 100.0, 1),
+    ("repetition, t = 3", _diagnostic(3, "repetition_rate"), 1.0, 3),
+]
+
+
+def load(root: Path) -> dict[str, dict[int, dict[str, dict]]]:
+    """Arm letter -> seed -> {model: results row}, for every run dir named ``<arm>_s<seed>`` with results."""
+    out: dict[str, dict[int, dict[str, dict]]] = {}
+    for path in sorted(root.glob("*_s*/results.jsonl")):
+        m = re.fullmatch(r"(.+)_s(\d+)", path.parent.name)
+        if m and m.group(1) in ARMS:
+            out.setdefault(ARMS[m.group(1)], {})[int(m.group(2))] = {r["model"]: r for r in read_jsonl(path)}
+    return out
+
+
+def interval(diffs: list[float]) -> tuple[float, float, float, float | None]:
+    """Mean, 95% t interval (lo, hi) and the two-sided p of the paired t-test; equal values give p None."""
+    s = summarize(diffs)
+    if s.n < 2:
+        return s.mean, math.nan, math.nan, None
+    half = stats.t.ppf(0.975, s.n - 1) * s.std / math.sqrt(s.n)
+    p = float(stats.ttest_1samp(diffs, 0.0).pvalue) if s.std else None
+    return s.mean, s.mean - half, s.mean + half, p
+
+
+def _fmt(x: float | None, digits: int, sign: str = "+") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:{sign}.{digits}f}"
+
+
+def paired(root: Path) -> str:
+    arms = load(root)
+    lines = ["| contrast | quantity | per seed | mean | 95% t interval | p (paired t) | n |", "|---|---|---|---|---|---|---|"]
+    for x, y, kind in CONTRASTS:
+        seeds = sorted(set(arms.get(x, {})) & set(arms.get(y, {})))
+        for label, value, scale, digits in QUANTITIES:
+            model = FINAL
+            pairs = [(s, value(arms[x][s], model), value(arms[y][s], model)) for s in seeds]
+            diffs = [(s, scale * (a - b)) for s, a, b in pairs if a is not None and b is not None]
+            if not diffs:
+                continue
+            mean, lo, hi, p = interval([d for _, d in diffs])
+            per_seed = ", ".join(f"s{s} {_fmt(d, digits)}" for s, d in diffs)
+            lines.append(f"| {x} - {y} ({kind}) | {label} | {per_seed} | {_fmt(mean, digits)} | "
+                         f"[{_fmt(lo, digits)}, {_fmt(hi, digits)}] | {_fmt(p, 2, '')} | {len(diffs)} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ per question
+FILES = [("ARC-Easy acc_norm", "predictions_loglik.jsonl", "acc_norm", "arc_easy"),
+         ("ARC-Challenge acc_norm", "predictions_loglik.jsonl", "acc_norm", "arc_challenge"),
+         ("ARC-Easy strict", "predictions.jsonl", "strict", "arc_easy"),
+         ("ARC-Easy lenient", "predictions.jsonl", "lenient", "arc_easy")]
+
+
+def _correct(path: Path, key: str, bench: str) -> dict[str, bool]:
+    rows = [r for r in read_jsonl(path) if r.get("benchmark", bench) == bench]
+    return {r["id"]: bool(r[key]["correct"]) for r in rows}
+
+
+def mcnemar(x: dict[str, bool], y: dict[str, bool]) -> tuple[int, int, float]:
+    """Questions only x answers right (b), only y (c), and the exact McNemar test's two-sided p."""
+    if x.keys() != y.keys():
+        raise SystemExit("the two models answer different questions")
+    b = sum(x[q] and not y[q] for q in x)
+    c = sum(y[q] and not x[q] for q in x)
+    return b, c, (stats.binomtest(b, b + c).pvalue if b + c else 1.0)
+
+
+def questions(out: Path) -> str:
+    """Per primary contrast, seed and measure at M4: b / c and p, from the run dirs' predictions."""
+    names = {v: k for k, v in ARMS.items()}
+    lines = ["| contrast | seed | " + " | ".join(f"{label}: b / c | p" for label, *_ in FILES) + " |",
+             "|---|---|" + "---|---|" * len(FILES)]
+    for x, y, _ in CONTRASTS:
+        for run in sorted(out.glob(f"{names[x]}_s*")):
+            seed = run.name.rsplit("_s", 1)[1]
+            other = out / f"{names[y]}_s{seed}"
+            cells = []
+            for _, name, key, bench in FILES:
+                a, b = run / "eval" / FINAL / name, other / "eval" / FINAL / name
+                if not (a.exists() and b.exists()):
+                    break
+                nb, nc, p = mcnemar(_correct(a, key, bench), _correct(b, key, bench))
+                cells.append(f"{nb} / {nc} | {p:.2g}")
+            if len(cells) == len(FILES):
+                lines.append(f"| {x} - {y} | s{seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- mechanism
+DIAGNOSTICS = [("truncated", "truncation_rate", 3), ("length", "mean_length", 0), ("repetition", "repetition_rate", 3),
+               ("distinct-2", "distinct_2", 3), ("chosen len", "chosen_length", 0), ("rejected len", "rejected_length", 0),
+               ("good", "good_pairs", 0), ("bad", "bad_pairs", 0), ("other", "other_pairs", 0),
+               ("verifiable", "n_verifiable", 0)]
+
+
+def _auc(d: dict) -> str:
+    if d.get("auc_c") is None:
+        return "-"
+    lo, hi = d.get("auc_c_lo"), d.get("auc_c_hi")
+    return f"{d['auc_c']:.2f} [{_fmt(lo, 2, '')}, {_fmt(hi, 2, '')}]"
+
+
+def mechanism(root: Path) -> str:
+    """Per arm, seed and iteration: the AUC of per-prompt C for good vs bad pairs (bootstrap interval), then the
+    iteration's diagnostics; and per arm and iteration the mean AUC over seeds."""
+    arms = load(root)
+    head = ["arm", "seed", "t", "AUC of C (good vs bad)", *(label for label, _, _ in DIAGNOSTICS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    means = []
+    for arm in sorted(arms):
+        by_t: dict[int, list[float]] = {}
+        for seed, rows in sorted(arms[arm].items()):
+            for row in sorted((r for r in rows.values() if r.get("iteration")), key=lambda r: r["iteration"]):
+                d = row.get("diagnostics") or {}
+                if d.get("auc_c") is not None:
+                    by_t.setdefault(row["iteration"], []).append(d["auc_c"])
+                cells = [_fmt(d.get(key), digits, "") for _, key, digits in DIAGNOSTICS]
+                lines.append(f"| {arm} | s{seed} | {row['iteration']} | {_auc(d)} | " + " | ".join(cells) + " |")
+        means += [f"| {arm} | {t} | {summarize(v).mean:.2f} | {len(v)} |" for t, v in sorted(by_t.items())]
+    return "\n".join(lines + ["", "| arm | t | mean AUC over seeds | n |", "|---|---|---|---|", *means])
+
+
+# ----------------------------------------------------------------------------------------------- plots
+class _Run:  # what cream.report.plots._band_plot reads of a run
+    def __init__(self, rows: dict[str, dict]):
+        self.rows = rows
+
+
+def _groups(arms) -> dict[str, list[_Run]]:
+    return {f"arm {a}": [_Run(rows) for rows in arms[a].values()] for a in sorted(arms)}
+
+
+def _by_iteration(key):
+    return lambda run: {r["iteration"]: key(r) for r in run.rows.values() if r.get("iteration")}
+
+
+def _model_number(model: str) -> int:
+    return int(model[1:])
+
+
+def figures(root: Path) -> dict:
+    arms = load(root)
+    groups = _groups(arms)
+    specs = {
+        "consistency.png": (_by_iteration(lambda r: (r.get("consistency") or {}).get("mean")), "iteration",
+                            "consistency rate C", "C per iteration (mean over seeds, band = min..max)"),
+        "accuracy.png": (lambda run: {_model_number(m): 100 * v for m, r in run.rows.items()
+                                      if (v := (r.get("eval_acc_norm") or {}).get("arc_easy")) is not None},
+                         "model (M_k)", "ARC-Easy acc_norm (%)", "Accuracy per model (mean over seeds, band = min..max)"),
+        "repetition.png": (_by_iteration(lambda r: (r.get("diagnostics") or {}).get("repetition_rate")), "iteration",
+                           "repetition rate of the samples", "Repetition per iteration (mean over seeds, band = min..max)"),
+    }
+    out = {}
+    for name, (points, xlabel, ylabel, title) in specs.items():
+        fig, ax = _figure()
+        if not _band_plot(ax, groups, points):
+            _no_data(ax, ylabel)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        out[name] = fig
+    return out
+
+
+def write_plots(root: Path, dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures(root).items():
+        fig.savefig(dest / name)
+        paths.append(dest / name)
+    return paths
+
+
+def main(argv: list[str]) -> str:
+    cmd = argv[0] if argv else ""
+    root = Path(argv[1]) if len(argv) > 1 else HERE / "runs"
+    if cmd == "paired":
+        return paired(root)
+    if cmd == "questions" and len(argv) > 1:
+        return questions(root)
+    if cmd == "mechanism":
+        return mechanism(root)
+    if cmd == "plots":
+        return "\n".join(map(str, write_plots(root, Path(argv[2]) if len(argv) > 2 else HERE)))
+    raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))
