@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
+from cream.faults import StepFault
 from cream.models.loading import DTYPES
 from cream.models.scoring import show_progress
 from cream.report.wandb_log import make_wandb_logger
@@ -89,7 +90,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     if cfg.logger.wandb:
         loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=cfg.keep_checkpoints)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
+    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt, StepFault(out)],
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
 
