@@ -196,13 +196,17 @@ def test_a_wheel_ships_the_configs(tmp_path):
     import shutil
     import zipfile
 
-    had_build = (ROOT / "build").exists()
-    try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
-                        str(ROOT)], check=True, capture_output=True, timeout=600)
-    finally:
-        if not had_build:  # setuptools' build/ in the checkout (git-ignored): leave the tree as it was
-            shutil.rmtree(ROOT / "build", ignore_errors=True)
+    # built from a copy of the files git sees: setuptools writes build/ and *.egg-info next to the sources,
+    # which must not appear in (or vanish from) the checkout while other tests run
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
+                    str(src)], check=True, capture_output=True, timeout=600)
     (wheel,) = (tmp_path / "dist").glob("cream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"cream/conf/config.yaml", "cream/conf/model/smollm2_135m.yaml", "cream/conf/experiment/smollm2_cream.yaml"} <= set(names)
