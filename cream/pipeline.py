@@ -34,7 +34,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cream import artifacts, distributed
+from cream import artifacts, distributed, faults
 from cream.config import validate_config
 from cream.errors import ArtifactError, ConfigChanged, CreamError
 from cream.paths import MANIFEST, RunPaths, eval_stage, iteration_stage, model_stage
@@ -136,6 +136,7 @@ def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
 def _archive(folder: Path, run_dir: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
         dest = RunPaths(run_dir).stale / f"{folder.relative_to(run_dir).as_posix().replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest = next(d for k in range(1000) if not (d := dest.with_name(dest.name + (f"-{k}" if k else ""))).exists())  # two redos in one second
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder), str(dest))
         log.warning("moved the outdated outputs of %s to %s", folder, dest)
@@ -168,6 +169,7 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
     t0 = time.perf_counter()
     summary = {}
     if main or everyone:
+        faults.at_stage_start(folder)  # CREAM_FAULT=<stage>:<action> (tests: a kill at an exact point)
         with distributed.collective(everyone):
             summary = stage.fn(ctx, folder, **stage.kwargs) or {}
     seconds = time.perf_counter() - t0

@@ -56,11 +56,6 @@ def run_cli(args: list[str], cwd: Path, check: bool = True, timeout: int = 600, 
     return proc
 
 
-def start_cli(args: list[str], cwd: Path, script: str = "cream-train") -> subprocess.Popen:
-    exe = Path(sys.executable).parent / script
-    return subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 def read_results(run_dir: Path) -> list[dict]:
     import json
 

@@ -6,7 +6,6 @@ benchmark or split — are in test_benchmarks.py; loss/weight validation in test
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -62,11 +61,20 @@ def test_corrupted_artifact_names_file_and_line(tmp_path):
 
 
 def test_unknown_model_offline_fails_fast(monkeypatch):
+    """Offline, an unknown hub id is an error at once: no connection is even attempted (so no retries)."""
+    import socket
+
+    attempts = []
+
+    def connect(self, address):
+        attempts.append(address)
+        raise OSError("no network in this test")
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.time()
+    monkeypatch.setattr(socket.socket, "connect", connect)
     with pytest.raises(ModelLoadError, match=r"model\.name_or_path='no-such-org/no-such-model'.*HF_HUB_OFFLINE"):
         load_model("no-such-org/no-such-model")
-    assert time.time() - t0 < 5
+    assert attempts == []
 
 
 def test_truncated_weights_name_the_folder(tiny_dir, tmp_path):
@@ -224,11 +232,10 @@ def test_unknown_group_option_lists_the_choices(tmp_path):
 
 @pytest.mark.slow
 def test_unknown_model_id_offline_from_the_cli(tmp_path):
-    t0 = time.time()
+    """(That no connection is attempted offline is checked in-process by test_unknown_model_offline_fails_fast.)"""
     proc = run_cli(["model=local", "model.name_or_path=no-such-org/no-such-model", f"hydra.run.dir={tmp_path / 'r'}"],
                    cwd=tmp_path, check=False, env={"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2 and "no-such-org/no-such-model" in proc.stdout + proc.stderr
-    assert time.time() - t0 < 60
 
 
 @pytest.mark.slow

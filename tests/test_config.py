@@ -25,6 +25,22 @@ def console(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProc
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
+def in_process(script: str, args: list[str], cwd: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """The same call in this process (no interpreter start, no imports again): its return value or SystemExit
+    code as the exit status, what it printed as stdout / stderr."""
+    prog = {"train": "cream-train", "evaluate": "cream-eval"}[script]
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", [prog, *args])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # (user_errors sets it; restored after the test)
+    capsys.readouterr()
+    try:
+        code = getattr(cli, script)()
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([prog, *args], code or 0, out, err)
+
+
 def refused(proc: subprocess.CompletedProcess, prog: str) -> str:
     """The one line a refused command prints; nothing on stdout, no traceback."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and not ln.startswith("  ")]
@@ -35,9 +51,11 @@ def refused(proc: subprocess.CompletedProcess, prog: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- the schema
-@pytest.mark.parametrize("override", ["+dpo.learning_rate=1e-6", "dpo.learning_rate=1e-6"])
-def test_unknown_key_is_refused_with_the_keys_it_could_be(override, tmp_path):
-    line = refused(console("train", [override], tmp_path), "cream-train")
+@pytest.mark.parametrize("override, process", [("+dpo.learning_rate=1e-6", "child"), ("dpo.learning_rate=1e-6", "same")])
+def test_unknown_key_is_refused_with_the_keys_it_could_be(override, process, tmp_path, monkeypatch, capsys):
+    """Once through the console script's process (its exit status 2), once in this process."""
+    proc = console("train", [override], tmp_path) if process == "child" else in_process("train", [override], tmp_path, monkeypatch, capsys)
+    line = refused(proc, "cream-train")
     assert line == ("cream-train: error: dpo.learning_rate: unknown key; dpo takes: lr, epochs, batch_size, "
                     "warmup_ratio, weight_decay, rpo_alpha")
     assert list(tmp_path.iterdir()) == []  # refused before Hydra wrote a run dir
@@ -66,14 +84,14 @@ def test_choices_compare_equal_to_their_names_and_reach_the_manifests_as_text():
     assert json.dumps({"e": cfg.eval.extraction, "m": OmegaConf.to_container(cfg.eval.modes)}) == '{"e": "strict", "m": ["loglik"]}'
 
 
-def test_wrong_type_is_refused(tmp_path):
-    line = refused(console("train", ["sampling.n=four"], tmp_path), "cream-train")
+def test_wrong_type_is_refused(tmp_path, monkeypatch, capsys):
+    line = refused(in_process("train", ["sampling.n=four"], tmp_path, monkeypatch, capsys), "cream-train")
     assert line.startswith("cream-train: error: sampling.n: ") and "'four'" in line and "Integer" in line
     assert list(tmp_path.iterdir()) == []
 
 
-def test_target_group_keys_are_checked_against_the_constructor(tmp_path):
-    line = refused(console("train", ["rewarder=judge", "+rewarder.temprature=0.3"], tmp_path), "cream-train")
+def test_target_group_keys_are_checked_against_the_constructor(tmp_path, monkeypatch, capsys):
+    line = refused(in_process("train", ["rewarder=judge", "+rewarder.temprature=0.3"], tmp_path, monkeypatch, capsys), "cream-train")
     assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder (cream.rewarders.judge.JudgeRewarder); "
                     "it accepts: k, temperature, top_p, max_new_tokens, batch_size, template, forced_score")
     assert list(tmp_path.iterdir()) == []
@@ -160,8 +178,8 @@ def test_values_are_typed_where_they_are_read():
 
 
 # --------------------------------------------------------------------------------------------- the CLIs
-def test_help_is_short_and_names_the_groups(tmp_path):
-    proc = console("train", ["--help"], tmp_path)
+def test_help_is_short_and_names_the_groups(tmp_path, monkeypatch, capsys):
+    proc = in_process("train", ["--help"], tmp_path, monkeypatch, capsys)
     assert proc.returncode == 0
     text = proc.stdout
     assert len(text.splitlines()) < 45 and "warmup_ratio" not in text  # a usage text, not the whole config
@@ -170,8 +188,8 @@ def test_help_is_short_and_names_the_groups(tmp_path):
     assert "cream/config.py" in text and "README.md" in text
 
 
-def test_cream_eval_without_a_model_path(tmp_path):
-    line = refused(console("evaluate", [], tmp_path), "cream-eval")
+def test_cream_eval_without_a_model_path(tmp_path, monkeypatch, capsys):
+    line = refused(in_process("evaluate", [], tmp_path, monkeypatch, capsys), "cream-eval")
     assert "model.path is required" in line
     assert list(tmp_path.iterdir()) == []
 
@@ -218,13 +236,17 @@ def test_a_wheel_ships_the_configs(tmp_path):
     import shutil
     import zipfile
 
-    had_build = (ROOT / "build").exists()
-    try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
-                        str(ROOT)], check=True, capture_output=True, timeout=600)
-    finally:
-        if not had_build:  # setuptools' build/ in the checkout (git-ignored): leave the tree as it was
-            shutil.rmtree(ROOT / "build", ignore_errors=True)
+    # built from a copy of the files git sees: setuptools writes build/ and *.egg-info next to the sources,
+    # which must not appear in (or vanish from) the checkout while other tests run
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
+                    str(src)], check=True, capture_output=True, timeout=600)
     (wheel,) = (tmp_path / "dist").glob("cream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"cream/conf/config.yaml", "cream/conf/model/smollm2_135m.yaml", "cream/conf/experiment/smollm2_cream.yaml"} <= set(names)

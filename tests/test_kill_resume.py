@@ -1,20 +1,18 @@
-"""SIGKILL the pipeline inside a stage, rerun the same command: it completes, the stages finished before
-the kill are not recomputed, and results.jsonl equals an uninterrupted run's (same seed, CPU)."""
+"""SIGKILL the pipeline inside a stage (at an exact point, by ``CREAM_FAULT``), rerun the same command: it
+completes, the stages finished before the kill are not recomputed, a killed training stage goes on from its
+checkpoint, and results.jsonl equals an uninterrupted run's (same seed, CPU)."""
+import csv
 import json
-import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import read_results, run_cli, stage_mtimes, start_cli
+from conftest import read_results, run_cli, stage_mtimes
 
 pytestmark = pytest.mark.slow
 
-# small batches so each targeted stage lasts long enough to be killed inside it
-ARGS = ["debug=smoke", "sampling.batch_size=1", "rewarder.batch_size=1", "dpo.batch_size=2",
-        "trainer.cream.checkpoint_every_n_steps=1", "eval.batch_size=2"]
+ARGS = ["debug=smoke", "dpo.batch_size=2", "trainer.cream.checkpoint_every_n_steps=1"]
 
 
 @pytest.fixture(scope="module")
@@ -24,36 +22,34 @@ def reference(tmp_path_factory) -> list[dict]:
     return read_results(run_dir)
 
 
-def _inside(run_dir: Path, stage: str, need: str | None) -> bool:
-    folder = run_dir / stage
-    if not (folder / ".inprogress.json").exists():
-        return False
-    return need is None or (folder / need).exists()
+def _steps(path: Path) -> list[int]:
+    with path.open(newline="") as f:
+        return [int(r["step"]) for r in csv.DictReader(f) if r.get("step") and r.get("train/loss")]
 
 
-@pytest.mark.parametrize("stage, need", [
-    ("iter_1/sample", None),
-    ("iter_1/reward", None),
-    ("iter_1/dpo", "checkpoints/last.ckpt"),  # mid-epoch: at least one step checkpointed
-    ("eval/M2", None),
+@pytest.mark.parametrize("fault", [
+    "iter_1/sample:SIGKILL",      # as the stage starts: its folder marked in progress, nothing written yet
+    "iter_1/reward:SIGKILL",
+    "iter_1/dpo:step=2:SIGKILL",  # mid-epoch, after the checkpoint of step 2
+    "eval/M2:SIGKILL",
 ])
-def test_sigkill_then_rerun(reference, tmp_path, stage, need):
+def test_sigkill_then_rerun(reference, tmp_path, fault):
+    stage = fault.split(":")[0]
     run_dir = tmp_path / "run"
-    proc = start_cli([*ARGS, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    deadline = time.time() + 300
-    while not _inside(run_dir, stage, need):
-        assert proc.poll() is None, f"finished before reaching {stage}:\n{proc.stdout.read()[-3000:]}"
-        assert time.time() < deadline, f"never reached {stage}"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run_dir / stage / "manifest.json").exists(), "the kill came too late: the stage had finished"
+    args, env = [*ARGS, f"hydra.run.dir={run_dir}"], {"CREAM_FAULT": fault}
+    proc = run_cli(args, cwd=tmp_path, check=False, env=env)
+    assert proc.returncode == -signal.SIGKILL, f"not killed by the fault ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    assert (run_dir / stage / ".fault_fired").exists() and not (run_dir / stage / "manifest.json").exists()
     finished = stage_mtimes(run_dir)
     assert finished, "no stage had finished before the kill"
-    run_cli([*ARGS, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_cli(args, cwd=tmp_path, env=env)  # the same command and environment: the fault has fired, once
     after = stage_mtimes(run_dir)
     for name, mtime in finished.items():
         assert after[name] == mtime, f"{name} was recomputed"
+    if "step=" in fault:  # went on from the checkpoint of step 2, not from step 0
+        logs = run_dir / stage / "logs"
+        assert _steps(logs / "metrics.attempt1.csv") == [0, 1]
+        assert _steps(logs / "metrics.csv")[0] == 2
     assert read_results(run_dir) == reference
     # every stage was computed in this run dir, before or after the kill: no record says otherwise
     timings = json.loads((run_dir / "timings.json").read_text())

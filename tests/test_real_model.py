@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import read_results, run_cli, stage_mtimes, start_cli
+from conftest import read_results, run_cli, stage_mtimes
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("gguf", reason="pip install gguf (tests/run.sh installs it)")
@@ -39,19 +37,14 @@ def run_dir(tmp_path_factory) -> Path:
     """One pipeline, SIGKILLed inside the reward step, then rerun to the end."""
     run_dir = tmp_path_factory.mktemp("smollm2") / "run"
     args = [*BUDGET, f"hydra.run.dir={run_dir}"]
-    proc = start_cli(args, cwd=run_dir.parent)
-    deadline = time.time() + 1200
-    while not (run_dir / "iter_1" / "reward" / ".inprogress.json").exists():
-        assert proc.poll() is None, f"finished before the reward step:\n{proc.stdout.read()[-3000:]}"
-        assert time.time() < deadline, "never reached the reward step"
-        time.sleep(0.05)
-    time.sleep(1.0)  # inside the step: loading M1 and scoring
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    fault = {"CREAM_FAULT": "iter_1/reward:SIGKILL"}  # as the reward step starts (cream/faults.py)
+    proc = run_cli(args, cwd=run_dir.parent, check=False, timeout=1200, env=fault)
+    assert proc.returncode == -signal.SIGKILL, f"not killed by the fault ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    assert (run_dir / "iter_1" / "reward" / ".fault_fired").exists()
     assert not (run_dir / "iter_1" / "reward" / "manifest.json").exists(), "the kill came after the reward step"
     finished = stage_mtimes(run_dir)
     assert {"base", "sft", "iter_1/sample", "eval/M0", "eval/M1"} <= set(finished)
-    run_cli(args, cwd=run_dir.parent, timeout=1200)
+    run_cli(args, cwd=run_dir.parent, timeout=1200, env=fault)  # the fault fires once
     after = stage_mtimes(run_dir)
     for name, mtime in finished.items():
         assert after[name] == mtime, f"{name} was recomputed after the kill"

@@ -33,8 +33,10 @@ LAUNCHER = ["launcher=slurm", "trainer=cpu", "hydra.launcher.partition=debug", "
             "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10"]
 SBATCH = ["--partition=debug", "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=0", "--cpus-per-task=1",
           "--mem=2G", "--time=10"]
-# the smoke pipeline with a longer SFT checkpointed every step, so that a requeue lands inside it
-LONG = ["debug=smoke", "sft.epochs=15", "trainer.cream.checkpoint_every_n_steps=1"]
+# the smoke pipeline with SFT checkpointed every step; the requeue tests stop SFT after its third step with
+# CREAM_FAULT=...:HANG (cream/faults.py) and requeue the job while it waits there: no race with SFT's end
+LONG = ["debug=smoke", "sft.epochs=3", "trainer.cream.checkpoint_every_n_steps=1"]
+HANG = "sft:step=3:HANG"
 MODELS = ["M0", "M1", "M2"]
 WAIT = 300  # seconds, for any one job (a smoke pipeline takes ~30-50 s here)
 
@@ -69,7 +71,7 @@ def wait_for(what: str, cond, timeout: float = WAIT, every: float = 0.2, on_time
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
                                  + (f"\n{on_timeout()}" if on_timeout else ""))
-        time.sleep(every)
+        time.sleep(every)  # polling a condition (a job's state, a file) that nothing here can be notified of
 
 
 def start_now_when_requeued(job_id: str) -> dict[str, str]:
@@ -80,9 +82,10 @@ def start_now_when_requeued(job_id: str) -> dict[str, str]:
         return info.get("JobState") == "PENDING" and int(info.get("Restarts", 0)) >= 1 and info
 
     info = wait_for(f"job {job_id} back in the queue", requeued, timeout=60, every=0.1)
-    # slurmd refuses a relaunch whose credential is not newer (1 s resolution) than the requeue's revocation
-    # ("Job credential revoked": the job FAILS); SLURM's own delay is for that, ours only needs 2 s
-    time.sleep(2)
+    # wait for a condition SLURM cannot be asked about: slurmd refuses a relaunch whose credential is not newer
+    # (1 s resolution) than the requeue's revocation ("Job credential revoked": the job FAILS); SLURM's own
+    # delay is for that, ours only needs the clock to pass 2 s
+    time.sleep(2)  # (the clock condition just above)
     subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True, capture_output=True)
     return info
 
@@ -90,7 +93,7 @@ def start_now_when_requeued(job_id: str) -> dict[str, str]:
 def finished(job_id: str) -> dict[str, str] | None:
     info = job_info(job_id)
     return info if info.get("JobState") in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-                                             "BOOT_FAIL", "DEADLINE", "PREEMPTED"} else None
+                                             "BOOT_FAIL", "DEADLINE"} else None  # PREEMPTED: requeued, not final
 
 
 def sbatch(script: str, args: list[str], cwd: Path, env: dict | None = None, sbatch_args: list[str] = ()) -> str:
@@ -137,9 +140,9 @@ def assert_sft_resumed(run_dir: Path) -> None:
     assert resumed and resumed[0] > 0, f"SFT restarted from step 0: {resumed[:10]}"
 
 
-def launch_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
+def launch_sweep(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([str(BIN / "cream-train"), "-m", *LAUNCHER, *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **ENV})
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **ENV, **(env or {})})
 
 
 def array_jobs(sweep: Path) -> list[str]:
@@ -213,13 +216,13 @@ def test_sbatch_requeue_resumes(sbatch_reference, tmp_path, how):
     preemption: SLURM kills the job and queues it again). Either way the job restarts in the same default
     run dir runs/<job name>-<job id>, skips the finished stages, resumes SFT and ends with the reference's
     results."""
-    job = sbatch("single_node.sbatch", LONG, tmp_path)
+    job = sbatch("single_node.sbatch", LONG, tmp_path, env={"CREAM_FAULT": HANG})
     log = tmp_path / f"slurm-cream-{job}.out"
     run_dir = tmp_path / "runs" / f"cream-{job}"
     try:
-        wait_for("SFT checkpointed mid-training", lambda: (run_dir / "sft" / "checkpoints" / "last.ckpt").exists()
-                 and (run_dir / "sft" / ".inprogress.json").exists(), every=0.05,
+        wait_for("SFT stopped by the fault after step 3", lambda: (run_dir / "sft" / ".fault_fired").exists(),
                  on_timeout=lambda: log.read_text()[-3000:] if log.exists() else "(no log)")
+        assert (run_dir / "sft" / "checkpoints" / "last.ckpt").exists()
         before = stage_mtimes(run_dir)
         assert {"base", "eval/M0"} <= set(before) and "sft" not in before, before
         if how == "signal":
@@ -255,11 +258,11 @@ def test_launcher_requeue_resumes(slurm_cluster, tmp_path):
     `signal_delay_s` before the time limit: submitit counts a time-out, requeues it (max_num_timeout of
     conf/launcher/slurm.yaml), the job resumes in its run dir and both jobs end with the same results."""
     sweep = tmp_path / "sweep"
-    proc = launch_sweep([f"hydra.sweep.dir={sweep}", "seed=0,0", *LONG], tmp_path)
+    proc = launch_sweep([f"hydra.sweep.dir={sweep}", "seed=0,0", *LONG], tmp_path, env={"CREAM_FAULT": f"0/{HANG}"})
     run_dir = sweep / "0"
     try:
-        wait_for("SFT of job 0 checkpointed mid-training", lambda: (run_dir / "sft" / "checkpoints" / "last.ckpt").exists()
-                 and (run_dir / "sft" / ".inprogress.json").exists() and proc.poll() is None, every=0.05)
+        wait_for("SFT of job 0 stopped by the fault after step 3", lambda: (run_dir / "sft" / ".fault_fired").exists())
+        assert (run_dir / "sft" / "checkpoints" / "last.ckpt").exists() and proc.poll() is None
         before = stage_mtimes(run_dir)
         assert {"base", "eval/M0"} <= set(before) and "sft" not in before, before
         job = next(j for j in array_jobs(sweep) if j.endswith("_0"))

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from cream import distributed
 from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
+from cream.faults import StepFault
 from cream.models.loading import DTYPES
 from cream.models.scoring import show_progress
 from cream.training import lora
@@ -90,7 +91,7 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[
     _keep_earlier_log(out / "logs")
     csv = CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)  # flushed with each checkpoint
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=own["keep_checkpoints"])
-    return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=[TrackConsumed(), StepStats(), ckpt],
+    return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=[TrackConsumed(), StepStats(), ckpt, StepFault(out)],
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
                      enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
 

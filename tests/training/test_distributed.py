@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, model_dir: str, seqs, starts, out_dir: str) -> None:
+def _worker(rank: int, world: int, store: str, model_dir: str, seqs, starts, out_dir: str) -> None:
+    """One rank.  The group meets through a file in the test's tmp dir (no TCP port that another process could
+    take between choosing it and binding it), and every rank leaves it together: barrier, then destroy.  A
+    rank that exits while the other is still tearing down its gloo connections aborts (SIGABRT)."""
+    import datetime
     import json
 
     from cream import distributed
@@ -22,25 +19,31 @@ def _worker(rank: int, world: int, port: int, model_dir: str, seqs, starts, out_
     from cream.models.scoring import score_sequences
     from cream.sampling.hf import generate
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo", RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
-    assert distributed.init(backend="gloo")
-    items = list(range(11))
-    # outside a collective block nothing is split (a stage only rank 0 runs must not wait for the others)
-    assert distributed.shard(items) == items and distributed.gather(items) == items
-    model, tok = load_model(model_dir), load_tokenizer(model_dir)
-    with distributed.collective():
-        mine = distributed.shard(items)
-        assert mine == items[rank::world]
-        back = distributed.gather([x * 10 for x in mine])
-        scores = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=3, progress=False)
-        texts, n_trunc = generate(model, tok, ["Which gas do plants take in?", "48 + 24 =", "Answer:"] * 3, n=2,
-                                  max_new_tokens=4, temperature=0.7, top_p=0.9, batch_size=2, progress=False)
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-        json.dump({"back": back, "scores": scores, "n_texts": [len(t) for t in texts], "n_trunc": n_trunc,
-                   "rank": distributed.rank(), "world": distributed.world_size()}, f)
-    distributed.shutdown()
-    assert not torch.distributed.is_initialized()
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world,
+                                         timeout=datetime.timedelta(seconds=120))
+    try:
+        assert distributed.init(backend="gloo")  # the group that exists is the one used
+        items = list(range(11))
+        # outside a collective block nothing is split (a stage only rank 0 runs must not wait for the others)
+        assert distributed.shard(items) == items and distributed.gather(items) == items
+        model, tok = load_model(model_dir), load_tokenizer(model_dir)
+        with distributed.collective():
+            mine = distributed.shard(items)
+            assert mine == items[rank::world]
+            back = distributed.gather([x * 10 for x in mine])
+            scores = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=3, progress=False)
+            texts, n_trunc = generate(model, tok, ["Which gas do plants take in?", "48 + 24 =", "Answer:"] * 3, n=2,
+                                      max_new_tokens=4, temperature=0.7, top_p=0.9, batch_size=2, progress=False)
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+            json.dump({"back": back, "scores": scores, "n_texts": [len(t) for t in texts], "n_trunc": n_trunc,
+                       "rank": distributed.rank(), "world": distributed.world_size()}, f)
+        distributed.shutdown()  # a group it did not create is left to its owner
+        assert torch.distributed.is_initialized()
+    finally:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
@@ -57,7 +60,8 @@ def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
     seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
     single = score_sequences(load_model(tiny_dir), seqs, starts, tok.pad_token_id, batch_size=3, progress=False)
 
-    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(tiny_dir), seqs, starts, str(tmp_path)), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_worker, args=(2, str(tmp_path / "store"), str(tiny_dir), seqs, starts, str(tmp_path)),
+                                nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for r, res in enumerate(results):
         assert (res["rank"], res["world"]) == (r, 2)
