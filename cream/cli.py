@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cream import artifacts
 from cream.config import composition_error
@@ -132,34 +132,93 @@ def train() -> None:
 
 
 # -------------------------------------------------------------------------------------------- cream-eval
+def _clean_on_failure(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def task(cfg: DictConfig):
+        try:
+            return fn(cfg)
+        except BaseException:
+            _remove_failed_start(Path(HydraConfig.get().runtime.output_dir))
+            raise
+
+    return task
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@_clean_on_failure
 @_in_run
 def _evaluate(cfg: DictConfig) -> None:
-    from cream.pipeline import Context
+    _evaluate_into(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def _load_for_eval(cfg: DictConfig):
+    """(model, tokenizer) of ``model.name_or_path``: a saved folder, a hub id, or a GGUF file inside the folder
+    (``model.gguf_file``, which a GGUF preset sets: a saved M_k folder without that file is loaded as it is)."""
+    from cream.models.loading import gguf_source, load_gguf, load_model, load_tokenizer
+
+    m = cfg.model
+    if m.gguf_file:
+        try:
+            gguf_source(m.name_or_path, m.gguf_file)
+        except CreamError:
+            if not (Path(str(m.name_or_path)) / "config.json").is_file():
+                raise
+            log.info("model.gguf_file=%s is not in %s, a saved model folder: loading the folder", m.gguf_file, m.name_or_path)
+        else:
+            return load_gguf(m.name_or_path, m.gguf_file, m.dtype)
+    return load_model(m.name_or_path, m.dtype, m.trust_remote_code), load_tokenizer(m.name_or_path, m.trust_remote_code)
+
+
+def _evaluate_into(cfg: DictConfig, run_dir: Path) -> None:
+    from cream.data.pool import eval_sets
+    from cream.models.loading import on_device
     from cream.report.results import FAMILIES, pct
     from cream.stages import evaluate as ev
 
-    path = str(cfg.model.path)
-    OmegaConf.set_struct(cfg, False)
-    cfg.model.name_or_path = path
     prepare_environment(cfg)
-    if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise CreamError(f"model.path={path}: no such folder (and the hub is offline)")
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    result = ev.run(Context(cfg, run_dir), run_dir, k=0)
-    artifacts.write_json(run_dir / "result.json", {"model": path, **result})
+    ev.check_config(cfg)
+    name = str(cfg.model.name_or_path)
+    sets = eval_sets(cfg)
+    print(f"cream-eval: evaluating {name} on {', '.join(sets)} into {run_dir}")
+    model, tok = _load_for_eval(cfg)
+    result, predictions, loglik_predictions = ev.evaluate_model(on_device(model, cfg), tok, sets, cfg, Path(name).name or name)
+    written = []
+    for file, rows in (("predictions.jsonl", predictions), ("predictions_loglik.jsonl", loglik_predictions)):
+        if rows:  # a loglik-only run has no generative predictions: no empty file
+            artifacts.write_jsonl(run_dir / file, rows)
+            written.append(file)
+    artifacts.write_json(run_dir / "result.json", {"model": name, **result})
+    print(f"model: {name}")
     for key in FAMILIES:
-        for name, acc in (result[key] or {}).items():
-            print(f"{key:<14} {name:<14} {pct(acc, result[f'{key}_stderr'][name])}")
+        for bench, acc in (result[key] or {}).items():
+            print(f"{key:<14} {bench:<14} {pct(acc, result[f'{key}_stderr'][bench])}")
         if result[f"{key}_avg"] is not None and len(result[key]) > 1:
             print(f"{key:<14} {'avg':<14} {pct(result[f'{key}_avg'], result[f'{key}_avg_stderr'])}")
-    print(f"wrote result.json, predictions.jsonl and predictions_loglik.jsonl to {run_dir}")
+    print(f"wrote {', '.join(['result.json', *written])} to {run_dir}")
+
+
+def _remove_failed_start(run_dir: Path) -> None:
+    """A cream-eval that failed before writing result.json leaves no run dir behind (cream-table would list it):
+    Hydra's own files go, then the folder if nothing else is in it (a folder the user named keeps its files)."""
+    import shutil
+
+    if (run_dir / "result.json").exists():
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+            handler.close()
+            Path(handler.baseFilename).unlink(missing_ok=True)
+    for file in ("predictions.jsonl", "predictions_loglik.jsonl"):
+        (run_dir / file).unlink(missing_ok=True)
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
 
 
 @user_errors("cream-eval")
 def evaluate() -> None:
-    """``cream-eval model.path=DIR``: evaluate one saved model (no training) into the Hydra run dir.  Its own
-    config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys)."""
+    """``cream-eval model.name_or_path=DIR [out=DIR]``: evaluate one model (no training) into ``out``.  Its own
+    config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys, ``--cfg job`` prints them)."""
     _evaluate()
 
 

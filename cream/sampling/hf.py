@@ -4,10 +4,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from cream.models.scoring import show_progress
 from cream.models.tokens import encode_prompt, stop_ids
+from cream.progress import show_progress, tqdm
 from cream.training import distributed
 
 

@@ -13,10 +13,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from cream import artifacts
 from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
 from cream.models.loading import DTYPES
-from cream.models.scoring import show_progress
+from cream.progress import bars, show_progress, step_lines
 from cream.report.wandb_log import make_wandb_logger
 from cream.training import distributed, lora
 
@@ -89,9 +90,9 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, stage: str) -> L.T
     if cfg.logger.wandb:
         loggers.append(make_wandb_logger(cfg, stage, out.parent if "/" not in stage else out.parent.parent))
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=cfg.keep_checkpoints)
-    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt],
+    return L.Trainer(max_epochs=max_epochs, logger=loggers, callbacks=[TrackConsumed(), StepStats(), ckpt, *step_lines(stage)],
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
-                     enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
+                     enable_progress_bar=show_progress() and bars(), default_root_dir=str(out), **tcfg)
 
 
 # _keep_earlier_log moves the only file CSVLogger would delete, so its warning about deleting logs is moot
@@ -181,6 +182,7 @@ def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str |
     if distributed.is_main():
         model.save_pretrained(str(out_dir), safe_serialization=True, state_dict=state)
         tokenizer.save_pretrained(str(out_dir))
+        artifacts.as_umask_allows(out_dir)
     for cb in trainer.callbacks:  # the model is on disk: the optimizer checkpoint is no longer needed
         if isinstance(cb, StageCheckpoint):
             cb.remove()
