@@ -27,7 +27,7 @@ from cream.models.loading import is_local
 from cream.paths import conf_dir
 from cream.report import plots as plots_mod
 from cream.report import table as table_mod
-from cream.report.runs import METRICS, runs_or_error
+from cream.report.runs import METRICS, default_metric, runs_or_error
 from cream.training import train_rm as train_rm_mod
 
 CONF_DIR = str(conf_dir())  # conf/ of the checkout, or the copy inside an installed wheel
@@ -211,8 +211,13 @@ def _remove_failed_start(run_dir: Path) -> None:
             Path(handler.baseFilename).unlink(missing_ok=True)
     for file in ("predictions.jsonl", "predictions_loglik.jsonl"):
         (run_dir / file).unlink(missing_ok=True)
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        run_dir.rmdir()
+    cwd = Path.cwd().resolve()
+    for folder in [run_dir.resolve(), *run_dir.resolve().parents]:  # and the dated folders above, when empty
+        if folder == cwd or cwd not in folder.parents and folder != run_dir.resolve():
+            break
+        if not folder.is_dir() or any(folder.iterdir()):
+            break
+        folder.rmdir()
 
 
 @user_errors("cream-eval")
@@ -265,18 +270,38 @@ def train_rm(argv: Sequence[str] | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------------ cream-table, -plot
-def _runs_arguments(p: argparse.ArgumentParser, metric_help: str) -> None:
+METRIC_HELP = ("which accuracy: auto (default: acc_norm when the runs have log-likelihood accuracies, else gen), "
+               "gen (generative, eval.extraction rules), lenient, strict, official, acc, acc_norm (lm-eval; loglik = acc_norm)")
+TABLE_EXAMPLES = """examples:
+  cream-table multirun/demo                          acc_norm when loglik ran, else generative accuracy
+  cream-table multirun/demo --metric lenient --columns arc_easy avg C
+  cream-table multirun/demo --filter rewarder=implicit --format latex > table.tex
+See README.md, section "From a sweep to a table"."""
+PLOT_EXAMPLES = """examples:
+  cream-plot multirun/demo                           accuracy_<metric>.png, consistency.png, tau.png
+  cream-plot multirun/demo --metric lenient --out figures/
+See README.md, section "From a sweep to a table"."""
+
+
+def _runs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help=metric_help)
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
+    p.add_argument("--metric", choices=["auto", *sorted(METRICS)], default="auto", help=METRIC_HELP)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep runs whose resolved config has KEY=VALUE (repeatable)")
+
+
+def _parser(prog: str, doc: str, epilog: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def table_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cream-table", description=table_mod.__doc__.split("\n\n")[0])
-    _runs_arguments(p, "which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
+    p = _parser("cream-table", table_mod.__doc__, TABLE_EXAMPLES)
+    _runs_arguments(p)
     p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
-    p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")
+    p.add_argument("--out", type=Path, help="where table_<metric>.md, table_<metric>.tex and runs_<metric>.csv go "
+                                            "(default: the first DIR)")
     return p
 
 
@@ -286,29 +311,31 @@ def table(argv: Sequence[str] | None = None) -> int:
     runs = runs_or_error("cream-table", args.dirs, args.filter)
     if runs is None:
         return 2
+    metric = default_metric(runs) if args.metric == "auto" else args.metric
     columns = None
     if args.columns:
         columns = [c.strip() for arg in args.columns for c in arg.split(",") if c.strip()]
-        known = table_mod.available_columns(runs, args.metric)
+        known = table_mod.available_columns(runs, metric)
         unknown = [c for c in columns if c not in known]
         if unknown:
             return _fail("cream-table", f"unknown column(s) {', '.join(unknown)}; available: {', '.join(known)}")
-    built = table_mod.build_table(runs, columns, args.metric)
+    built = table_mod.build_table(runs, columns, metric)
     texts = {"md": table_mod.to_markdown(built), "latex": table_mod.to_latex(built),
-             "csv": table_mod.to_csv(runs, args.metric)}
+             "csv": table_mod.to_csv(runs, metric)}
     out = Path(args.out or args.dirs[0])
     out.mkdir(parents=True, exist_ok=True)
-    for fmt, name in (("md", "table.md"), ("latex", "table.tex"), ("csv", "runs.csv")):
-        (out / name).write_text(texts[fmt])
+    names = {"md": f"table_{metric}.md", "latex": f"table_{metric}.tex", "csv": f"runs_{metric}.csv"}
+    for fmt, name in names.items():
+        with artifacts.atomic_write(out / name) as f:
+            f.write(texts[fmt])
     sys.stdout.write(texts[args.format])
-    print(f"wrote {out / 'table.md'}, {out / 'table.tex'}, {out / 'runs.csv'}", file=sys.stderr)
+    print(f"wrote {', '.join(str(out / n) for n in names.values())}", file=sys.stderr)
     return 0
 
 
 def plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cream-plot", description=plots_mod.__doc__.split("\n\n")[0])
-    _runs_arguments(p, "which accuracy: generative (eval) or lm-eval log-likelihood (acc, acc_norm); "
-                       "see cream.report.results.FAMILIES")
+    p = _parser("cream-plot", plots_mod.__doc__, PLOT_EXAMPLES)
+    _runs_arguments(p)
     p.add_argument("--out", type=Path, help="where the PNGs go (default: the first DIR)")
     return p
 
@@ -322,6 +349,7 @@ def plot(argv: Sequence[str] | None = None) -> int:
     for r in runs:
         if not r.complete:
             print(f"incomplete (left out): {r.path}: {r.problem}", file=sys.stderr)
-    for path in plots_mod.write_plots(runs, args.out or args.dirs[0], args.metric):
+    metric = default_metric(runs) if args.metric == "auto" else args.metric
+    for path in plots_mod.write_plots(runs, args.out or args.dirs[0], metric):
         print(path)
     return 0

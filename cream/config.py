@@ -430,6 +430,9 @@ def validate_eval_config(cfg: DictConfig) -> None:
     if not any(str(o).split("=")[0].lstrip("+") == "model.name_or_path" for o in overrides):
         raise ConfigError("model.name_or_path is required (the folder of a saved model, e.g. "
                           "outputs/<date>/<time>/iter_1/dpo/model): set model.name_or_path=DIR on the command line")
+    out = OmegaConf.select(cfg, "hydra.run.dir")
+    _need(out is None or not (Path(out) / "result.json").exists(), "out", out,
+          "already holds result.json (an earlier evaluation); choose another out=DIR or delete it")
     text = str(name)
     hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not text.startswith("pkg:")
     if not text.startswith("pkg://") and not Path(text).expanduser().exists():
