@@ -3,8 +3,8 @@
 Rows are method x model (M0..M_{T+1}); columns are each benchmark's accuracy (%), their average, the
 consistency rate C and the preference pairs kept. One statistic per table, named in its caption: with two or more
 seeds for some method, ``mean ± std`` over seeds (ddof=1; a method with one run shows its mean alone); with one run
-per method, ``mean ± se``, the run's binomial standard error. Rows identical for every method (M0, and M1 before
-any method acts) are shown once, as "all methods". The best value of each column among the methods, per model,
+per method, ``mean ± se``, the run's binomial standard error. M0 and M1 (trained before any method acts), when identical
+for every method, are shown once, as "all methods". The best value of each column among the methods, per model,
 is bold. Incomplete runs are listed under the table and never averaged in. ``--metric`` picks the accuracy
 (``cream.report.runs.METRICS``; default ``auto``: acc_norm when the runs have log-likelihood accuracies, else gen).
 ``table_<metric>.md``, ``table_<metric>.tex`` and ``runs_<metric>.csv`` (one row per run x model, accuracies and
@@ -26,6 +26,7 @@ from cream.report.runs import (
     Stat,
     benchmarks,
     group_runs,
+    model_index,
     models_of,
     stderr_value,
     summarize,
@@ -97,15 +98,16 @@ def build_table(runs: list[Run], columns: list[str] | None = None, metric: str =
 
 
 def _share(lines: list[Line], columns: list[str], n_methods: int) -> list[Line]:
-    """A model whose row reads the same for every method (M0; M1, trained before any method acts) becomes one
-    row, "all methods", placed first."""
+    """M0 and M1 (trained before any method acts), when their rows read the same for every method, become one
+    row each, "all methods", placed first (a later model that happens to agree keeps its rows: it was trained
+    by each method)."""
     if n_methods < 2:
         return lines
     shared, out = [], []
     for model in sorted({line.model for line in lines}, key=lambda m: [x.model for x in lines].index(m)):
         same = [line for line in lines if line.model == model]
         texts = {tuple(cell(c, s, line.n) for c, s in zip(columns, line.stats)) + (line.n,) for line in same}
-        if len(same) == n_methods and len(texts) == 1:
+        if len(same) == n_methods and len(texts) == 1 and model_index(model) <= 1:
             shared.append(Line(SHARED, model, same[0].n, same[0].stats))
     names = {line.model for line in shared}
     out = shared + [line for line in lines if line.model not in names]
