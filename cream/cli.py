@@ -234,7 +234,10 @@ def train_rm_parser() -> argparse.ArgumentParser:
     d = {k: p.default for k, p in inspect.signature(train_rm_mod.train_reward_model).parameters.items()}
     d |= vars(train_rm_mod.RMTraining.defaults())
     ap = argparse.ArgumentParser(prog="cream-train-rm", description="Train a Bradley-Terry reward model on preference "
-                                 "pairs; `rewarder=reward_model rewarder.path=OUT` uses it.")
+                                 "pairs; `rewarder=reward_model rewarder.path=OUT` uses it.",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  cream-train-rm --pairs pairs.jsonl --model outputs/2026-01-01/12-00-00/sft/model --out rm/ --epochs 1
+See README.md, section "Config groups" (rewarder).""")
     ap.add_argument("--pairs", required=True, help="JSONL file, one {prompt, chosen, rejected} per line")
     ap.add_argument("--model", required=True, help="the backbone: a causal LM folder or hub id")
     ap.add_argument("--out", required=True, help="folder to write the reward model to")
