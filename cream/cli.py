@@ -181,7 +181,8 @@ def _evaluate_into(cfg: DictConfig, run_dir: Path) -> None:
     sets = eval_sets(cfg)
     print(f"cream-eval: evaluating {name} on {', '.join(sets)} into {run_dir}")
     model, tok = _load_for_eval(cfg)
-    result, predictions, loglik_predictions = ev.evaluate_model(on_device(model, cfg), tok, sets, cfg, Path(name).name or name)
+    label = "/".join(Path(name).parts[-3:]) or name  # in progress lines: iter_1/dpo/model
+    result, predictions, loglik_predictions = ev.evaluate_model(on_device(model, cfg), tok, sets, cfg, label)
     written = []
     for file, rows in (("predictions.jsonl", predictions), ("predictions_loglik.jsonl", loglik_predictions)):
         if rows:  # a loglik-only run has no generative predictions: no empty file
