@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cream.progress import show_progress  # noqa: F401  (also imported from here by older code)
+from cream.progress import show_progress
 from cream.training import distributed
 
 
