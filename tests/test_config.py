@@ -51,8 +51,9 @@ def test_wrong_type_is_refused(tmp_path):
 
 def test_target_group_keys_are_checked_against_the_constructor(tmp_path):
     line = refused(console("train", ["rewarder=judge", "+rewarder.temprature=0.3"], tmp_path), "cream-train")
-    assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder (cream.rewarders.judge.JudgeRewarder); "
-                    "it accepts: k, temperature, top_p, max_new_tokens, batch_size, template, forced_score")
+    assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder (cream.rewarders.judge.JudgeRewarder) "
+                    "(did you mean rewarder.temperature?); it accepts: k, temperature, top_p, max_new_tokens, batch_size, "
+                    "template, forced_score")
     assert list(tmp_path.iterdir()) == []
 
 
