@@ -280,8 +280,7 @@ def check(cfg: DictConfig, schema: type | None = None) -> None:
     missing = [k for top in cfg if top != "hydra" and isinstance(cfg[top], DictConfig)
                for k in sorted(OmegaConf.missing_keys(cfg[top]))]
     if missing:
-        example = " (the folder of a saved model, e.g. outputs/<date>/<time>/iter_1/dpo/model)" if missing[0] == "model.name_or_path" else ""
-        raise ConfigError(f"{missing[0]} is required{example}: set {missing[0]}=VALUE on the command line (see --help)")
+        raise ConfigError(f"{missing[0]} is required: set {missing[0]}=VALUE on the command line (see --help)")
     for key, cls in OPTIONAL_NODES.items():
         value = OmegaConf.select(cfg, key)
         if value is not None:
@@ -514,8 +513,11 @@ def did_you_mean(key: str, siblings: list | None = None) -> str:
     hint = _nearest(name, siblings) if siblings else None
     if hint is not None:
         return f" (did you mean {parent + '.' if parent else ''}{hint}?)"
-    hint = _nearest(key, _all_keys(schema, ""))
-    return f" (did you mean {hint}?)" if hint else ""
+    if parent:  # a key of a known node with nothing near it: no guess from elsewhere
+        return ""
+    leaves = {k.rpartition(".")[2]: k for k in reversed(_all_keys(schema, "")) if "." in k}  # lr=1e-6: sft.lr
+    hint = _nearest(name, leaves)
+    return f" (did you mean {leaves[hint]}?)" if hint else ""
 
 
 def _all_keys(node: DictConfig, prefix: str) -> list[str]:
