@@ -1,7 +1,8 @@
 """Artifacts on disk: atomic writes, JSONL, and stage manifests.
 
 Every file the pipeline writes goes through :func:`atomic_write` (temp file in the same folder, fsync,
-``os.replace``), so a crash leaves either the old file or the new one, never half of one.  A stage is
+``os.replace``), so a crash leaves either the old file or the new one, never half of one; the file gets the
+permissions the umask gives any new file (0644 under umask 022), so colleagues on a shared cluster read it.  A stage is
 complete when its folder holds ``manifest.json``, written last, which records
 
 * ``config``: the config values the stage depends on, and their hash;
@@ -36,6 +37,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; a file is as readable as open() would make it
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
@@ -45,6 +47,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process's umask (read by setting it and setting it back: POSIX has no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def as_umask_allows(folder: str | os.PathLike) -> Path:
+    """Give every file below ``folder`` the permissions the umask allows a new file (transformers'
+    ``save_pretrained`` writes ``model.safetensors`` through a 0600 temp file); returns ``folder``."""
+    folder, mode = Path(folder), 0o666 & ~umask()
+    for p in [folder, *folder.rglob("*")] if folder.is_dir() else [folder]:
+        if p.is_file() and not p.is_symlink():
+            p.chmod(mode | (p.stat().st_mode & 0o111))  # (an executable keeps its x bits)
+    return folder
 
 
 def _clean(obj: Any) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cream import artifacts
 from cream.config import composition_error
@@ -27,7 +27,7 @@ from cream.models.loading import is_local
 from cream.paths import conf_dir
 from cream.report import plots as plots_mod
 from cream.report import table as table_mod
-from cream.report.runs import METRICS, runs_or_error
+from cream.report.runs import METRICS, default_metric, runs_or_error
 from cream.training import train_rm as train_rm_mod
 
 CONF_DIR = str(conf_dir())  # conf/ of the checkout, or the copy inside an installed wheel
@@ -132,34 +132,98 @@ def train() -> None:
 
 
 # -------------------------------------------------------------------------------------------- cream-eval
+def _clean_on_failure(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def task(cfg: DictConfig):
+        try:
+            return fn(cfg)
+        except BaseException:
+            _remove_failed_start(Path(HydraConfig.get().runtime.output_dir))
+            raise
+
+    return task
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@_clean_on_failure
 @_in_run
 def _evaluate(cfg: DictConfig) -> None:
-    from cream.pipeline import Context
+    _evaluate_into(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def _load_for_eval(cfg: DictConfig):
+    """(model, tokenizer) of ``model.name_or_path``: a saved folder, a hub id, or a GGUF file inside the folder
+    (``model.gguf_file``, which a GGUF preset sets: a saved M_k folder without that file is loaded as it is)."""
+    from cream.models.loading import gguf_source, load_gguf, load_model, load_tokenizer
+
+    m = cfg.model
+    if m.gguf_file:
+        try:
+            gguf_source(m.name_or_path, m.gguf_file)
+        except CreamError:
+            if not (Path(str(m.name_or_path)) / "config.json").is_file():
+                raise
+            log.info("model.gguf_file=%s is not in %s, a saved model folder: loading the folder", m.gguf_file, m.name_or_path)
+        else:
+            return load_gguf(m.name_or_path, m.gguf_file, m.dtype)
+    return load_model(m.name_or_path, m.dtype, m.trust_remote_code), load_tokenizer(m.name_or_path, m.trust_remote_code)
+
+
+def _evaluate_into(cfg: DictConfig, run_dir: Path) -> None:
+    from cream.data.pool import eval_sets
+    from cream.models.loading import on_device
     from cream.report.results import FAMILIES, pct
     from cream.stages import evaluate as ev
 
-    path = str(cfg.model.path)
-    OmegaConf.set_struct(cfg, False)
-    cfg.model.name_or_path = path
     prepare_environment(cfg)
-    if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise CreamError(f"model.path={path}: no such folder (and the hub is offline)")
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    result = ev.run(Context(cfg, run_dir), run_dir, k=0)
-    artifacts.write_json(run_dir / "result.json", {"model": path, **result})
+    name = str(cfg.model.name_or_path)
+    sets = eval_sets(cfg)
+    print(f"cream-eval: evaluating {name} on {', '.join(sets)} into {run_dir}")
+    model, tok = _load_for_eval(cfg)
+    label = "/".join(Path(name).parts[-3:]) or name  # in progress lines: iter_1/dpo/model
+    result, predictions, loglik_predictions = ev.evaluate_model(on_device(model, cfg), tok, sets, cfg, label)
+    written = []
+    for file, rows in (("predictions.jsonl", predictions), ("predictions_loglik.jsonl", loglik_predictions)):
+        if rows:  # a loglik-only run has no generative predictions: no empty file
+            artifacts.write_jsonl(run_dir / file, rows)
+            written.append(file)
+    artifacts.write_json(run_dir / "result.json", {"model": name, **result})
+    print(f"model: {name}")
     for key in FAMILIES:
-        for name, acc in (result[key] or {}).items():
-            print(f"{key:<14} {name:<14} {pct(acc, result[f'{key}_stderr'][name])}")
+        for bench, acc in (result[key] or {}).items():
+            print(f"{key:<14} {bench:<14} {pct(acc, result[f'{key}_stderr'][bench])}")
         if result[f"{key}_avg"] is not None and len(result[key]) > 1:
             print(f"{key:<14} {'avg':<14} {pct(result[f'{key}_avg'], result[f'{key}_avg_stderr'])}")
-    print(f"wrote result.json, predictions.jsonl and predictions_loglik.jsonl to {run_dir}")
+    print(f"wrote {', '.join(['result.json', *written])} to {run_dir}")
+
+
+def _remove_failed_start(run_dir: Path) -> None:
+    """A cream-eval that failed before writing result.json leaves no run dir behind (cream-table would list it):
+    Hydra's own files go, then the folder if nothing else is in it (a folder the user named keeps its files)."""
+    import shutil
+
+    if (run_dir / "result.json").exists():
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+            handler.close()
+            Path(handler.baseFilename).unlink(missing_ok=True)
+    for file in ("predictions.jsonl", "predictions_loglik.jsonl"):
+        (run_dir / file).unlink(missing_ok=True)
+    cwd = Path.cwd().resolve()
+    for folder in [run_dir.resolve(), *run_dir.resolve().parents]:  # and the dated folders above, when empty
+        if folder == cwd or cwd not in folder.parents and folder != run_dir.resolve():
+            break
+        if not folder.is_dir() or any(folder.iterdir()):
+            break
+        folder.rmdir()
 
 
 @user_errors("cream-eval")
 def evaluate() -> None:
-    """``cream-eval model.path=DIR``: evaluate one saved model (no training) into the Hydra run dir.  Its own
-    config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys)."""
+    """``cream-eval model.name_or_path=DIR [out=DIR]``: evaluate one model (no training) into ``out``.  Its own
+    config (``conf/evaluate.yaml``; ``cream-eval --help`` lists the keys, ``--cfg job`` prints them)."""
     _evaluate()
 
 
@@ -170,7 +234,10 @@ def train_rm_parser() -> argparse.ArgumentParser:
     d = {k: p.default for k, p in inspect.signature(train_rm_mod.train_reward_model).parameters.items()}
     d |= vars(train_rm_mod.RMTraining.defaults())
     ap = argparse.ArgumentParser(prog="cream-train-rm", description="Train a Bradley-Terry reward model on preference "
-                                 "pairs; `rewarder=reward_model rewarder.path=OUT` uses it.")
+                                 "pairs; `rewarder=reward_model rewarder.path=OUT` uses it.",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  cream-train-rm --pairs pairs.jsonl --model outputs/2026-01-01/12-00-00/sft/model --out rm/ --epochs 1
+See README.md, section "Config groups" (rewarder).""")
     ap.add_argument("--pairs", required=True, help="JSONL file, one {prompt, chosen, rejected} per line")
     ap.add_argument("--model", required=True, help="the backbone: a causal LM folder or hub id")
     ap.add_argument("--out", required=True, help="folder to write the reward model to")
@@ -206,18 +273,38 @@ def train_rm(argv: Sequence[str] | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------------ cream-table, -plot
-def _runs_arguments(p: argparse.ArgumentParser, metric_help: str) -> None:
+METRIC_HELP = ("which accuracy: auto (default: acc_norm when the runs have log-likelihood accuracies, else gen), "
+               "gen (generative, eval.extraction rules), lenient, strict, official, acc, acc_norm (lm-eval; loglik = acc_norm)")
+TABLE_EXAMPLES = """examples:
+  cream-table multirun/demo                          acc_norm when loglik ran, else generative accuracy
+  cream-table multirun/demo --metric lenient --columns arc_easy avg C
+  cream-table multirun/demo --filter rewarder=implicit --format latex > table.tex
+See README.md, section "From a sweep to a table"."""
+PLOT_EXAMPLES = """examples:
+  cream-plot multirun/demo                           accuracy_<metric>.png, consistency.png, tau.png
+  cream-plot multirun/demo --metric lenient --out figures/
+See README.md, section "From a sweep to a table"."""
+
+
+def _runs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run dirs or sweep dirs, searched recursively")
-    p.add_argument("--metric", choices=sorted(METRICS), default="gen", help=metric_help)
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="keep runs whose overrides match (repeatable)")
+    p.add_argument("--metric", choices=["auto", *sorted(METRICS)], default="auto", help=METRIC_HELP)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep runs whose resolved config has KEY=VALUE (repeatable)")
+
+
+def _parser(prog: str, doc: str, epilog: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def table_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cream-table", description=table_mod.__doc__.split("\n\n")[0])
-    _runs_arguments(p, "which accuracy: gen (eval), lenient, strict, official, acc, acc_norm (loglik = acc_norm)")
+    p = _parser("cream-table", table_mod.__doc__, TABLE_EXAMPLES)
+    _runs_arguments(p)
     p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
-    p.add_argument("--out", type=Path, help="where table.md, table.tex and runs.csv go (default: the first DIR)")
+    p.add_argument("--out", type=Path, help="where table_<metric>.md, table_<metric>.tex and runs_<metric>.csv go "
+                                            "(default: the first DIR)")
     return p
 
 
@@ -227,29 +314,31 @@ def table(argv: Sequence[str] | None = None) -> int:
     runs = runs_or_error("cream-table", args.dirs, args.filter)
     if runs is None:
         return 2
+    metric = default_metric(runs) if args.metric == "auto" else args.metric
     columns = None
     if args.columns:
         columns = [c.strip() for arg in args.columns for c in arg.split(",") if c.strip()]
-        known = table_mod.available_columns(runs, args.metric)
+        known = table_mod.available_columns(runs, metric)
         unknown = [c for c in columns if c not in known]
         if unknown:
             return _fail("cream-table", f"unknown column(s) {', '.join(unknown)}; available: {', '.join(known)}")
-    built = table_mod.build_table(runs, columns, args.metric)
+    built = table_mod.build_table(runs, columns, metric)
     texts = {"md": table_mod.to_markdown(built), "latex": table_mod.to_latex(built),
-             "csv": table_mod.to_csv(runs, args.metric)}
+             "csv": table_mod.to_csv(runs, metric)}
     out = Path(args.out or args.dirs[0])
     out.mkdir(parents=True, exist_ok=True)
-    for fmt, name in (("md", "table.md"), ("latex", "table.tex"), ("csv", "runs.csv")):
-        (out / name).write_text(texts[fmt])
+    names = {"md": f"table_{metric}.md", "latex": f"table_{metric}.tex", "csv": f"runs_{metric}.csv"}
+    for fmt, name in names.items():
+        with artifacts.atomic_write(out / name) as f:
+            f.write(texts[fmt])
     sys.stdout.write(texts[args.format])
-    print(f"wrote {out / 'table.md'}, {out / 'table.tex'}, {out / 'runs.csv'}", file=sys.stderr)
+    print(f"wrote {', '.join(str(out / n) for n in names.values())}", file=sys.stderr)
     return 0
 
 
 def plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cream-plot", description=plots_mod.__doc__.split("\n\n")[0])
-    _runs_arguments(p, "which accuracy: generative (eval) or lm-eval log-likelihood (acc, acc_norm); "
-                       "see cream.report.results.FAMILIES")
+    p = _parser("cream-plot", plots_mod.__doc__, PLOT_EXAMPLES)
+    _runs_arguments(p)
     p.add_argument("--out", type=Path, help="where the PNGs go (default: the first DIR)")
     return p
 
@@ -263,6 +352,7 @@ def plot(argv: Sequence[str] | None = None) -> int:
     for r in runs:
         if not r.complete:
             print(f"incomplete (left out): {r.path}: {r.problem}", file=sys.stderr)
-    for path in plots_mod.write_plots(runs, args.out or args.dirs[0], args.metric):
+    metric = default_metric(runs) if args.metric == "auto" else args.metric
+    for path in plots_mod.write_plots(runs, args.out or args.dirs[0], metric):
         print(path)
     return 0

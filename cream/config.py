@@ -16,10 +16,13 @@ own data files).  Both run before the run dir is written (:class:`ConfigCheck`, 
 """
 from __future__ import annotations
 
+import difflib
 import inspect
+import os
 import sys
 from dataclasses import dataclass, field, is_dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -103,12 +106,6 @@ class ModelConfig:
     tiny: Any = None  # name_or_path null: the tiny Llama's sizes, a TinyConfig (conf/model/tiny.yaml)
     lora: Any = None  # LoRA adapters for SFT/DPO, merged before saving:
     #                                        model.lora={r: 8, alpha: 16, dropout: 0.05, target_modules: [q_proj, v_proj]}
-
-
-@dataclass
-class EvalModelConfig(ModelConfig):
-    name_or_path: str | None = "${.path}"  # cream-eval loads model.path (model=local needs no name_or_path)
-    path: str = MISSING  # cream-eval: the model folder (save_pretrained layout: any M_k of a run, e.g. <run>/iter_1/dpo/model)
 
 
 @dataclass
@@ -235,15 +232,19 @@ class TrainConfig:
 
 
 @dataclass
-class EvalAppConfig(TrainConfig):
-    """``cream-eval``: evaluate one saved model folder (no training).  The training keys are there because the
-    model presets set them; cream-eval reads model, data, eval, trainer.accelerator and seed."""
-    model: EvalModelConfig = field(default_factory=EvalModelConfig)
-    rewarder: Any = None
-    consistency: Any = None
-    regularizer: Any = None
-    loss: Any = None
-    sampler: Any = None
+class EvalAppConfig:
+    """``cream-eval``: evaluate one model (no training).  ``model.name_or_path`` is required on the command line
+    (the key cream-train takes); ``model=GROUP`` picks dtype and length limits (and, for a GGUF preset, the file
+    read when name_or_path holds it)."""
+    seed: int = 0
+    out: str = "outputs/eval/${now:%Y-%m-%d}/${now:%H-%M-%S}"  # where result.json and the predictions go (the run dir)
+    model: ModelConfig = field(default_factory=ModelConfig)  # preset: conf/model/
+    data: DataConfig = field(default_factory=DataConfig)  # data.dir / data.source: where benchmarks are read; data.eval_files
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # trainer.accelerator=gpu evaluates on the GPU
+    sft: Any = None  # set by the model presets for cream-train; not read by cream-eval
+    dpo: Any = None  # (as sft)
+    sampling: Any = None  # (as sft)
 
 
 TARGET_GROUPS = ("rewarder", "consistency", "regularizer", "loss", "sampler")
@@ -278,7 +279,9 @@ def check_target_keys(group: str, node) -> None:
         if str(key).startswith("_") and str(key).endswith("_"):  # _target_, _partial_, _convert_, _recursive_
             continue
         if key not in accepted:
-            raise ConfigError(f"{group}.{key}: unknown key for {group} ({target}); it accepts: "
+            hint = _nearest(str(key), accepted)
+            raise ConfigError(f"{group}.{key}: unknown key for {group} ({target})"
+                              f"{f' (did you mean {group}.{hint}?)' if hint else ''}; it accepts: "
                               f"{', '.join(accepted) or 'no keys'}")
 
 
@@ -294,8 +297,8 @@ def _schema_keys(cfg: DictConfig, node: DictConfig, prefix: str) -> None:
         if key == "hydra" and not prefix:
             continue
         if key not in node.keys():  # (not `key in node`: that is false for a field left MISSING)
-            raise ConfigError(f"{prefix}{key}: unknown key; {prefix.rstrip('.') or 'the config'} takes: "
-                              f"{', '.join(map(str, node.keys()))}")
+            raise ConfigError(f"{prefix}{key}: unknown key{did_you_mean(f'{prefix}{key}')}; "
+                              f"{prefix.rstrip('.') or 'the config'} takes: {', '.join(map(str, node.keys()))}")
         sub, sub_schema = cfg._get_node(key), node._get_node(key)
         if (isinstance(sub, DictConfig) and isinstance(sub_schema, DictConfig) and not sub_schema._is_none()
                 and not sub_schema._is_missing() and is_dataclass(OmegaConf.get_type(sub_schema))):
@@ -309,8 +312,7 @@ def check(cfg: DictConfig, schema: type | None = None) -> None:
     missing = [k for top in cfg if top != "hydra" and isinstance(cfg[top], DictConfig)
                for k in sorted(OmegaConf.missing_keys(cfg[top]))]
     if missing:
-        example = " (the folder of a saved model, e.g. outputs/<date>/<time>/iter_1/dpo/model)" if missing[0] == "model.path" else ""
-        raise ConfigError(f"{missing[0]} is required{example}: set {missing[0]}=VALUE on the command line (see --help)")
+        raise ConfigError(f"{missing[0]} is required: set {missing[0]}=VALUE on the command line (see --help)")
     for key, cls in OPTIONAL_NODES.items():
         value = OmegaConf.select(cfg, key)
         if value is not None:
@@ -323,12 +325,36 @@ def check(cfg: DictConfig, schema: type | None = None) -> None:
     eval_files = OmegaConf.select(cfg, "data.eval_files")
     _need(eval_files is None or isinstance(eval_files, DictConfig), "data.eval_files", eval_files,
           "must be a mapping {NAME: FILE.jsonl}")
+    check_data_selectors(cfg)
+    lora = OmegaConf.select(cfg, "model.lora")
+    if isinstance(lora, DictConfig):
+        from cream.training.lora import DEFAULTS
+
+        for key in lora:
+            hint = ALIASES.get(str(key), "").removeprefix("model.lora={").partition(":")[0] or _nearest(str(key), DEFAULTS)
+            _need(key in DEFAULTS, f"model.lora.{key}", lora[key], "unknown LoRA key"
+                  f"{f' (did you mean {hint}: model.lora={{{hint}: ...}}?)' if hint else ''}; model.lora takes: {', '.join(DEFAULTS)}")
     for group in TARGET_GROUPS:
         if group in cfg:
             check_target_keys(group, cfg[group])
     strategy = OmegaConf.select(cfg, "trainer.strategy")
     if isinstance(strategy, DictConfig):
         check_target_keys("trainer.strategy", strategy)
+
+
+# Every own-data path and the selector that reads it: a path the selector does not read is refused, never ignored.
+DATA_SELECTORS = {"data.prompts": ("data.pool", ("file",)), "data.seed.path": ("data.seed.source", ("file", "oasst"))}
+
+
+def check_data_selectors(cfg: DictConfig) -> None:
+    """One rule for every data path: it is read, or the run is refused before anything is written, naming the
+    selector to set.  (``data.prompts=FILE`` with the default ``data.pool=per_benchmark`` would otherwise train
+    on the benchmarks' train splits without a word.)  ``data.eval_files`` is always read."""
+    for key, (selector, reading) in DATA_SELECTORS.items():
+        path, chosen = OmegaConf.select(cfg, key), OmegaConf.select(cfg, selector)
+        if path is not None and chosen is not None and chosen not in reading:
+            raise ConfigError(f"{key}={path!r} is given, but {selector}={chosen} does not read it: add "
+                              f"{selector}={reading[0]} to use it (or drop {key})")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -437,6 +463,40 @@ def _check_own_files(cfg: DictConfig) -> None:
         custom.load_eval_file(str(name), path)
 
 
+def validate_eval_config(cfg: DictConfig) -> None:
+    """cream-eval's checks, before its run dir is written: the model named on the command line and found, the
+    evaluation's values, the data files."""
+    check(cfg, EvalAppConfig)
+    overrides = OmegaConf.select(cfg, "hydra.overrides.task") or []
+    name = cfg.model.name_or_path
+    if not any(str(o).split("=")[0].lstrip("+") == "model.name_or_path" for o in overrides):
+        raise ConfigError("model.name_or_path is required (the folder of a saved model, e.g. "
+                          "outputs/<date>/<time>/iter_1/dpo/model): set model.name_or_path=DIR on the command line")
+    out = OmegaConf.select(cfg, "hydra.run.dir")
+    _need(out is None or not (Path(out) / "result.json").exists(), "out", out,
+          "already holds result.json (an earlier evaluation); choose another out=DIR or delete it")
+    text = str(name)
+    hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not text.startswith("pkg:")
+    if not text.startswith("pkg://") and not Path(text).expanduser().exists():
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        _need(hub_id and not offline, "model.name_or_path", text,
+              "no such folder" + (" (and the hub is offline)" if hub_id else ""))
+    bad = set(cfg.eval.modes) - {"generate", "loglik"}
+    _need(not bad, "eval.modes", list(cfg.eval.modes), f"unknown mode(s) {sorted(bad)}; each must be generate or loglik")
+    _need(cfg.eval.extraction in ("lenient", "strict", "official"), "eval.extraction",
+          cfg.eval.extraction, "must be lenient, strict or official")
+    for bench in cfg.eval.benchmarks:
+        _need(bench in BENCHMARKS, "eval.benchmarks", bench, f"unknown benchmark; known: {', '.join(BENCHMARKS)}")
+        split = cfg.eval.splits.get(bench)
+        _need(split in FILES[bench], f"eval.splits.{bench}", split, f"{bench} has the splits {', '.join(FILES[bench])}")
+    _need(cfg.data.dir is None or Path(cfg.data.dir).is_dir(), "data.dir", cfg.data.dir, "no such folder")
+    eval_files = cfg.data.eval_files or {}
+    _need(len(cfg.eval.benchmarks) + len(eval_files) > 0, "eval.benchmarks", list(cfg.eval.benchmarks),
+          "nothing to evaluate: name a benchmark, or your own sets with 'data.eval_files={NAME: FILE.jsonl}'")
+    for key, path in eval_files.items():
+        custom.load_eval_file(str(key), path)
+
+
 # ------------------------------------------------------------------------------ errors and the callback
 def composition_error(e: BaseException) -> ConfigError | None:
     """Hydra's error for a bad command line or config file, as one ConfigError naming the key (None: not one).
@@ -448,12 +508,69 @@ def composition_error(e: BaseException) -> ConfigError | None:
         key, msg = cause.full_key, str(getattr(cause, "msg", cause)).splitlines()[0]
         if "not in" in msg or "is not in struct" in msg:  # ConfigKeyError / ConfigAttributeError
             parent, _, name = key.rpartition(".")
-            return ConfigError(f"{key}: unknown key{_known_keys(parent)}")
+            parent_node = getattr(cause, "parent_node", None)
+            siblings = list(parent_node.keys()) if isinstance(parent_node, DictConfig) else None
+            return ConfigError(f"{key}: unknown key{did_you_mean(key, siblings)}{_known_keys(parent)}")
         return ConfigError(f"{key}: {msg}")
     if isinstance(e, (HydraException, OmegaConfBaseException)):
         text = str(e).split("Config search path:")[0]  # MissingConfigException: keep the options, not the search path
         return ConfigError(" ".join(line.strip() for line in text.splitlines() if line.strip()))
     return None
+
+
+# Names other libraries give the same setting (TRL's DPOConfig / transformers' TrainingArguments, PEFT's
+# LoraConfig), mapped to this project's key: a user typing the name they know is told the one to type.
+ALIASES = {
+    "learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+    "train_batch_size": "batch_size", "gradient_accumulation_steps": "trainer.accumulate_grad_batches",
+    "max_grad_norm": "trainer.gradient_clip_val", "max_prompt_length": "model.max_prompt_length",
+    "max_length": "model.max_length", "beta": "loss.beta", "loss_type": "loss (a config group: loss=ipo)",
+    "num_generations": "sampling.n", "num_return_sequences": "sampling.n", "model_name_or_path": "model.name_or_path",
+    "lora_r": "model.lora={r: ...}", "r": "model.lora={r: ...}", "lora_alpha": "model.lora={alpha: ...}",
+    "lora_dropout": "model.lora={dropout: ...}", "target_modules": "model.lora={target_modules: [...]}",
+    "iterations": "pipeline.iterations", "model.path": "model.name_or_path",
+}
+
+
+def _nearest(name: str, candidates) -> str | None:
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(key: str, siblings: list | None = None) -> str:
+    """' (did you mean dpo.lr?)' for an unknown dotted key (empty when nothing is near): another library's name
+    for the setting (ALIASES: ``dpo.learning_rate``, ``lora_alpha``), else the closest key of the same node,
+    else the closest key anywhere in the schema (difflib)."""
+    parent, _, name = key.rpartition(".")
+    alias = ALIASES.get(key) or ALIASES.get(name)
+    schema = OmegaConf.structured(TrainConfig)
+    if alias is not None and ("." in alias or "=" in alias or " " in alias):
+        return f" (did you mean {alias}?)"
+    if alias is not None:  # a field name (lr): of the same node, else every node that has it (sft.lr or dpo.lr)
+        fields = [k for k in _all_keys(schema, "") if k.rpartition(".")[2] == alias]
+        same = [k for k in fields if k == f"{parent}.{alias}"]
+        return f" (did you mean {' or '.join(same or fields)}?)"
+    node = OmegaConf.select(schema, parent) if parent else schema
+    if siblings is None and isinstance(node, DictConfig):
+        siblings = list(node.keys())
+    hint = _nearest(name, siblings) if siblings else None
+    if hint is not None:
+        return f" (did you mean {parent + '.' if parent else ''}{hint}?)"
+    if parent:  # a key of a known node with nothing near it: no guess from elsewhere
+        return ""
+    leaves = {k.rpartition(".")[2]: k for k in reversed(_all_keys(schema, "")) if "." in k}  # lr=1e-6: sft.lr
+    hint = _nearest(name, leaves)
+    return f" (did you mean {leaves[hint]}?)" if hint else ""
+
+
+def _all_keys(node: DictConfig, prefix: str) -> list[str]:
+    out = []
+    for k in node.keys():
+        sub = node._get_node(k)
+        out.append(f"{prefix}{k}")
+        if isinstance(sub, DictConfig) and not sub._is_none() and not sub._is_missing():
+            out += _all_keys(sub, f"{prefix}{k}.")
+    return out
 
 
 def _known_keys(parent: str) -> str:
@@ -475,6 +592,8 @@ class ConfigCheck(Callback):
         self.validate, self.schema = validate, {"cream_schema": TrainConfig, "cream_eval_schema": EvalAppConfig}[schema]
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if self.schema is EvalAppConfig:
+            return self._refuse_on_error(config, validate_eval_config)
         full = self.validate and not config.get("plan")
         self._refuse_on_error(config, validate_config if full else lambda c: check(c, self.schema))
 

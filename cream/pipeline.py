@@ -176,8 +176,9 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
     mem = memory.peaks(reset_ok)
     manifest = None
     if main:
-        log.info("[%s] done in %.1f s, peak RSS %.0f MB%s%s", stage.name, seconds, mem["peak_rss_mb"],
-                 f", peak GPU {mem['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in mem else "", _brief(summary))
+        head = (f"[{stage.name}] done in {seconds:.1f} s, peak RSS {mem['peak_rss_mb']:.0f} MB"
+                + (f", peak GPU {mem['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in mem else ""))
+        log.info("%s%s", head, _brief(summary, SUMMARY_LINE - len(head)))
         manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3), memory=mem)
         manifest["digest"] = artifacts.manifest_digest(manifest)
         artifacts.write_json(folder / MANIFEST, manifest)
@@ -185,11 +186,22 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
     return distributed.broadcast(manifest), True  # (the broadcast is also the barrier after the stage)
 
 
-def _brief(summary: dict) -> str:
-    """The scalar entries of a stage's summary, for its one-line log."""
+SUMMARY_LINE = 160  # characters: a stage's "done" line fits a log viewer; the whole summary is in its manifest.json
+
+
+def _brief(summary: dict, room: int = SUMMARY_LINE) -> str:
+    """The scalar entries of a stage's summary (standard errors left out), for its one-line log, cut to ``room``
+    characters; "..." when entries were left out."""
     items = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
-             if (isinstance(v, (int, float)) and not isinstance(v, bool)) or (isinstance(v, str) and len(v) <= 60)]
-    return (": " + ", ".join(items)) if items else ""
+             if not k.endswith("_stderr") and ((isinstance(v, (int, float)) and not isinstance(v, bool))
+                                               or (isinstance(v, str) and len(v) <= 40))]
+    text = ""
+    for i, item in enumerate(items):
+        more = ", ..." if i + 1 < len(items) else ""
+        if len(text) + len(item) + 2 + len(more) > room:
+            return f"{text}, ..." if text else ""
+        text = f"{text}, {item}" if text else f": {item}"
+    return text
 
 
 def _prepare_stage(ctx: Context, stage: Stage, want: dict) -> tuple[dict | None, str]:

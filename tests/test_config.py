@@ -56,8 +56,8 @@ def test_unknown_key_is_refused_with_the_keys_it_could_be(override, process, tmp
     """Once through the console script's process (its exit status 2), once in this process."""
     proc = console("train", [override], tmp_path) if process == "child" else in_process("train", [override], tmp_path, monkeypatch, capsys)
     line = refused(proc, "cream-train")
-    assert line == ("cream-train: error: dpo.learning_rate: unknown key; dpo takes: lr, epochs, batch_size, "
-                    "warmup_ratio, weight_decay, rpo_alpha")
+    assert line == ("cream-train: error: dpo.learning_rate: unknown key (did you mean dpo.lr?); dpo takes: lr, epochs, "
+                    "batch_size, warmup_ratio, weight_decay, rpo_alpha")
     assert list(tmp_path.iterdir()) == []  # refused before Hydra wrote a run dir
 
 
@@ -92,8 +92,9 @@ def test_wrong_type_is_refused(tmp_path, monkeypatch, capsys):
 
 def test_target_group_keys_are_checked_against_the_constructor(tmp_path, monkeypatch, capsys):
     line = refused(in_process("train", ["rewarder=judge", "+rewarder.temprature=0.3"], tmp_path, monkeypatch, capsys), "cream-train")
-    assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder (cream.rewarders.judge.JudgeRewarder); "
-                    "it accepts: k, temperature, top_p, max_new_tokens, batch_size, template, forced_score")
+    assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder (cream.rewarders.judge.JudgeRewarder) "
+                    "(did you mean rewarder.temperature?); it accepts: k, temperature, top_p, max_new_tokens, batch_size, "
+                    "template, forced_score")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -190,8 +191,27 @@ def test_help_is_short_and_names_the_groups(tmp_path, monkeypatch, capsys):
 
 def test_cream_eval_without_a_model_path(tmp_path, monkeypatch, capsys):
     line = refused(in_process("evaluate", [], tmp_path, monkeypatch, capsys), "cream-eval")
-    assert "model.path is required" in line
+    assert "model.name_or_path is required" in line
     assert list(tmp_path.iterdir()) == []
+    line = refused(console("evaluate", ["model.path=/x"], tmp_path), "cream-eval")  # the key cream-train takes
+    assert line.startswith("cream-eval: error: model.path: unknown key (did you mean model.name_or_path?)")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("override,hint", [
+    ("learning_rate=1e-6", "sft.lr or dpo.lr"),                 # TRL / transformers names
+    ("dpo.num_train_epochs=2", "dpo.epochs"),
+    ("dpo.beta=0.1", "loss.beta"),
+    ("lora_alpha=16", "model.lora={alpha: ...}"),                # PEFT names
+    ("+model.lora.lora_alpha=16", "alpha: model.lora={alpha: ...}"),
+    ("sampling.temprature=1.0", "sampling.temperature"),        # a typo: the closest key of the same node
+    ("+rewarder.batchsize=3", "rewarder.batch_size"),            # a target's arguments
+    ("eval.benchmark=[arc_easy]", "eval.benchmarks"),
+])
+def test_unknown_key_suggests_the_nearest(override, hint, tmp_path):
+    line = refused(console("train", ["debug=smoke", override], tmp_path), "cream-train")
+    assert f"(did you mean {hint}?)" in line, line
+    assert list(tmp_path.iterdir()) == []  # before the run dir
 
 
 def test_cream_train_error_inside_the_run_is_one_line(tmp_path):

@@ -28,7 +28,7 @@ def test_mix_pipeline_and_cream_eval(tmp_path):
     assert {s["benchmark"] for s in samples} == FIVE
     # cream-eval on M2's folder reproduces the pipeline's evaluation of M2
     out = tmp_path / "eval"
-    proc = run_cli([f"model.path={run_dir / 'iter_1' / 'dpo' / 'model'}", "data=mix", "eval.limit=8", f"hydra.run.dir={out}"],
+    proc = run_cli([f"model.name_or_path={run_dir / 'iter_1' / 'dpo' / 'model'}", "data=mix", "eval.limit=8", f"out={out}"],
                    cwd=tmp_path, script="cream-eval")
     result = json.loads((out / "result.json").read_text())
     for key in ("eval", "eval_stderr", "eval_strict", "eval_official", "eval_acc", "eval_acc_norm", "eval_acc_norm_stderr"):

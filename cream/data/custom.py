@@ -16,7 +16,7 @@ alternating, starting with user):
               {"question": "text", "choices": ["text", ...], "answer": "B"}   2-5 choices; the answer is a
                                                                               letter A-E or one choice's text
               {"question": "text", "answer": 72}                              no choices: a numeric answer
-              optional "id"
+              optional "id"; one kind per file (all with choices, or all numeric)
 
 A malformed record stops the run with a :class:`DataError` naming the file, line (or record) and field.
 """
@@ -181,7 +181,8 @@ def load_eval_file(name: str, path: str | Path) -> list[Example]:
     if path.is_dir():
         raise DataError(f"data.eval_files.{name}: {path} is a folder; a JSONL file is expected")
     out = []
-    for k, (where, rec) in enumerate(read_records(path, f"data.eval_files.{name}")):
+    records = read_records(path, f"data.eval_files.{name}")
+    for k, (where, rec) in enumerate(records):
         q = rec.get("question")
         if not isinstance(q, str) or not q.strip():
             raise DataError(f"{where}: field 'question': " + ("missing" if q is None else "expected non-empty text"))
@@ -205,4 +206,16 @@ def load_eval_file(name: str, path: str | Path) -> list[Example]:
         else:
             raise DataError(f"{where}: field 'answer': {ans!r} is neither a letter {'/'.join(labels)} nor the text of a choice")
         out.append(Example(ex_id, name, q.strip(), texts, labels, gold))
+    _one_kind(out, [where for where, _ in records], name)
     return out
+
+
+def _one_kind(examples: list[Example], wheres: list[str], name: str) -> None:
+    """A set is all multiple choice or all numeric: its accuracy is one quantity, and log-likelihood scoring
+    (multiple choice only) covers the whole set or none of it."""
+    first = examples[0].is_multiple_choice
+    for ex, where in zip(examples, wheres):
+        if ex.is_multiple_choice != first:
+            kind = {True: "multiple-choice (with 'choices')", False: "numeric (no 'choices')"}
+            raise DataError(f"{where}: a {kind[ex.is_multiple_choice]} record in data.eval_files.{name}, whose first "
+                            f"record is {kind[first]}; put each kind in its own file (two data.eval_files names)")

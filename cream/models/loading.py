@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from cream.artifacts import as_umask_allows
 from cream.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def convert_gguf(name_or_path: str | os.PathLike, gguf_file: str, out_dir: str |
     out_dir = Path(out_dir)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     tok.save_pretrained(str(out_dir))
-    return out_dir
+    return as_umask_allows(out_dir)
 
 
 def on_device(model, cfg):

@@ -2,13 +2,12 @@
 """
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 
 import torch
 
 from cream import distributed
+from cream.progress import show_progress
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
@@ -41,20 +40,11 @@ def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return torch.zeros(input_ids.shape[0], dtype=torch.float32, device=lp.device).index_add_(0, rows, lp)
 
 
-def show_progress(wanted: bool = True) -> bool:
-    """Progress bars: ``CREAM_PROGRESS=1`` forces them on, ``=0`` off; unset, they show only when stderr is a
-    terminal (not in SLURM or CI logs)."""
-    env = os.environ.get("CREAM_PROGRESS")
-    if env is not None:
-        return wanted and env == "1"
-    return wanted and sys.stderr.isatty()
-
-
 @torch.inference_mode()
 def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, *,
                     batch_size: int = 32, desc: str = "score", progress: bool = True) -> list[float]:
     """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
-    from tqdm.auto import tqdm
+    from cream.progress import tqdm
 
     if distributed.sharding():  # several ranks in a stage they all run: each scores its share, all get all
         my_seqs, my_starts = distributed.shard(seqs), distributed.shard(starts)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from cream.artifacts import as_umask_allows
+
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike):
@@ -49,4 +51,4 @@ def build_tiny(out_dir: str | os.PathLike, texts: Iterable[str], *, vocab_size: 
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(out_dir), safe_serialization=True)
-    return out_dir
+    return as_umask_allows(out_dir)

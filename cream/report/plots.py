@@ -1,9 +1,10 @@
 """``cream-plot DIR [DIR ...]`` (cream/cli.py): PNG figures of many runs, grouped into methods like ``cream-table``.
 
-``accuracy.png``: average accuracy per model M0..M_{T+1} per method (mean over seeds, band = min..max);
+``accuracy_<metric>.png``: average accuracy per model M0..M_{T+1} per method (mean over seeds, band = min..max);
 ``consistency.png``: consistency rate C per iteration per method (same band);
 ``tau.png``: per-prompt Kendall/Spearman tau of each iteration per method (box plots, seeds pooled).
-Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and written to the first DIR or ``--out``.
+Each method has its own marker and line style, so lines that coincide (M0 and M1 are the same for every method)
+stay visible. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and written to the first DIR or ``--out``.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cream.report.runs import METRICS, Run, group_runs, model_index, models_of, summarize, taus, value
+from cream.report.runs import KINDS, Run, group_runs, model_index, models_of, summarize, taus, value
 
+MARKERS = ("o", "s", "^", "D", "v", "P")
+STYLES = ("-", "--", ":", "-.")
 FIGSIZE = (6.4, 4.0)  # inches
 DPI = 100             # -> 640 x 400 pixels
 
@@ -44,7 +47,9 @@ def _band_plot(ax, groups: dict[str, list[Run]], points) -> bool:
         if not keep:
             continue
         x = [xs[i] for i in keep]
-        line, = ax.plot(x, [stats[i] for i in keep], marker="o", label=f"{method} (n={len(group)})")
+        k = len(ax.get_lines())
+        line, = ax.plot(x, [stats[i] for i in keep], marker=MARKERS[k % len(MARKERS)], linestyle=STYLES[k % len(STYLES)],
+                        markersize=7 - k % 3, label=f"{method} (n={len(group)})")
         if len(group) > 1 and len(x) == 1:  # a band needs two points: show min..max as an error bar
             ax.vlines(x, [lo[keep[0]]], [hi[keep[0]]], color=line.get_color(), alpha=0.5, linewidth=6)
         elif len(group) > 1:
@@ -63,7 +68,7 @@ def accuracy_figure(groups: dict[str, list[Run]], metric: str = "gen") -> Figure
     models = models_of([r for g in groups.values() for r in g])
     ax.set_xticks([model_index(m) for m in models], models)
     ax.set_xlabel("model")
-    ax.set_ylabel(f"average accuracy (%, {METRICS[metric][0]})")
+    ax.set_ylabel(f"average accuracy (%), {KINDS[metric]}")
     ax.set_title("Accuracy per model (mean over seeds, band = min..max)")
     return fig
 
@@ -120,7 +125,7 @@ def tau_figure(groups: dict[str, list[Run]]) -> Figure:
 def figures(runs: list[Run], metric: str = "gen") -> dict[str, Figure]:
     """File name -> figure, from the complete runs grouped by method."""
     groups = group_runs(runs)
-    return {"accuracy.png": accuracy_figure(groups, metric), "consistency.png": consistency_figure(groups),
+    return {f"accuracy_{metric}.png": accuracy_figure(groups, metric), "consistency.png": consistency_figure(groups),
             "tau.png": tau_figure(groups)}
 
 

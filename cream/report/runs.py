@@ -1,8 +1,9 @@
 """Find ``cream-train`` run dirs, read their overrides and ``results.jsonl``, and group them into methods.
 
 A run dir is any folder holding ``.hydra/overrides.yaml`` (a single run's ``hydra.run.dir`` or one job of a
-multirun sweep). Runs are grouped by their overrides minus the seed and the launcher/output keys; the overrides
-that differ between groups make up the method's readable name (``regularizer=none`` -> "SRLM").
+multirun sweep). Runs are grouped by what they ran: the resolved config minus the seed and the launch/output keys. The values
+that differ between groups make up the method's readable name (``regularizer=none`` -> "implicit reward, C = 1",
+``cream_avg`` -> "CREAM (avg C)"), whatever was typed to get them.
 """
 from __future__ import annotations
 
@@ -18,24 +19,28 @@ import yaml
 
 from cream.paths import RunPaths, iterations_on_disk
 
-# Readable method names for override values; anything not listed is shown as ``key=value``.
-NAMES = {
-    "regularizer=none": "SRLM",
-    "regularizer=cream_avg": "CREAM",
-    "regularizer=cream_dyn": "CREAM (dyn C)",
-    "regularizer=fixed": "CREAM (fixed C)",
-    "rewarder=reward_model": "Oracle RM",
-    "rewarder=judge": "LLM-as-a-Judge",
-    "rewarder=implicit": "implicit reward",
-    "rewarder=self_reward_head": "self-reward head",
-    "consistency=kendall": "Kendall",
-    "consistency=spearman": "Spearman",
-    "consistency=toporder": "Top-order",
+# How a method is named: from the resolved config (.hydra/config.yaml) and the config groups chosen
+# (.hydra/hydra.yaml), not from the strings typed on the command line, so a plain run is named for what it ran.
+# A group's option is named by what its target does; anything else that differs is shown as ``key=value``.
+REGULARIZERS = {"DatasetConsistency": "CREAM (avg C)", "PairConsistency": "CREAM (per-pair C)",
+                "FixedConsistency": "fixed C = {c}", "NoRegularizer": "C = 1"}
+REWARDERS = {"ImplicitRewarder": "implicit reward", "JudgeRewarder": "LLM-as-a-Judge",
+             "RewardModelRewarder": "reward model", "SelfRewardHeadRewarder": "self-reward head"}
+CHOICES = {  # group option -> target class, for runs whose .hydra/config.yaml lacks the group
+    "regularizer": {"none": "NoRegularizer", "cream_avg": "DatasetConsistency", "cream_dyn": "PairConsistency",
+                    "fixed": "FixedConsistency"},
+    "rewarder": {"implicit": "ImplicitRewarder", "judge": "JudgeRewarder", "judge_srlm": "JudgeRewarder",
+                 "reward_model": "RewardModelRewarder", "self_reward_head": "SelfRewardHeadRewarder"},
 }
+CONSISTENCY = {"kendall": "Kendall tau", "spearman": "Spearman rho", "toporder": "top-order"}
+GROUPS = ("rewarder", "regularizer", "consistency", "loss", "sampler")  # label order
 
-# Overrides that never tell methods apart: the seed, where/how a run was launched, where its output went.
-IGNORED_KEYS = {"seed", "launcher", "logger", "data.dir", "local"}
-IGNORED_PREFIXES = ("hydra.", "hydra/")
+# Keys that never tell methods apart: the seed, where/how a run was launched, where its output went, batch sizes of
+# inference, devices.
+IGNORED_KEYS = {"seed", "launcher", "logger", "data.dir", "data.allow_sample", "local", "plan", "keep_checkpoints",
+                "pipeline.on_config_change", "eval.batch_size", "sampling.batch_size", "debug", "experiment"}
+IGNORED_PREFIXES = ("hydra.", "hydra/", "logger.", "trainer.accelerator", "trainer.devices", "trainer.num_nodes",
+                    "trainer.strategy", "trainer.cream.")
 
 # Metric -> (per-benchmark dict key, average key) in a results.jsonl row (cream.report.results.FAMILIES); the
 # standard errors are under the same keys + "_stderr".
@@ -47,6 +52,15 @@ EXTRA_COLUMNS = ("avg", "C", "pairs")
 # the per-iteration diagnostics (cream.report.diagnostics), columns by name (--columns): shares and lengths as they are
 DIAGNOSTIC_COLUMNS = ("truncation_rate", "mean_length", "repetition_rate", "distinct_2", "chosen_length", "rejected_length",
                       "good_pairs", "bad_pairs", "other_pairs", "n_verifiable", "auc_c", "auc_c_lo", "auc_c_hi")
+KINDS = {"gen": "generative, eval.extraction rules", "lenient": "generative, lenient extraction",
+         "strict": "generative, strict extraction", "official": "generative, official CREAM extraction",
+         "acc": "lm-eval acc", "acc_norm": "lm-eval acc_norm", "loglik": "lm-eval acc_norm"}
+
+
+def default_metric(runs: list[Run]) -> str:
+    """``--metric auto``: acc_norm when the runs have log-likelihood accuracies (it means something on every
+    model, even one too small to write an answer), else gen."""
+    return "acc_norm" if any(r.get("eval_acc_norm") for run in runs for r in run.rows) else "gen"
 
 
 @dataclass
@@ -229,19 +243,80 @@ def runs_or_error(prog: str, dirs, filters) -> list[Run] | None:
     return runs
 
 
-def method_name(params: dict[str, str], keys: list[str]) -> str:
-    parts = [NAMES.get(f"{k}={params[k]}", f"{k}={params[k]}") for k in keys if k in params]
-    return ", ".join(parts) or "default"
+def _flat(node, prefix: str = "") -> dict[str, str]:
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): _str(node)} if prefix else {}
+    out: dict[str, str] = {}
+    for k, v in node.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": _str(v)})
+    return out
+
+
+def resolved_params(run: Run) -> dict[str, str]:
+    """What the run ran, as key -> value: the resolved config flattened, each group's option (``regularizer``:
+    the choice), and the overrides a config without them (older runs) does not show; ignored keys left out."""
+    params = _flat(run.config)
+    for group in GROUPS:
+        choice = run.choices.get(group) or run.params.get(group)
+        if choice is not None:
+            params[group] = _str(choice)
+    for k, v in run.params.items():
+        params.setdefault(k, v)
+    return {k: v for k, v in params.items() if not ignored(k)}
+
+
+def _target(run: Run, params: dict[str, str], group: str) -> str | None:
+    target = params.get(f"{group}._target_")
+    if target is not None:
+        return target.rpartition(".")[2]
+    return CHOICES.get(group, {}).get(params.get(group, ""))
+
+
+def _label(run: Run, params: dict[str, str], key: str, group_keys: set[str]) -> str | None:
+    if key in ("rewarder", "rewarder._target_"):
+        return REWARDERS.get(_target(run, params, "rewarder") or "", f"rewarder={params.get('rewarder', '?')}")
+    if key in ("regularizer", "regularizer._target_"):
+        name = REGULARIZERS.get(_target(run, params, "regularizer") or "")
+        if name is None:
+            return f"regularizer={params.get('regularizer', '?')}"
+        return name.format(c=params.get("regularizer.c", "?"))
+    if key == "consistency":
+        return CONSISTENCY.get(params[key], f"consistency={params[key]}")
+    if key.partition(".")[0] in group_keys and not key.endswith("_target_") and key.partition(".")[0] != key:
+        return None  # a value inside a group whose option differs: the option names it
+    if key.endswith("._target_"):
+        return None
+    return f"{key}={params[key]}"
+
+
+def method_name(run: Run, params: dict[str, str], keys: list[str]) -> str:
+    """The readable name of what ``run`` ran, from the ``keys`` that differ between the methods of a table."""
+    group_keys = {k for k in keys if k in GROUPS} | {k.partition(".")[0] for k in keys if k.endswith("._target_")}
+    order = sorted(keys, key=lambda k: (GROUPS.index(k.partition(".")[0]) if k.partition(".")[0] in GROUPS else len(GROUPS), k))
+    parts: list[str] = []
+    for k in order:
+        label = _label(run, params, k, group_keys) if k in params else None
+        if label is not None and label not in parts:
+            parts.append(label)
+    reg = _target(run, params, "regularizer")
+    if not parts and reg is not None:  # one method: say what it is
+        parts.append(_label(run, params, "regularizer", group_keys) or "")
+    if reg == "NoRegularizer":  # C = 1 is plain DPO on whatever reward: name the reward with it
+        reward = _label(run, params, "rewarder", group_keys)
+        if reward and reward not in parts and _target(run, params, "rewarder") is not None:
+            parts.insert(0, reward)
+    return ", ".join(p for p in parts if p) or "default"
 
 
 def name_methods(runs: list[Run]) -> None:
-    """Set ``run.method`` from the overrides that differ between runs (all of them if only one method)."""
+    """Set ``run.method`` from what differs between the runs' resolved configs (seed and launch keys aside)."""
+    params = [resolved_params(r) for r in runs]
     keys: list[str] = []
-    for r in runs:
-        keys += [k for k in r.method_params if k not in keys]
-    varying = [k for k in keys if len({r.method_params.get(k) for r in runs}) > 1]
-    for r in runs:
-        r.method = method_name(r.method_params, varying or keys)
+    for p in params:
+        keys += [k for k in p if k not in keys]
+    varying = [k for k in keys if len({p.get(k) for p in params}) > 1]
+    for r, p in zip(runs, params):
+        r.method = method_name(r, p, varying)
 
 
 def group_runs(runs: list[Run]) -> dict[str, list[Run]]:

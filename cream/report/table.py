@@ -1,13 +1,15 @@
 """``cream-table DIR [DIR ...]`` (cream/cli.py): results of many runs as one table (Markdown, LaTeX booktabs, CSV).
 
 Rows are method x model (M0..M_{T+1}); columns are each benchmark's accuracy (%), their average, the
-consistency rate C and the preference pairs kept. Cells are ``mean ± std`` over seeds (std with ddof=1, only
-with 2+ seeds); a method with a single run shows that run's standard error instead, as ``mean (se x)``. The best
-value of each column among the methods, per model, is bold. Incomplete runs are listed under the table and never
-averaged in. ``--metric`` picks the accuracy (``cream.report.runs.METRICS``): gen (``eval``, the headline
-generative accuracy), lenient, strict, official, acc, acc_norm (lm-evaluation-harness; ``loglik`` is an alias
-of acc_norm). ``table.md``, ``table.tex`` and ``runs.csv`` (one row per run x model, accuracies and their
-standard errors ``<col>_se`` in %) are written to the first DIR (or ``--out``); ``--format`` picks what is printed.
+consistency rate C and the preference pairs kept. One statistic per table, named in its caption: with two or more
+seeds for some method, ``mean ± std`` over seeds (ddof=1; a method with one run shows its mean alone); with one run
+per method, ``mean ± se``, the run's binomial standard error. M0 and M1 (trained before any method acts), when identical
+for every method, are shown once, as "all methods". The best value of each column among the methods, per model,
+is bold. Incomplete runs are listed under the table and never averaged in. ``--metric`` picks the accuracy
+(``cream.report.runs.METRICS``; default ``auto``: acc_norm when the runs have log-likelihood accuracies, else gen).
+``table_<metric>.md``, ``table_<metric>.tex`` and ``runs_<metric>.csv`` (one row per run x model, accuracies and
+their standard errors ``<col>_se`` in %) are written to the first DIR (or ``--out``); ``--format`` picks what is
+printed.
 """
 from __future__ import annotations
 
@@ -19,11 +21,13 @@ from dataclasses import dataclass, field
 from cream.report.runs import (
     DIAGNOSTIC_COLUMNS,
     EXTRA_COLUMNS,
+    KINDS,
     METRICS,
     Run,
     Stat,
     benchmarks,
     group_runs,
+    model_index,
     models_of,
     stderr_value,
     summarize,
@@ -33,6 +37,9 @@ from cream.report.runs import (
 HEADERS = {"avg": "Avg", "C": "C", "pairs": "Pairs"}
 LOWER_IS_BETTER: set[str] = set()
 NOT_RANKED = {"pairs", *DIAGNOSTIC_COLUMNS}  # counts and diagnostics are not a quality: never bold
+
+
+SHARED = "all methods"
 
 
 @dataclass
@@ -52,6 +59,7 @@ class Table:
     lines: list[Line]
     incomplete: list[Run]
     metric: str = "gen"
+    statistic: str = "std"  # std: over seeds (ddof=1) | se: each single run's binomial standard error
 
 
 def default_columns(runs: list[Run], metric: str = "gen") -> list[str]:
@@ -64,18 +72,21 @@ def available_columns(runs: list[Run], metric: str = "gen") -> list[str]:
 
 
 def build_table(runs: list[Run], columns: list[str] | None = None, metric: str = "gen") -> Table:
-    """Average the complete runs of each method per model and column, and mark each column's best per model."""
+    """Average the complete runs of each method per model and column, show rows every method shares once, and
+    mark each column's best per model."""
     groups = group_runs(runs)
     complete = [r for g in groups.values() for r in g]
     columns = list(columns or default_columns(complete or runs, metric))
+    statistic = "std" if any(len(g) > 1 for g in groups.values()) else "se"
     lines = []
     for method, group in groups.items():
         for model in models_of(group):
             stats = [summarize(value(r.row(model), col, metric) for r in group) for col in columns]
-            if len(group) == 1:
+            if statistic == "se":
                 for col, st in zip(columns, stats):
                     st.se = stderr_value(group[0].row(model), col, metric)
             lines.append(Line(method, model, len(group), stats))
+    lines = _share(lines, columns, len(groups))
     for model in {line.model for line in lines}:
         same = [line for line in lines if line.model == model]
         for j, col in enumerate(columns):
@@ -89,43 +100,65 @@ def build_table(runs: list[Run], columns: list[str] | None = None, metric: str =
             for line, v in shown:
                 if v == best:
                     line.best.add(j)
-    return Table(columns, lines, [r for r in runs if not r.complete], metric)
+    return Table(columns, lines, [r for r in runs if not r.complete], metric, statistic)
 
 
-def _digits(col: str) -> int:
-    return 3 if col == "C" or (col in DIAGNOSTIC_COLUMNS and not col.endswith("length") and col != "n_verifiable") else 1
+def _share(lines: list[Line], columns: list[str], n_methods: int) -> list[Line]:
+    """M0 and M1 (trained before any method acts), when their rows read the same for every method, become one
+    row each, "all methods", placed first (a later model that happens to agree keeps its rows: it was trained
+    by each method)."""
+    if n_methods < 2:
+        return lines
+    shared, out = [], []
+    for model in sorted({line.model for line in lines}, key=lambda m: [x.model for x in lines].index(m)):
+        same = [line for line in lines if line.model == model]
+        texts = {tuple(cell(c, s, line.n) for c, s in zip(columns, line.stats)) + (line.n,) for line in same}
+        if len(same) == n_methods and len(texts) == 1 and model_index(model) <= 1:
+            shared.append(Line(SHARED, model, same[0].n, same[0].stats))
+    names = {line.model for line in shared}
+    out = shared + [line for line in lines if line.model not in names]
+    return out
+
+
+COUNTS = {"pairs", "n_verifiable"}  # integers: a mean over seeds keeps one decimal only when it is not whole
+
+
+def _digits(col: str, v: float | None = None) -> int:
+    if col in COUNTS:
+        return 0 if v is None or float(v).is_integer() else 1
+    shares = col in DIAGNOSTIC_COLUMNS and not col.endswith("length")  # rates, shares and the AUC: in [0, 1]
+    return 3 if col == "C" or shares else 1
 
 
 def _round(col: str, v: float) -> float:
-    return round(v, _digits(col))
+    return round(v, _digits(col, v))
 
 
 def _num(col: str, v: float) -> str:
-    return f"{v:.{_digits(col)}f}"
+    return f"{v:.{_digits(col, v)}f}"
 
 
 def cell(col: str, s: Stat, n: int, pm: str = "±") -> str:
     if s.mean is None:
         return "-"
     text = _num(col, s.mean)
-    if s.std is not None:
-        text += f" {pm} {_num(col, s.std)}"
-    elif s.se is not None:
-        text += f" (se {_num(col, s.se)})"
+    spread = s.std if s.std is not None else s.se
+    if spread is not None:
+        text += f" {pm} {_num(col, spread)}"
     if s.n != n:
         text += f" (n={s.n})"
     return text
 
 
-KINDS = {"gen": "generative, eval.extraction rules", "lenient": "generative, lenient extraction",
-         "strict": "generative, strict extraction", "official": "generative, official CREAM extraction",
-         "acc": "lm-eval acc", "acc_norm": "lm-eval acc_norm", "loglik": "lm-eval acc_norm"}
+STATISTICS = {"std": "mean ± std over seeds (ddof=1; n = seeds; a method with one seed: its mean)",
+              "se": "one run per method: accuracy ± its binomial standard error"}
 
 
 def _caption(table: Table) -> str:
-    return (f"Accuracy (%, {KINDS[table.metric]}: `{METRICS[table.metric][0]}` in results.jsonl), mean ± std over seeds "
-            "(ddof=1, n = seeds; a single run: its binomial standard error, se); "
-            "C = consistency rate; Pairs = preference pairs kept; bold = best per column and model.")
+    shared = f' "{SHARED}": the same for every method.' if any(line.method == SHARED for line in table.lines) else ""
+    return (f"Accuracy (%, {KINDS[table.metric]}: `{METRICS[table.metric][0]}` in results.jsonl), "
+            f"{STATISTICS[table.statistic]}. C = consistency rate; Pairs = preference pairs kept; "
+            f"bold = best per column and model.{shared}")
 
 
 def _header(table: Table) -> list[str]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from cream import distributed
-from cream.models.scoring import show_progress
 from cream.models.tokens import encode_prompt, stop_ids
+from cream.progress import show_progress, tqdm
 
 
 @torch.inference_mode()

@@ -107,7 +107,17 @@ def run(ctx: Context, out: Path, k: int) -> dict:
     sets = eval_sets(cfg)
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
-    model = on_device(model, cfg)
+    result, predictions, loglik_predictions = evaluate_model(on_device(model, cfg), tok, sets, cfg, f"M{k}")
+    if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
+        artifacts.write_jsonl(out / "predictions.jsonl", predictions)
+        artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
+        artifacts.write_json(ctx.paths.eval_result(k), result)
+    return result
+
+
+def evaluate_model(model, tok, sets: dict, cfg, label: str) -> tuple[dict, list[dict], list[dict]]:
+    """(result, generative predictions, log-likelihood predictions) of one model on ``sets`` (name -> examples);
+    ``label`` names the model in progress lines."""
     headline = cfg.eval.extraction
     per_item: dict[str, dict[str, list[float]]] = {fam: {} for fam in FAMILIES}
     predictions: list[dict] = []
@@ -117,20 +127,16 @@ def run(ctx: Context, out: Path, k: int) -> dict:
             continue
         if "generate" in cfg.eval.modes:
             few = examples if cfg.eval.generate_limit is None else examples[: cfg.eval.generate_limit]
-            scores, preds = generative(model, tok, few, cfg, f"eval M{k} {name}")
+            scores, preds = generative(model, tok, few, cfg, f"eval {label} {name}")
             for rules, s in scores.items():
                 per_item[f"eval_{rules}"][name] = s
             per_item["eval"][name] = scores[headline]
             predictions += preds
         if "loglik" in cfg.eval.modes and examples[0].is_multiple_choice:
-            scores, preds = loglik(model, tok, examples, cfg, f"loglik M{k} {name}")
+            scores, preds = loglik(model, tok, examples, cfg, f"loglik {label} {name}")
             per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
             loglik_predictions += preds
     result = {"extraction": headline, "n": {name: len(ex) for name, ex in sets.items()}, **summarize(per_item)}
     if cfg.eval.generate_limit is not None:  # the generative scores cover only the first eval.generate_limit
         result["n_generate"] = {name: len(s) for name, s in per_item["eval"].items()}
-    if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
-        artifacts.write_jsonl(out / "predictions.jsonl", predictions)
-        artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
-        artifacts.write_json(ctx.paths.eval_result(k), result)
-    return result
+    return result, predictions, loglik_predictions

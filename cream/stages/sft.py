@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 
+from cream import artifacts
 from cream.data.pool import seed_conversations, seed_set
 from cream.data.prompts import format_prompt, render, sft_target
 from cream.distributed import is_main, trainer_world_size
@@ -38,6 +39,7 @@ def skip(ctx: Context, out: Path) -> dict:
         model = load_model(ctx.model_path(0), cfg.model.dtype, cfg.model.trust_remote_code)
         model.save_pretrained(str(ctx.paths.model(1)), safe_serialization=True)
         tok.save_pretrained(str(ctx.paths.model(1)))
+        artifacts.as_umask_allows(ctx.paths.model(1))
     return {"skipped": True, "n_examples": 0, "n_truncated": 0, "steps": 0, "final_loss": None}
 
 

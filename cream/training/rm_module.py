@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cream.artifacts import as_umask_allows
 from cream.errors import ModelLoadError
 from cream.models.loading import DTYPES
 from cream.training.optim import adamw_cosine
@@ -66,7 +67,7 @@ class RewardModel(nn.Module):
             "format": "cream-bradley-terry-rm", "backbone": "AutoModel", "hidden_size": self.backbone.config.hidden_size,
             "head": HEAD_FILE, "readout": "last non-pad token (right padding)",
             "loss": "-log sigmoid(r(x,y+) - r(x,y-))"}, indent=2) + "\n")
-        return out
+        return as_umask_allows(out)
 
 
 class SequenceClassifierReward(nn.Module):

@@ -21,9 +21,10 @@ from omegaconf import OmegaConf
 from cream.data.prompts import render
 from cream.errors import ConfigError
 from cream.models.loading import load_tokenizer
-from cream.models.scoring import pad_batch, show_progress
+from cream.models.scoring import pad_batch
 from cream.models.tokens import encode_pair
 from cream.paths import conf_dir
+from cream.progress import bars, show_progress, step_lines
 from cream.training.rm_module import RewardModel, RewardModelModule
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def train_reward_model(model_path: str | os.PathLike, pairs: Sequence[dict], out
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
                         logger=CSVLogger(str(out), name="logs", version=""), enable_checkpointing=False,
                         enable_model_summary=False, log_every_n_steps=1, gradient_clip_val=1.0,
-                        enable_progress_bar=show_progress())
+                        enable_progress_bar=show_progress() and bars(), callbacks=step_lines("train reward model"))
     trainer.fit(module, loader)
     rm.cpu().save(out, tok)
     m = trainer.callback_metrics

@@ -14,12 +14,12 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
-from cream import distributed
+from cream import artifacts, distributed
 from cream.artifacts import atomic_write
 from cream.errors import ArtifactError, ConfigError
 from cream.faults import StepFault
 from cream.models.loading import DTYPES
-from cream.models.scoring import show_progress
+from cream.progress import bars, show_progress, step_lines
 from cream.training import lora
 
 
@@ -75,6 +75,11 @@ class StageCheckpoint(ModelCheckpoint):
             shutil.rmtree(self.dirpath)
 
 
+def _stage_name(out: Path) -> str:
+    """``sft`` or ``iter_t/dpo``: the stage a training folder belongs to (for progress lines)."""
+    return "/".join(out.parts[-2:]) if out.parent.name.startswith("iter_") else out.name
+
+
 def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[Logger] = ()) -> L.Trainer:
     """A Lightning Trainer: every key of ``trainer`` but ``trainer.cream`` (the project's own options:
     checkpoint interval and keeping here, activation checkpointing in :func:`prepare_model`, GPU size in the plan).
@@ -91,9 +96,10 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[
     _keep_earlier_log(out / "logs")
     csv = CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)  # flushed with each checkpoint
     ckpt = StageCheckpoint(out / "checkpoints", every, keep=own["keep_checkpoints"])
-    return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=[TrackConsumed(), StepStats(), ckpt, StepFault(out)],
+    callbacks = [TrackConsumed(), StepStats(), ckpt, StepFault(out), *step_lines(_stage_name(out))]
+    return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=callbacks,
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,
-                     enable_progress_bar=show_progress(), default_root_dir=str(out), **tcfg)
+                     enable_progress_bar=show_progress() and bars(), default_root_dir=str(out), **tcfg)
 
 
 # _keep_earlier_log moves the only file CSVLogger would delete, so its warning about deleting logs is moot
@@ -183,6 +189,7 @@ def save_model(trainer: L.Trainer, model, tokenizer, out_dir: Path, dtype: str |
     if distributed.is_main():
         model.save_pretrained(str(out_dir), safe_serialization=True, state_dict=state)
         tokenizer.save_pretrained(str(out_dir))
+        artifacts.as_umask_allows(out_dir)
     for cb in trainer.callbacks:  # the model is on disk: the optimizer checkpoint is no longer needed
         if isinstance(cb, StageCheckpoint):
             cb.remove()

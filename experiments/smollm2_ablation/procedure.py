@@ -49,10 +49,11 @@ def _stages(overrides: list[str]):
 
     from cream.paths import conf_dir
     from cream.pipeline import plan
+    from cream.stages.context import Context
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[o for o in overrides if not o.startswith("hydra.")])
-    return plan(cfg)
+    return plan(Context(cfg, Path("run")))
 
 
 def shareable(src: Path, stages) -> list[str]:

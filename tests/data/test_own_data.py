@@ -85,22 +85,55 @@ def test_bad_seed_records(tmp_path, record, match):
 
 
 def test_eval_file_multiple_choice_and_numeric(tmp_path):
-    p = _jsonl(tmp_path / "e.jsonl", [
+    mc = _jsonl(tmp_path / "mc.jsonl", [
         {"question": "Colour of the sky?", "choices": ["green", "blue"], "answer": "B"},
         {"question": "Largest?", "choices": ["1", "3", "2"], "answer": "3", "id": "q2"},  # a choice's text
-        {"question": "2+2?", "answer": 4},
-        {"question": "Half of 3?", "answer": "1.5"},
+        {"question": "Smallest?", "choices": ["1", "3"], "answer": "A"},
     ])
-    ex = load_eval_file("mine", p)
+    num = _jsonl(tmp_path / "num.jsonl", [{"question": "2+2?", "answer": 4}, {"question": "Half of 3?", "answer": "1.5"}])
+    ex = load_eval_file("mine", mc) + load_eval_file("sums", num)
     assert [(e.id, e.benchmark, e.labels, e.answer) for e in ex] == [
-        ("mine-0", "mine", ("A", "B"), "B"), ("q2", "mine", ("A", "B", "C"), "B"), ("mine-2", "mine", None, "4"),
-        ("mine-3", "mine", None, "1.5")]
+        ("mine-0", "mine", ("A", "B"), "B"), ("q2", "mine", ("A", "B", "C"), "B"), ("mine-2", "mine", ("A", "B"), "A"),
+        ("sums-0", "sums", None, "4"), ("sums-1", "sums", None, "1.5")]
     assert is_correct(ex[0], "The sky is blue.\nAnswer: B") and not is_correct(ex[0], "Answer: A")
-    assert is_correct(ex[2], "So 4.\nAnswer: 4") and is_correct(ex[3], "Answer: 1.5")
-    cfg = compose([f"data.eval_files={{mine: {p}}}", "eval.limit=3"])
+    assert is_correct(ex[3], "So 4.\nAnswer: 4") and is_correct(ex[4], "Answer: 1.5")
+    cfg = compose([f"data.eval_files={{mine: {mc}, sums: {num}}}", "eval.limit=2"])
     sets = eval_sets(cfg)
-    assert list(sets) == ["arc_easy", "mine"] and [e.id for e in sets["mine"]] == ["mine-0", "q2", "mine-2"]
-    assert [e.id for e in sets["arc_easy"]] == [e.id for e in load_benchmark("arc_easy", "test")[:3]]
+    assert list(sets) == ["arc_easy", "mine", "sums"] and [e.id for e in sets["mine"]] == ["mine-0", "q2"]
+    assert [e.id for e in sets["arc_easy"]] == [e.id for e in load_benchmark("arc_easy", "test")[:2]]
+
+
+def test_an_eval_file_mixing_kinds_is_refused_at_the_config_check(tmp_path):
+    """Log-likelihood scoring is for multiple choice only: a mixed file would be scored on part of its records (or
+    crash at eval/M0), so it is refused before anything runs, naming the file and line of the first odd record."""
+    p = _jsonl(tmp_path / "e.jsonl", [{"question": "Sky?", "choices": ["green", "blue"], "answer": "B"},
+                                      {"question": "2+2?", "answer": 4}])
+    with pytest.raises(DataError, match=rf"{p}:2: a numeric \(no 'choices'\) record in data.eval_files.mine"):
+        validate_config(compose([f"data.eval_files={{mine: {p}}}"]))
+
+
+@pytest.mark.parametrize("overrides, selector", [
+    (["data.prompts={f}"], "data.pool=file"),
+    (["data.pool=paper", "data.prompts={f}"], "data.pool=file"),
+    (["data.seed.path={f}"], "data.seed.source=file"),
+])
+def test_a_path_its_selector_does_not_read_is_refused_before_anything_is_written(tmp_path, overrides, selector):
+    f = _jsonl(tmp_path / "mine.jsonl", [{"prompt": "Hi?"}])
+    from cream.config import check
+
+    with pytest.raises(ConfigError, match=f"does not read it: add {selector} to use it"):
+        check(compose([o.format(f=f) for o in overrides]))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = run_cli(["debug=smoke", *(o.format(f=f) for o in overrides)], cwd=cwd, check=False)
+    assert proc.returncode == 2 and selector in proc.stderr and "Traceback" not in proc.stderr
+    assert list(cwd.iterdir()) == []  # exit 2 before the run dir
+
+
+def test_oasst_reads_its_seed_path(tmp_path):
+    from cream.config import check_data_selectors
+
+    check_data_selectors(compose(["data.seed.source=oasst", f"data.seed.path={tmp_path}"]))  # no error: it is read
 
 
 @pytest.mark.parametrize("record, match", [

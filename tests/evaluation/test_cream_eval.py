@@ -22,34 +22,53 @@ def _eval(args, cwd):
 def test_help_lists_the_keys(tmp_path):
     rc, out = _eval(["--help"], tmp_path)
     assert rc == 0
-    for key in ("model.path=DIR", "eval.benchmarks=", "eval.modes=", "eval.limit=", "eval.extraction=", "data.dir=",
+    for key in ("model.name_or_path=DIR", "out=DIR", "eval.benchmarks=", "eval.modes=", "eval.limit=", "eval.extraction=", "data.dir=",
                 "eval.loglik_chat_template"):
         assert key in out, key
     assert "rewarder" not in out and "regularizer" not in out  # its own config, not the training one
 
 
+def test_cfg_job_is_its_own_config(tmp_path):
+    rc, out = _eval(["--cfg", "job", "model.name_or_path=/x"], tmp_path)
+    assert rc == 0
+    top = {line.split(":")[0] for line in out.splitlines() if line and not line.startswith((" ", "-"))}
+    assert {"model", "data", "eval", "trainer", "out", "seed"} <= top
+    assert not top & {"pipeline", "rewarder", "regularizer", "consistency", "loss", "logger", "sampler"}
+
+
 @pytest.mark.parametrize("args,message", [
-    ([], "model.path is required"),
-    (["model.path=/no/such/model"], "model.path=/no/such/model: no such folder"),
-    (["model.path={tmp}", "eval.extraction=loose"], "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
-    (["model.path={tmp}", "eval.modes=[generate,mc]"], "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
-    (["model.path={tmp}", "data.dir=/no/such/data"], "/no/such/data"),
-    (["model.path={tmp}"], "cannot load the tokenizer"),
-    (["model.path={tmp}", "eval.nope=1"], "eval.nope"),
+    ([], "model.name_or_path is required"),
+    (["model.path={tmp}"], "model.path: unknown key (did you mean model.name_or_path?)"),
+    (["model.name_or_path=/no/such/model"], "model.name_or_path='/no/such/model': no such folder"),
+    (["model.name_or_path={tmp}", "eval.extraction=loose"], "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
+    (["model.name_or_path={tmp}", "eval.modes=[generate,mc]"], "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
+    (["model.name_or_path={tmp}", "data.dir=/no/such/data"], "/no/such/data"),
+    (["model.name_or_path={tmp}"], "cannot load"),
+    (["model.name_or_path={tmp}", "eval.nope=1"], "eval.nope"),
 ])
-def test_bad_input_is_one_message(tmp_path, args, message):
+def test_bad_input_is_one_message_and_leaves_nothing(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
-    rc, out = _eval([a.format(tmp=tmp_path / "empty") for a in args] + [f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    rc, out = _eval([a.format(tmp=tmp_path / "empty") for a in args], tmp_path)
     assert rc != 0 and message in out
     assert "Traceback" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no run dir (cream-table would list it)
+
+
+def test_an_earlier_evaluation_is_not_overwritten(tmp_path):
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "result.json").write_text("{}")
+    rc, out = _eval(["model.name_or_path=/x", f"out={tmp_path / 'ev'}"], tmp_path)
+    assert rc == 2 and "already holds result.json" in out
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["result.json"]
 
 
 @pytest.mark.slow
 def test_cream_eval_on_a_tiny_model(tiny_dir, tmp_path):
     out = tmp_path / "eval"
-    rc, text = _eval([f"model.path={tiny_dir}", "eval.limit=6", "eval.benchmarks=[arc_easy,gsm8k]", "eval.max_new_tokens=8",
-                      "eval.extraction=official", f"hydra.run.dir={out}"], tmp_path)
+    rc, text = _eval([f"model.name_or_path={tiny_dir}", "eval.limit=6", "eval.benchmarks=[arc_easy,gsm8k]",
+                      "eval.max_new_tokens=8", "eval.extraction=official", f"out={out}"], tmp_path)
     assert rc == 0, text
+    assert f"model: {tiny_dir}" in text and "M0" not in text  # names the model it evaluated
     result = json.loads((out / "result.json").read_text())
     preds = [json.loads(x) for name in ("predictions.jsonl", "predictions_loglik.jsonl")
              for x in (out / name).read_text().splitlines()]
@@ -77,3 +96,12 @@ def test_cream_eval_on_a_tiny_model(tiny_dir, tmp_path):
     assert result["eval_acc_norm"] == {"arc_easy": pytest.approx(sum(s) / 6)}
     assert all(len(p["options"]) == len(golds[p["id"]].choices) and p["prompt"].startswith("Question: ") for p in ll)
     assert "eval_official" in text and "±" in text
+
+
+def test_a_loglik_only_evaluation_writes_no_empty_prediction_file(tiny_dir, tmp_path):
+    out = tmp_path / "eval"
+    rc, text = _eval([f"model.name_or_path={tiny_dir}", "eval.limit=3", "eval.modes=[loglik]", f"out={out}"], tmp_path)
+    assert rc == 0, text
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "cream-eval.log", "predictions_loglik.jsonl", "result.json"]
+    assert json.loads((out / "result.json").read_text())["model"] == str(tiny_dir)

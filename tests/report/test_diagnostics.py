@@ -125,7 +125,7 @@ def test_cream_table_shows_diagnostics_by_name(tmp_path, capsys):
         row = [c.strip() for c in ln.strip("|").split("|")]
         method = row[0] or method  # the method is named on its first row only
         cells[(method, row[1])] = row
-    srlm, cream = cells[("SRLM", "M2")], cells[("CREAM", "M2")]
+    srlm, cream = cells[("C = 1", "M2")], cells[("CREAM (avg C)", "M2")]
     # mean ± std (ddof=1) over the 2 seeds; shares with 3 digits, lengths with 1; never bold
     assert srlm[2:5] == ["0.300 ± 0.141", "0.500 ± 0.141", "15.0 ± 7.1"]
     assert cream[2:5] == ["0.600 ± 0.141", "0.700 (n=1)", "15.0 ± 7.1"]

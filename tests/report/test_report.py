@@ -17,6 +17,7 @@ from cream.report import plots, table
 from cream.report import runs as runs_mod
 
 BENCHES = ("arc_easy", "gsm8k")
+SRLM, CREAM, SHARED = "C = 1", "CREAM (avg C)", table.SHARED  # the fixture's runs name no rewarder
 
 
 def write_run(d: Path, overrides: list[str], seed: int, accs: dict[str, list[float]], cons: list[float | None],
@@ -113,7 +114,10 @@ def expect(vals: list[float], digits: int = 1) -> str:
 
 
 def run_table(capsys, *argv) -> tuple[int, str, str]:
-    rc = cli.table([str(a) for a in argv])
+    """cream-table on ``argv``, with the generative accuracy unless a --metric is given (the default, auto, is
+    acc_norm on these runs, which have log-likelihood accuracies)."""
+    argv = [str(a) for a in argv]
+    rc = cli.table(argv if "--metric" in argv else [*argv, "--metric", "gen"])
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
 
@@ -122,58 +126,77 @@ def test_grouping_drops_seed_and_launcher_keys(sweep):
     runs = runs_mod.load_runs([sweep])
     assert len(runs) == 8
     groups = runs_mod.group_runs(runs)
-    assert list(groups) == ["SRLM", "CREAM"]
+    assert list(groups) == [SRLM, CREAM]
     assert [len(g) for g in groups.values()] == [3, 3]
-    assert sorted(r.seed for r in groups["SRLM"]) == [1, 2, 3]
-    assert all("seed" not in r.method_params and "launcher" not in r.method_params and "data.dir" not in r.method_params
-               and not any(k.startswith("hydra.") for k in r.method_params) for r in runs)
+    assert sorted(r.seed for r in groups[SRLM]) == [1, 2, 3]
+    params = [runs_mod.resolved_params(r) for r in runs]
+    assert all("seed" not in p and "launcher" not in p and "data.dir" not in p and not any(k.startswith("hydra.") for k in p)
+               for p in params)
 
 
 def test_readable_names():
-    def names(*overrides):
-        rs = [runs_mod.Run(path=Path(f"/r{i}"), overrides=list(o)) for i, o in enumerate(overrides)]
+    def names(*overrides, configs=None):
+        rs = [runs_mod.Run(path=Path(f"/r{i}"), overrides=list(o), config=(configs or {}).get(i, {}))
+              for i, o in enumerate(overrides)]
         runs_mod.name_methods(rs)
         return [r.method for r in rs]
 
     assert names(["regularizer=none", "seed=1"], ["regularizer=cream_avg", "seed=1"], ["regularizer=cream_dyn"],
-                 ["regularizer=fixed"]) == ["SRLM", "CREAM", "CREAM (dyn C)", "CREAM (fixed C)"]
-    assert names(["rewarder=reward_model", "x=1"], ["rewarder=judge", "x=1"]) == ["Oracle RM", "LLM-as-a-Judge"]
+                 ["regularizer=fixed"]) == ["C = 1", "CREAM (avg C)", "CREAM (per-pair C)", "fixed C = ?"]
+    assert names(["rewarder=reward_model", "x=1"], ["rewarder=judge", "x=1"]) == ["reward model", "LLM-as-a-Judge"]
     assert names(["consistency=spearman"], ["consistency=toporder"], ["consistency=kendall"]) == [
-        "Spearman", "Top-order", "Kendall"]
+        "Spearman rho", "top-order", "Kendall tau"]
     assert names(["loss=ipo"], ["loss=hinge"]) == ["loss=ipo", "loss=hinge"]  # no readable name: key=value
-    assert names(["+loss=ipo", "regularizer=none"], ["+loss=ipo", "regularizer=cream_avg", "hydra.job.name=x"]) == ["SRLM", "CREAM"]
+    assert names(["+loss=ipo", "regularizer=none"], ["+loss=ipo", "regularizer=cream_avg", "hydra.job.name=x"]) == [
+        "C = 1", "CREAM (avg C)"]
     assert names(["regularizer=none", "dpo.lr=1e-4"], ["regularizer=none", "dpo.lr=5e-4"]) == ["dpo.lr=1e-4", "dpo.lr=5e-4"]
     assert names(["regularizer=none", "consistency=spearman"], ["regularizer=cream_avg", "consistency=toporder"]) == [
-        "SRLM, Spearman", "CREAM, Top-order"]
+        "C = 1, Spearman rho", "CREAM (avg C), top-order"]
+    # C = 1 names the reward it is plain DPO on: "implicit reward, C = 1" is not the judge-based SRLM
+    assert names(["rewarder=implicit", "regularizer=none"], ["rewarder=implicit", "regularizer=cream_avg"],
+                 ["rewarder=judge", "regularizer=none"]) == [
+        "implicit reward, C = 1", "implicit reward, CREAM (avg C)", "LLM-as-a-Judge, C = 1"]
+    # from the resolved config, not the typed strings: a plain run (nothing typed) is what its config ran
+    implicit = {"rewarder": {"_target_": "cream.rewarders.implicit.ImplicitRewarder"}}
+    configs = {0: {**implicit, "regularizer": {"_target_": "cream.method.regularizers.DatasetConsistency"}},
+               1: {**implicit, "regularizer": {"_target_": "cream.method.regularizers.NoRegularizer"}},
+               2: {**implicit, "regularizer": {"_target_": "cream.method.regularizers.FixedConsistency", "c": 0.5}}}
+    assert names([], ["experiment=smollm2_srlm"], ["regularizer=fixed"], configs=configs) == [
+        "CREAM (avg C)", "implicit reward, C = 1", "fixed C = 0.5"]
+    assert names(["seed=3"], configs={0: configs[0]}) == ["CREAM (avg C)"]  # one method: still named
 
 
 def test_mean_std_match_statistics(sweep, capsys):
     rc, out, _ = run_table(capsys, sweep)
     assert rc == 0
     rows = md_rows(out)
-    assert {m for m, _ in rows} == {"SRLM", "CREAM"}
-    for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
+    assert {m for m, _ in rows} == {SRLM, CREAM, SHARED}
+    assert (SRLM, "M0") not in rows and (CREAM, "M1") not in rows  # M0 and M1 are the same for both: shown once
+    for name, reg in ((SRLM, "none"), (CREAM, "cream_avg")):
         for model in ("M0", "M1", "M2"):
-            cells = rows[(name, model)]
+            cells = rows[(name if model == "M2" else SHARED, model)]
             assert cells["n"] == "3"
             for col, head in ((*BENCHES[:1], "arc_easy"), ("gsm8k", "gsm8k"), ("avg", "Avg")):
                 assert cells[head].strip("*") == expect(file_values(sweep, reg, model, col))
         assert rows[(name, "M2")]["C"].strip("*") == expect(file_values(sweep, reg, "M2", "C"), 3)
-        assert rows[(name, "M0")]["C"] == "-"
-    for name in ("table.md", "table.tex", "runs.csv"):
+        assert rows[(SHARED, "M0")]["C"] == "-"
+    for name in ("table_gen.md", "table_gen.tex", "runs_gen.csv"):  # the metric in the names: another --metric keeps them
         assert (sweep / name).stat().st_size > 0
-    assert (sweep / "table.md").read_text() == out
+    assert (sweep / "table_gen.md").read_text() == out
+    assert "mean ± std over seeds" in out.splitlines()[0] and "(se" not in out and f'"{SHARED}"' in out.splitlines()[0]
+    run_table(capsys, sweep, "--metric", "acc_norm")
+    assert (sweep / "table_gen.md").read_text() == out and (sweep / "table_acc_norm.md").is_file()
 
 
 def test_best_marked_per_model(sweep, capsys):
     _, out, _ = run_table(capsys, sweep)
     rows = md_rows(out)
     for head in ("arc_easy", "gsm8k", "Avg", "C"):
-        assert rows[("CREAM", "M2")][head].startswith("**") and rows[("CREAM", "M2")][head].endswith("**")
-        assert "**" not in rows[("SRLM", "M2")][head]
-    assert all("**" not in c for c in rows[("CREAM", "M2")]["Pairs"])  # pairs kept is not ranked
-    # same numbers at M0 for both methods: nothing is best
-    assert "**" not in rows[("SRLM", "M0")]["arc_easy"] + rows[("CREAM", "M0")]["arc_easy"]
+        assert rows[(CREAM, "M2")][head].startswith("**") and rows[(CREAM, "M2")][head].endswith("**")
+        assert "**" not in rows[(SRLM, "M2")][head]
+    assert all("**" not in c for c in rows[(CREAM, "M2")]["Pairs"])  # pairs kept is not ranked
+    # same numbers at M0 for both methods: one row, nothing is best
+    assert "**" not in rows[(SHARED, "M0")]["arc_easy"]
     _, tex, _ = run_table(capsys, sweep, "--format", "latex")
     assert r"\textbf{" in tex
 
@@ -184,26 +207,28 @@ def test_incomplete_listed_not_averaged(sweep, capsys):
     assert f"`{sweep / '6'}`: 2 of 3 models in results.jsonl" in tail
     assert f"`{sweep / '7'}`: no results.jsonl" in tail
     assert "99" not in out.split("Incomplete runs")[0]
-    assert md_rows(out)[("CREAM", "M2")]["n"] == "3"
+    assert md_rows(out)[(CREAM, "M2")]["n"] == "3"
 
 
 def test_filter(sweep, capsys):
     _, out, _ = run_table(capsys, sweep, "--filter", "regularizer=none")
     rows = md_rows(out)
-    assert {m for m, _ in rows} == {"SRLM"}  # named as in the unfiltered table
+    assert {m for m, _ in rows} == {SRLM}  # named as in the unfiltered table
     assert all(c["n"] == "3" for c in rows.values())
     _, out, _ = run_table(capsys, sweep, "--filter", "regularizer=cream_avg", "--filter", "seed=2")
     rows = md_rows(out)
     assert len(rows) == 3 and all(c["n"] == "1" for c in rows.values())
-    assert all("±" not in v for c in rows.values() for v in c.values())  # one seed: no std over seeds ...
+    assert "std" not in out.splitlines()[0]  # one seed: no std over seeds ...
     d = next(d for d in runs_mod.find_run_dirs([sweep]) if "seed=2" in (d / ".hydra" / "overrides.yaml").read_text()
              and "regularizer=cream_avg" in (d / ".hydra" / "overrides.yaml").read_text())
     row = [json.loads(x) for x in (d / "results.jsonl").read_text().splitlines()][2]
-    for b in BENCHES:  # ... but the run's own binomial standard error, from results.jsonl
-        assert rows[("CREAM", "M2")][b] == f"{100 * row['eval'][b]:.1f} (se {100 * se(row['eval'][b]):.1f})"
+    assert "binomial standard error" in out.splitlines()[0]  # ... but the run's own standard error, said once
+    for b in BENCHES:  # from results.jsonl
+        assert rows[(CREAM, "M2")][b] == f"{100 * row['eval'][b]:.1f} ± {100 * se(row['eval'][b]):.1f}"
     avg_se = (se(row["eval"]["arc_easy"]) ** 2 + se(row["eval"]["gsm8k"]) ** 2) ** 0.5 / 2
-    assert rows[("CREAM", "M2")]["Avg"] == f"{100 * row['eval_avg']:.1f} (se {100 * avg_se:.1f})"
-    assert rows[("CREAM", "M2")]["C"] == f"{row['consistency']['mean']:.3f}"  # C has no standard error
+    assert rows[(CREAM, "M2")]["Avg"] == f"{100 * row['eval_avg']:.1f} ± {100 * avg_se:.1f}"
+    assert rows[(CREAM, "M2")]["Pairs"] == str(row["n_pairs"])  # a count: an integer
+    assert rows[(CREAM, "M2")]["C"] == f"{row['consistency']['mean']:.3f}"  # C has no standard error
     assert "Incomplete" not in out
     rc, _, err = run_table(capsys, sweep, "--filter", "regularizer=nope")
     assert rc == 2 and "regularizer=nope" in err
@@ -212,10 +237,10 @@ def test_filter(sweep, capsys):
 def test_metric_loglik_and_columns(sweep, capsys):
     _, out, _ = run_table(capsys, sweep, "--metric", "acc_norm", "--columns", "gsm8k,avg")
     rows = md_rows(out)
-    assert list(rows[("SRLM", "M1")]) == ["Method", "Model", "gsm8k", "Avg", "n"]
-    for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
-        assert rows[(name, "M1")]["gsm8k"].strip("*") == expect(file_values(sweep, reg, "M1", "gsm8k", "eval_acc_norm"))
-        assert rows[(name, "M1")]["gsm8k"].strip("*") != expect(file_values(sweep, reg, "M1", "gsm8k", "eval"))
+    assert list(rows[(SHARED, "M1")]) == ["Method", "Model", "gsm8k", "Avg", "n"]
+    for name, reg in ((SRLM, "none"), (CREAM, "cream_avg")):
+        assert rows[(name, "M2")]["gsm8k"].strip("*") == expect(file_values(sweep, reg, "M2", "gsm8k", "eval_acc_norm"))
+        assert rows[(name, "M2")]["gsm8k"].strip("*") != expect(file_values(sweep, reg, "M2", "gsm8k", "eval"))
     rc, _, err = run_table(capsys, sweep, "--columns", "nope")
     assert rc == 2 and "nope" in err and "arc_easy" in err
 
@@ -236,7 +261,7 @@ def check_latex(tex: str) -> None:
 
 def test_latex_structure(sweep, capsys):
     rc, tex, _ = run_table(capsys, sweep, "--format", "latex")
-    assert rc == 0 and tex == (sweep / "table.tex").read_text()
+    assert rc == 0 and tex == (sweep / "table_gen.tex").read_text()
     check_latex(tex)
     assert r"arc\_easy" in tex and r"$\pm$" in tex
     assert table.latex_escape("a_b 50% R&D #1") == r"a\_b 50\% R\&D \#1"
@@ -244,12 +269,12 @@ def test_latex_structure(sweep, capsys):
 
 def test_csv_rows(sweep, capsys, tmp_path):
     rc, text, _ = run_table(capsys, sweep, "--format", "csv", "--out", tmp_path / "o")
-    assert rc == 0 and (tmp_path / "o" / "runs.csv").read_text() == text
+    assert rc == 0 and (tmp_path / "o" / "runs_gen.csv").read_text() == text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 6 * 3 + 2  # complete runs x 3 models + the short run's 2 rows
     assert set(rows[0]) >= {"run_dir", "method", "seed", "model", *BENCHES, "avg", "C", "pairs"}
     first = [r for r in rows if r["run_dir"] == str(sweep / "0")]
-    assert [r["model"] for r in first] == ["M0", "M1", "M2"] and first[0]["method"] == "SRLM" and first[0]["seed"] == "1"
+    assert [r["model"] for r in first] == ["M0", "M1", "M2"] and first[0]["method"] == SRLM and first[0]["seed"] == "1"
     assert float(first[2]["arc_easy"]) == pytest.approx(file_values(sweep, "none", "M2", "arc_easy")[0])
     row = [json.loads(x) for x in (sweep / "0" / "results.jsonl").read_text().splitlines()][2]
     assert float(first[2]["arc_easy_se"]) == pytest.approx(100 * se(row["eval"]["arc_easy"]))
@@ -270,8 +295,8 @@ def png_size(path: Path) -> tuple[int, int]:
     return img.shape[1], img.shape[0]
 
 
-def check_plots(paths: list[Path], out: Path) -> None:
-    assert [p.name for p in paths] == ["accuracy.png", "consistency.png", "tau.png"]
+def check_plots(paths: list[Path], out: Path, metric: str = "gen") -> None:
+    assert [p.name for p in paths] == [f"accuracy_{metric}.png", "consistency.png", "tau.png"]
     for p in paths:
         assert p.parent == out and p.stat().st_size > 0
         assert png_size(p) == (round(plots.FIGSIZE[0] * plots.DPI), round(plots.FIGSIZE[1] * plots.DPI))
@@ -280,10 +305,11 @@ def check_plots(paths: list[Path], out: Path) -> None:
 def test_plots_synthetic(sweep, tmp_path):
     runs = runs_mod.load_runs([sweep])
     figs = plots.figures(runs)
-    acc = figs["accuracy.png"].axes[0]
-    assert acc.get_xlabel() == "model" and "accuracy" in acc.get_ylabel()
+    acc = figs["accuracy_gen.png"].axes[0]
+    assert acc.get_xlabel() == "model" and acc.get_ylabel() == "average accuracy (%), generative, eval.extraction rules"
+    assert len({(ln.get_marker(), ln.get_linestyle()) for ln in acc.get_lines()}) == 2  # coinciding lines stay apart
     assert [t.get_text() for t in acc.get_xticklabels()] == ["M0", "M1", "M2"]
-    assert [ln.get_label() for ln in acc.get_lines()] == ["SRLM (n=3)", "CREAM (n=3)"]
+    assert [ln.get_label() for ln in acc.get_lines()] == [f"{SRLM} (n=3)", f"{CREAM} (n=3)"]
     srlm = acc.get_lines()[0].get_ydata()
     assert list(srlm) == pytest.approx([statistics.mean(file_values(sweep, "none", f"M{k}", "avg")) for k in range(3)])
     cons = figs["consistency.png"].axes[0]
@@ -291,7 +317,7 @@ def test_plots_synthetic(sweep, tmp_path):
     assert cons.get_lines()[1].get_ydata()[0] == pytest.approx(statistics.mean(file_values(sweep, "cream_avg", "M2", "C")))
     tau = figs["tau.png"].axes[0]
     assert tau.get_xlabel() == "iteration" and "tau" in tau.get_ylabel()
-    assert [t.get_text() for t in tau.get_legend().get_texts()] == ["SRLM", "CREAM"]
+    assert [t.get_text() for t in tau.get_legend().get_texts()] == [SRLM, CREAM]
     out = tmp_path / "plots"
     assert cli.plot([str(sweep), "--out", str(out)]) == 0
     check_plots(plots.write_plots(runs, out), out)
@@ -309,18 +335,19 @@ def smoke_sweep(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_table_and_plots_on_real_sweep(smoke_sweep, tmp_path):
-    proc = run_cli([str(smoke_sweep)], cwd=tmp_path, script="cream-table")
+    proc = run_cli([str(smoke_sweep), "--metric", "gen"], cwd=tmp_path, script="cream-table")
     rows = md_rows(proc.stdout)
-    assert {m for m, _ in rows} == {"SRLM", "CREAM"}
+    srlm = "implicit reward, C = 1"  # named from the resolved config: the smoke runs' rewarder is the implicit one
+    assert {m for m, _ in rows} == {srlm, CREAM, SHARED}
     results = {}
     for d in runs_mod.find_run_dirs([smoke_sweep]):
         ov = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
         reg = next(o.split("=")[1] for o in ov if o.startswith("regularizer="))
         results.setdefault(reg, []).append([json.loads(x) for x in (d / "results.jsonl").read_text().splitlines()])
     assert sorted(len(v) for v in results.values()) == [2, 2]
-    for name, reg in (("SRLM", "none"), ("CREAM", "cream_avg")):
+    for name, reg in ((srlm, "none"), (CREAM, "cream_avg")):
         for k, model in enumerate(("M0", "M1", "M2")):
-            cells = rows[(name, model)]
+            cells = rows[(name if model == "M2" else SHARED, model)]
             assert cells["n"] == "2"
             rs = [res[k] for res in results[reg]]
             assert all(r["model"] == model for r in rs)
@@ -330,13 +357,13 @@ def test_table_and_plots_on_real_sweep(smoke_sweep, tmp_path):
             if model == "M2":
                 assert cells["C"].strip("*") == expect([r["consistency"]["mean"] for r in rs], 3)
                 pairs = [r["n_pairs"] for r in rs]
-                assert cells["Pairs"].split(" ")[0] == f"{statistics.mean(pairs):.1f}"
-    check_latex((smoke_sweep / "table.tex").read_text())
-    assert len(list(csv.DictReader(io.StringIO((smoke_sweep / "runs.csv").read_text())))) == 4 * 3
+                assert cells["Pairs"].split(" ")[0] == table._num("pairs", statistics.mean(pairs))
+    check_latex((smoke_sweep / "table_gen.tex").read_text())
+    assert len(list(csv.DictReader(io.StringIO((smoke_sweep / "runs_gen.csv").read_text())))) == 4 * 3
     out = tmp_path / "plots"
     proc = run_cli([str(smoke_sweep), "--out", str(out)], cwd=tmp_path, script="cream-plot")
     paths = [Path(p) for p in proc.stdout.split()]
-    check_plots(paths, out)
+    check_plots(paths, out, "acc_norm")  # the default metric: acc_norm, as the smoke runs scored log-likelihoods
     figs = plots.figures(runs_mod.load_runs([smoke_sweep]))
-    assert [ln.get_label() for ln in figs["accuracy.png"].axes[0].get_lines()] == ["SRLM (n=2)", "CREAM (n=2)"]
+    assert [ln.get_label() for ln in figs["accuracy_gen.png"].axes[0].get_lines()] == [f"{srlm} (n=2)", f"{CREAM} (n=2)"]
     assert figs["consistency.png"].axes[0].get_xlabel() == "iteration"
