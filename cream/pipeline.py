@@ -98,6 +98,13 @@ EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_
         "eval.loglik_chat_template", "data.dir", "data.source",
         "data.eval_files"]
 GENERATE_LIMIT = "eval.generate_limit"  # recorded only when set (older run dirs stay valid)
+# inference.* keys each stage depends on, recorded only when not null/auto (older run dirs stay valid)
+INFERENCE = {"sample": ["inference.sampling_dtype", "inference.decode"], "reward": ["inference.reward_dtype"],
+             "eval": ["inference.eval_dtype", "inference.loglik_dtype"]}
+
+
+def _inference(cfg: DictConfig, stage: str) -> list[str]:
+    return [k for k in INFERENCE[stage] if OmegaConf.select(cfg, k) not in (None, "auto")]
 
 
 def plan(cfg: DictConfig) -> list[Stage]:
@@ -108,7 +115,7 @@ def plan(cfg: DictConfig) -> list[Stage]:
 
     train = [*TRAIN, *([LORA] if OmegaConf.select(cfg, LORA) is not None else [])]
     model = [*MODEL, *([GGUF] if OmegaConf.select(cfg, GGUF) is not None else [])]
-    ev = [*EVAL, *([GENERATE_LIMIT] if OmegaConf.select(cfg, GENERATE_LIMIT) is not None else [])]
+    ev = [*EVAL, *([GENERATE_LIMIT] if OmegaConf.select(cfg, GENERATE_LIMIT) is not None else []), *_inference(cfg, "eval")]
     rewarder = instantiate(cfg.rewarder)  # (cheap: no model is loaded) its training hooks decide two stages' inputs
     stages = [
         Stage("base", base.run, [], keys(model)),
@@ -124,8 +131,10 @@ def plan(cfg: DictConfig) -> list[Stage]:
         policy, previous = model_stage(t), model_stage(t - 1)
         sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [
-            Stage(sample_, sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"), {"t": t}),
-            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base", *fitted}), keys(model, "rewarder"), {"t": t}),
+            Stage(sample_, sample.run, [policy], keys(model, DATA, "data.n_prompts", "data.prompts", "sampling", "sampler",
+                                                       _inference(cfg, "sample")), {"t": t}),
+            Stage(reward_, reward.run, sorted({sample_, policy, previous, "base", *fitted}),
+                  keys(model, "rewarder", _inference(cfg, "reward")), {"t": t}),
             Stage(consistency_, consistency.run, [reward_], keys("consistency"), {"t": t}),
             Stage(pairs_, pairs.run, [sample_, reward_, consistency_], keys(), {"t": t}),
             Stage(dpo_, dpo.run, [pairs_, policy], keys(model, train, "dpo", "loss", "regularizer"), {"t": t}),
