@@ -52,8 +52,10 @@ def resolve(wanted: str | None, key: str) -> torch.dtype | None:
 def for_inference(model, wanted: str | None, key: str):
     """``model`` in the dtype ``key`` asks for, where its device runs that dtype at speed; logs what was done."""
     dtype = resolve(wanted, key)
+    if dtype is None:
+        return model
     have = next(model.parameters()).dtype
-    if dtype is None or dtype == have:
+    if dtype == have:
         return model
     device = next(model.parameters()).device
     if not supports(dtype, device):
