@@ -180,8 +180,13 @@ def _evaluate_into(cfg: DictConfig, run_dir: Path) -> None:
     sets = eval_sets(cfg)
     print(f"cream-eval: evaluating {name} on {', '.join(sets)} into {run_dir}")
     model, tok = _load_for_eval(cfg)
+    loaded = [model]
+
+    def load():  # the model loaded above; again from disk only to undo a cast (inference.*_dtype)
+        return on_device(loaded.pop() if loaded else _load_for_eval(cfg)[0], cfg)
+
     label = "/".join(Path(name).parts[-3:]) or name  # in progress lines: iter_1/dpo/model
-    result, predictions, loglik_predictions = ev.evaluate_model(on_device(model, cfg), tok, sets, cfg, label)
+    result, predictions, loglik_predictions = ev.evaluate_model(load, tok, sets, cfg, label)
     written = []
     for file, rows in (("predictions.jsonl", predictions), ("predictions_loglik.jsonl", loglik_predictions)):
         if rows:  # a loglik-only run has no generative predictions: no empty file

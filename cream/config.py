@@ -198,6 +198,19 @@ class EvalConfig:  # zero-shot evaluation of every model M0..M_{T+1} (cream/stag
 
 
 @dataclass
+class InferenceConfig:  # how the inference stages run the model (cream/models/precision.py, cream/sampling/hf.py)
+    # Each *_dtype: null (auto: the stage's default, model.dtype) | float32 | bfloat16 | float16; the weights are cast
+    # after loading where the device runs that dtype natively (CPU bf16: avx512_bf16/amx_bf16), else kept and logged.
+    # Recorded in a stage's config only when set, so run dirs made without them stay valid.
+    sampling_dtype: str | None = None  # the sample stage (N responses per prompt from M_t)
+    reward_dtype: str | None = None  # the reward stage's log pi_k(y|x); M_t's are also DPO's reference log-probs
+    eval_dtype: str | None = None  # evaluation, generate mode (greedy answers)
+    loglik_dtype: str | None = None  # evaluation, loglik mode (lm-eval option log-likelihoods)
+    decode: str = "auto"  # auto: the decode loop (cream/sampling/decode.py) for greedy, HF generate for sampling
+    #   (the random stream of earlier runs) | loop: the decode loop for both | hf: HF generate for both
+
+
+@dataclass
 class WandbConfig:
     project: str = "cream"
     group: str | None = None  # default: the sweep dir name
@@ -222,6 +235,7 @@ class TrainConfig:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)  # extensions: length control, truncated responses, t = 1's C
     eval: EvalConfig = field(default_factory=EvalConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)  # dtypes and decode loop of the inference stages
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # preset: conf/trainer/
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # preset: conf/logger/
     rewarder: Any = MISSING  # conf/rewarder/: r_t(x, y); keys = the target's constructor arguments
@@ -242,6 +256,7 @@ class EvalAppConfig:
     data: DataConfig = field(default_factory=DataConfig)  # data.dir / data.source: where benchmarks are read; data.eval_files
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # trainer.accelerator=gpu evaluates on the GPU
+    inference: InferenceConfig = field(default_factory=InferenceConfig)  # inference.eval_dtype / loglik_dtype
     sft: Any = None  # set by the model presets for cream-train; not read by cream-eval
     dpo: Any = None  # (as sft)
     sampling: Any = None  # (as sft)

@@ -44,10 +44,13 @@ def test_rerun_keeps_each_stage_record_and_logs_its_skips(fake_plan, tmp_path):
     assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a", "b"], [], True), ([], ["a", "b"], True)]
 
     (run_dir / "b" / "manifest.json").unlink()  # b is redone: its record is replaced, a's kept
+    marked = json.loads(first)
+    marked["b"]["seconds"] = -1.0  # a value no run writes: its replacement shows that the record was rewritten
+    (run_dir / "timings.json").write_text(json.dumps(marked))
     pipeline.run(fake_plan, run_dir)
     timings, invocations = _read(run_dir)
     assert timings["a"] == json.loads(first)["a"]
-    assert timings["b"]["ran"] and timings["b"]["seconds"] != json.loads(first)["b"]["seconds"]
+    assert timings["b"]["ran"] and timings["b"]["seconds"] >= 0.01
     assert (invocations[-1]["ran"], invocations[-1]["skipped"]) == (["b"], ["a"])
 
 

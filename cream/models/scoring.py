@@ -65,3 +65,112 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int],
             out[i] = v
     model.train(was_training)
     return out
+
+
+def _cache_arg(module) -> str:
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
+def shared_groups(seqs: Sequence[Sequence[int]], starts: Sequence[int], sizes: Sequence[int]) -> list[bool]:
+    """Per group of consecutive sequences (``sizes``: one group per question): do all its sequences begin with
+    the same context ids ``seq[:start]``?  (A tokenizer may merge the context's last token with an option's
+    first, or truncation may cut differently: such a group is scored option by option.)"""
+    out, j = [], 0
+    for n in sizes:
+        group = range(j, j + n)
+        first = list(seqs[j][: starts[j]])
+        out.append(all(starts[i] == starts[j] and list(seqs[i][: starts[i]]) == first for i in group))
+        j += n
+    return out
+
+
+def _shared_batch(model, contexts: list[list[int]], options: list[list[list[int]]], pad_id: int) -> list[list[float]]:
+    """log p(option | context) for a batch of questions: each context runs once (left padded), its KV cache is
+    repeated once per option, and the options (right padded) run on top of it.
+
+    The first option token is predicted by the context's last position; token i > 0 by option position i - 1.
+    """
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    key = _cache_arg(decoder)
+    B, Lc = len(contexts), max(map(len, contexts))
+    ids = torch.full((B, Lc), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, Lc), dtype=torch.long)
+    for b, c in enumerate(contexts):
+        ids[b, Lc - len(c):], mask[b, Lc - len(c):] = torch.tensor(c), 1
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp_(min=0)
+    cache = DynamicCache(config=model.config)
+    last = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache}).last_hidden_state[:, -1]
+    first_lp = torch.log_softmax(head(last).float(), dim=-1)  # (B, V): the first token of every option
+    owner = [b for b, opts in enumerate(options) for _ in opts]  # question of each option row
+    flat = [o for opts in options for o in opts]
+    rows = torch.tensor(owner, device=device)
+    for layer in cache.layers:  # one copy of the context's cache per option
+        layer.keys, layer.values = layer.keys[rows], layer.values[rows]
+    Lo = max(map(len, flat))
+    oid = torch.full((len(flat), Lo), pad_id, dtype=torch.long)
+    omask = torch.zeros((len(flat), Lo), dtype=torch.long)
+    for r, o in enumerate(flat):
+        oid[r, : len(o)], omask[r, : len(o)] = torch.tensor(o), 1
+    oid, omask = oid.to(device), omask.to(device)
+    opos = mask.sum(-1)[rows][:, None] + torch.arange(Lo, device=device)[None]
+    hidden = decoder(input_ids=oid, attention_mask=torch.cat([mask[rows], omask], 1), position_ids=opos, use_cache=True,
+                     **{key: cache}).last_hidden_state
+    lp = first_lp[rows].gather(-1, oid[:, :1]).squeeze(-1)  # (R,)
+    r_idx, c_idx = omask[:, 1:].nonzero(as_tuple=True)  # option position c predicts option token c + 1
+    if len(r_idx):
+        rest = torch.log_softmax(head(hidden[r_idx, c_idx]).float(), dim=-1).gather(-1, oid[r_idx, c_idx + 1][:, None]).squeeze(-1)
+        lp = lp.index_add(0, r_idx, rest)
+    out, vals = [], lp.tolist()
+    for opts in options:
+        out.append(vals[: len(opts)])
+        vals = vals[len(opts):]
+    return out
+
+
+@torch.inference_mode()
+def score_shared_context(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], sizes: Sequence[int], pad_id: int, *,
+                         batch_size: int = 64, desc: str = "score", progress: bool = True) -> tuple[list[float], dict]:
+    """``score_sequences`` for groups of sequences that share their context (``sizes``: consecutive group
+    lengths, e.g. a question's options): each context is computed once and its options are scored from its
+    KV cache (``batch_size``: option rows per forward).  Groups whose sequences do not share ``seq[:start]``
+    (``shared_groups``), and every group under several ranks, are scored sequence by sequence.  Returns (the
+    log-likelihoods, input order; {"tokens_per_sequence": ..., "tokens_shared": ...}: tokens run through the
+    model, summed, by each way)."""
+    from tqdm.auto import tqdm
+
+    if sum(sizes) != len(seqs):
+        raise ValueError(f"group sizes sum to {sum(sizes)} for {len(seqs)} sequences")
+    offsets = [sum(sizes[:g]) for g in range(len(sizes))]
+    ok = [False] * len(sizes) if distributed.sharding() else shared_groups(seqs, starts, sizes)
+    out: list[float] = [0.0] * len(seqs)
+    alone = [i for g, o in enumerate(offsets) if not ok[g] for i in range(o, o + sizes[g])]
+    if alone:
+        for i, v in zip(alone, score_sequences(model, [seqs[i] for i in alone], [starts[i] for i in alone], pad_id,
+                                               batch_size=batch_size, desc=desc, progress=progress)):
+            out[i] = v
+    shared = sorted((g for g in range(len(sizes)) if ok[g]), key=lambda g: starts[offsets[g]])
+    was_training = model.training
+    model.eval()
+    batches, cur = [], []
+    for g in shared:
+        if cur and sum(sizes[h] for h in cur) + sizes[g] > batch_size:
+            batches.append(cur)
+            cur = []
+        cur.append(g)
+    batches += [cur] if cur else []
+    for batch in tqdm(batches, desc=desc, disable=not show_progress(progress), leave=False):
+        ctxs = [list(seqs[offsets[g]][: starts[offsets[g]]]) for g in batch]
+        opts = [[list(seqs[i][starts[i]:]) for i in range(offsets[g], offsets[g] + sizes[g])] for g in batch]
+        for g, vals in zip(batch, _shared_batch(model, ctxs, opts, pad_id)):
+            out[offsets[g]: offsets[g] + sizes[g]] = vals
+    model.train(was_training)
+    per_seq = sum(len(s) for s in seqs)
+    used = sum(len(seqs[i]) for i in alone) + sum(starts[offsets[g]] + sum(len(seqs[i]) - starts[i] for i in
+                                                   range(offsets[g], offsets[g] + sizes[g])) for g in shared)
+    return out, {"tokens_per_sequence": per_seq, "tokens_shared": used}

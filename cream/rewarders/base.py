@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.models.precision import for_inference
 from cream.models.scoring import score_sequences
 from cream.models.tokens import encode_pair
 from cream.records import SampleRow
@@ -89,8 +90,9 @@ class RewardInputs:
         return load_tokenizer(self.path(k), self.cfg.model.trust_remote_code)
 
     def load(self, k: int):
-        """M_k on the inference device (the caller drops it when done; ``free`` collects it)."""
-        return on_device(load_model(self.path(k), self.cfg.model.dtype, self.cfg.model.trust_remote_code), self.cfg)
+        """M_k on the inference device, in ``inference.reward_dtype`` (the caller drops it when done; ``free`` collects it)."""
+        model = on_device(load_model(self.path(k), self.cfg.model.dtype, self.cfg.model.trust_remote_code), self.cfg)
+        return for_inference(model, OmegaConf.select(self.cfg, "inference.reward_dtype"), "inference.reward_dtype")
 
     @staticmethod
     def free() -> None:

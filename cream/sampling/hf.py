@@ -1,6 +1,15 @@
-"""Batched generation with the HF ``generate`` API: left padding, KV cache, length-sorted batches."""
+"""Batched generation: this project's decode loop (``cream.sampling.decode``: KV cache, continuous batching)
+or the HF ``generate`` API (left padding, KV cache, length-sorted batches).
+
+``engine`` (``inference.decode``): ``loop`` runs the decode loop for greedy and sampled generation; ``hf``
+runs ``model.generate`` for both; ``auto`` (the default) runs the loop for greedy decoding, where both give
+the same tokens, and ``generate`` for sampling, whose random stream (one ``torch.manual_seed`` per batch,
+one draw per row of the batch and step) is what earlier runs used.  A model the loop does not support
+(``cream.sampling.decode.supported``) goes to ``generate`` whatever the engine, and the log says so once.
+"""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -8,21 +17,42 @@ import torch
 from cream import distributed
 from cream.models.tokens import encode_prompt, stop_ids
 from cream.progress import show_progress, tqdm
+from cream.sampling import decode as loop
+
+log = logging.getLogger(__name__)
+ENGINES = ("auto", "loop", "hf")
+_SAID: set[str] = set()
+
+
+def use_loop(model, engine: str, sample: bool) -> bool:
+    """Does ``engine`` (module docstring) run this model and mode with the decode loop?"""
+    if engine not in ENGINES:
+        raise ValueError(f"inference.decode={engine!r}: expected one of {', '.join(ENGINES)}")
+    wanted = engine == "loop" or (engine == "auto" and not sample)
+    if wanted and not loop.supported(model):
+        name = type(model).__name__
+        if name not in _SAID:
+            _SAID.add(name)
+            log.warning("%s: its cache is not a plain DynamicCache; generating with model.generate", name)
+        return False
+    return wanted
 
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 64,
              temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
              max_prompt_length: int = 512, desc: str = "generate", progress: bool = True,
-             return_finished: bool = False) -> tuple:
+             return_finished: bool = False, engine: str = "auto") -> tuple:
     """``n`` completions per prompt (greedy when temperature == 0).
 
-    Prompts are sorted by length so each batch pads little; every batch is seeded from ``seed`` and its
-    index, so results do not depend on what ran before.  Generation stops at any of ``stop_ids``: the
-    chat template's end of turn and every id of ``generation_config.eos_token_id``.  Returns (completions
-    per prompt in input order, number of prompts truncated to ``max_prompt_length``); with
-    ``return_finished`` (completions, finished, n_truncated), where ``finished[i][j]`` is False when
-    completion j of prompt i ran into ``max_new_tokens`` before a stop id.
+    Generation stops at any of ``stop_ids``: the chat template's end of turn and every id of
+    ``generation_config.eos_token_id``.  ``batch_size`` is the number of prompts decoded together (rows:
+    prompts x n when sampling).  Seeds: the decode loop seeds each (prompt, completion) row from ``seed``,
+    the prompt's index and the completion's; ``generate`` seeds each length-sorted batch from ``seed`` and
+    its index.  Either way results do not depend on what ran before.  Returns (completions per prompt in
+    input order, number of prompts truncated to ``max_prompt_length``); with ``return_finished``
+    (completions, finished, n_truncated), where ``finished[i][j]`` is False when completion j of prompt i
+    ran into ``max_new_tokens`` before a stop id.
     """
     if distributed.sharding():  # several ranks in a stage they all run: each generates its share, all get all
         my_prompts = distributed.shard(prompts)
@@ -30,23 +60,53 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
             mine, fin, n_trunc = generate(model, tokenizer, my_prompts, n=n, max_new_tokens=max_new_tokens,
                                           temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
                                           max_prompt_length=max_prompt_length, desc=desc,
-                                          progress=progress and distributed.is_main(), return_finished=True)
+                                          progress=progress and distributed.is_main(), return_finished=True,
+                                          engine=engine)
         texts, finished, n_trunc = distributed.gather(mine), distributed.gather(fin), sum(distributed.gather([n_trunc]))
         return (texts, finished, n_trunc) if return_finished else (texts, n_trunc)
-    stops = stop_ids(tokenizer, model)
     encoded = [encode_prompt(tokenizer, p, max_prompt_length) for p in prompts]
     n_truncated = sum(t for _, t in encoded)
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))
-    out: list[list[str]] = [[] for _ in prompts]
-    finished: list[list[bool]] = [[] for _ in prompts]
+    sample = temperature > 0
+    was_training = model.training
+    model.eval()
+    run = _with_loop if use_loop(model, engine, sample) else _with_generate
+    out, finished = run(model, tokenizer, [e[0] for e in encoded], n=n, max_new_tokens=max_new_tokens,
+                        temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
+                        bar=dict(desc=desc, disable=not show_progress(progress), leave=False))
+    model.train(was_training)
+    return (out, finished, n_truncated) if return_finished else (out, n_truncated)
+
+
+def row_seed(seed: int, prompt: int, completion: int) -> int:
+    """The seed of one (prompt, completion) row of the decode loop."""
+    return (seed * 1_000_003 + prompt) * 1_009 + completion
+
+
+def _with_loop(model, tokenizer, encoded, *, n, max_new_tokens, temperature, top_p, batch_size, seed, bar):
+    sample = temperature > 0
+    per = n if sample else 1  # greedy: the n completions are one and the same
+    rows = [loop.Row(p, row_seed(seed, i, j)) for i, p in enumerate(encoded) for j in range(per)]
+    with tqdm(total=len(rows), **bar) as pbar:
+        loop.decode(model, rows, max_new_tokens=max_new_tokens, stops=stop_ids(tokenizer, model),
+                    pad_id=tokenizer.pad_token_id, batch_size=batch_size * per, temperature=temperature,
+                    top_p=top_p, on_row_done=lambda: pbar.update(1))
+    texts = tokenizer.batch_decode([r.tokens for r in rows], skip_special_tokens=True)
+    out = [[texts[i * per + (j if sample else 0)] for j in range(n)] for i in range(len(encoded))]
+    finished = [[rows[i * per + (j if sample else 0)].finished for j in range(n)] for i in range(len(encoded))]
+    return out, finished
+
+
+def _with_generate(model, tokenizer, encoded, *, n, max_new_tokens, temperature, top_p, batch_size, seed, bar):
+    stops = stop_ids(tokenizer, model)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out: list[list[str]] = [[] for _ in encoded]
+    finished: list[list[bool]] = [[] for _ in encoded]
     device = next(model.parameters()).device
     sample = temperature > 0
     pad = tokenizer.pad_token_id
-    was_training = model.training
-    model.eval()
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    for b, idx in enumerate(tqdm(batches, desc=desc, disable=not show_progress(progress), leave=False)):
-        seqs = [encoded[i][0] for i in idx]
+    for b, idx in enumerate(tqdm(batches, **bar)):
+        seqs = [encoded[i] for i in idx]
         T = max(map(len, seqs))
         ids = torch.full((len(seqs), T), pad, dtype=torch.long)
         att = torch.zeros_like(ids)
@@ -69,8 +129,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
         for j, i in enumerate(idx):
             out[i] = texts[j * n:(j + 1) * n]
             finished[i] = ended[j * n:(j + 1) * n]
-    model.train(was_training)
-    return (out, finished, n_truncated) if return_finished else (out, n_truncated)
+    return out, finished
 
 
 class HFSampler:

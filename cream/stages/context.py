@@ -32,7 +32,10 @@ TRAIN = ["trainer.precision", "trainer.accumulate_grad_batches", "trainer.gradie
 DATA = ["data.benchmarks", "data.dir", "data.source", "data.n_seed", "data.seed", "data.pool"]
 EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_new_tokens", "eval.extraction",
         "eval.loglik_chat_template", "data.dir", "data.source", "data.eval_files", "eval.generate_limit"]
-WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD}
+# the inference.* keys each stage depends on, recorded only when not null/auto (older run dirs stay valid)
+INFERENCE = {"sample": ["inference.sampling_dtype", "inference.decode"], "reward": ["inference.reward_dtype"],
+             "eval": ["inference.eval_dtype", "inference.loglik_dtype"]}
+WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD, *(k for ks in INFERENCE.values() for k in ks)}
 # keys inside a recorded group, left out of it while null (the controls, off by default)
 WHEN_SET_INSIDE = {"dpo": ("rpo_alpha",), "regularizer": ("min_c",)}
 
@@ -57,7 +60,7 @@ def select(cfg: DictConfig, keys: list[str]) -> dict:
     out = {}
     for key in keys:
         value = training_processes(cfg) if key == WORLD else OmegaConf.select(cfg, key)
-        if key in WHEN_SET and value is None:
+        if key in WHEN_SET and value in (None, "auto"):
             continue
         value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         if isinstance(value, dict) and key in WHEN_SET_INSIDE:

@@ -25,7 +25,11 @@ each option's continuation, log-likelihood, length in characters and tokens, and
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from cream import artifacts
 from cream.data.pool import eval_sets
@@ -35,16 +39,21 @@ from cream.evaluation import lm_eval_format
 from cream.evaluation.answers import RULE_SETS, extract, matches, mean_stderr, stderr
 from cream.evaluation.families import FAMILIES
 from cream.models.loading import load_model, load_tokenizer, on_device
-from cream.models.scoring import score_sequences
+from cream.models.precision import for_inference, resolve
+from cream.models.scoring import score_shared_context
 from cream.sampling.hf import generate
-from cream.stages.context import EVAL, MODEL, Context
+from cream.stages.context import EVAL, INFERENCE, MODEL, Context
+
+log = logging.getLogger(__name__)
+MODES = ("generate", "loglik")
+DTYPE_KEYS = {"generate": "inference.eval_dtype", "loglik": "inference.loglik_dtype"}
 
 
 def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
     """Greedy outputs for the paper's prompts; per rule set the 0/1 score of each example, and the predictions."""
     prompts = [render(tok, format_prompt(ex)) for ex in examples]
     outputs, _ = generate(model, tok, prompts, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
-                          max_prompt_length=cfg.model.max_prompt_length, desc=desc)
+                          max_prompt_length=cfg.model.max_prompt_length, desc=desc, engine=OmegaConf.select(cfg, "inference.decode", default="auto"))
     headline = cfg.eval.extraction
     scores: dict[str, list[float]] = {rules: [] for rules in RULE_SETS}
     predictions = []
@@ -61,10 +70,16 @@ def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[flo
 
 
 def loglik(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]], list[dict]]:
-    """lm-eval's option scoring; the 0/1 ``acc`` and ``acc_norm`` of each example, and the predictions."""
+    """lm-eval's option scoring; the 0/1 ``acc`` and ``acc_norm`` of each example, and the predictions.
+
+    Each question's context runs once and its options are scored from the context's KV cache
+    (``cream.models.scoring.score_shared_context``; the same log-likelihoods as scoring each option whole)."""
     contexts, seqs, starts = lm_eval_format.requests(tok, examples, cfg.model.max_length,
                                                      cfg.eval.loglik_chat_template)
-    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=cfg.eval.batch_size * 4, desc=desc)
+    lps, tokens = score_shared_context(model, seqs, starts, [len(ex.choices) for ex in examples], tok.pad_token_id,
+                                       batch_size=cfg.eval.batch_size * 4, desc=desc)
+    log.info("%s: %d tokens through the model for %d questions (%d when each option runs whole)", desc,
+             tokens["tokens_shared"], len(examples), tokens["tokens_per_sequence"])
     scores: dict[str, list[float]] = {"acc": [], "acc_norm": []}
     predictions, j = [], 0
     for ex, ctx in zip(examples, contexts):
@@ -99,15 +114,39 @@ EVERY_RANK = True  # each rank evaluates its share of the questions
 
 
 def stale_keys(ctx: Context, **_) -> list[str]:
-    return [*MODEL, *EVAL]
+    return [*MODEL, *EVAL, *INFERENCE["eval"]]
+
+
+def in_dtype_order(cfg) -> list[str]:
+    """The configured modes, those without an ``inference.*_dtype`` first (casting weights down is one way)."""
+    return sorted((m for m in MODES if m in cfg.eval.modes),
+                  key=lambda m: resolve(OmegaConf.select(cfg, DTYPE_KEYS[m]), DTYPE_KEYS[m]) is not None)
+
+
+def model_for(model, load: Callable, cfg, mode: str):
+    """The model for ``mode``, in the mode's ``inference.*_dtype``: the model already loaded when it fits (cast now
+    if it was not cast yet), else ``load()`` again (its weights were cast for an earlier mode)."""
+    key = DTYPE_KEYS[mode]
+    name = OmegaConf.select(cfg, key)
+    wanted, cast = resolve(name, key), getattr(model, "_cream_cast", False)
+    if model is None or cast and wanted != next(model.parameters()).dtype:
+        model, cast = load(), False
+    if wanted is not None and not cast:
+        before = next(model.parameters()).dtype
+        model = for_inference(model, name, key)
+        model._cream_cast = next(model.parameters()).dtype != before
+    return model
 
 
 def run(ctx: Context, out: Path, k: int) -> dict:
     cfg = ctx.cfg
     sets = eval_sets(cfg)
     tok = load_tokenizer(ctx.model_path(k), cfg.model.trust_remote_code)
-    model = load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code)
-    result, predictions, loglik_predictions = evaluate_model(on_device(model, cfg), tok, sets, cfg, f"M{k}")
+
+    def load():
+        return on_device(load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code), cfg)
+
+    result, predictions, loglik_predictions = evaluate_model(load, tok, sets, cfg, f"M{k}")
     if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
         artifacts.write_jsonl(out / "predictions.jsonl", predictions)
         artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
@@ -115,27 +154,31 @@ def run(ctx: Context, out: Path, k: int) -> dict:
     return result
 
 
-def evaluate_model(model, tok, sets: dict, cfg, label: str) -> tuple[dict, list[dict], list[dict]]:
+def evaluate_model(load: Callable, tok, sets: dict, cfg, label: str) -> tuple[dict, list[dict], list[dict]]:
     """(result, generative predictions, log-likelihood predictions) of one model on ``sets`` (name -> examples);
-    ``label`` names the model in progress lines."""
+    ``load()`` gives the model on its device (called again only to undo a cast); ``label`` names it in progress
+    lines."""
     headline = cfg.eval.extraction
     per_item: dict[str, dict[str, list[float]]] = {fam: {} for fam in FAMILIES}
     predictions: list[dict] = []
     loglik_predictions: list[dict] = []
-    for name, examples in sets.items():
-        if not examples:
-            continue
-        if "generate" in cfg.eval.modes:
-            few = examples if cfg.eval.generate_limit is None else examples[: cfg.eval.generate_limit]
-            scores, preds = generative(model, tok, few, cfg, f"eval {label} {name}")
-            for rules, s in scores.items():
-                per_item[f"eval_{rules}"][name] = s
-            per_item["eval"][name] = scores[headline]
-            predictions += preds
-        if "loglik" in cfg.eval.modes and examples[0].is_multiple_choice:
-            scores, preds = loglik(model, tok, examples, cfg, f"loglik {label} {name}")
-            per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
-            loglik_predictions += preds
+    model = None
+    for mode in in_dtype_order(cfg):  # a mode that keeps the loaded dtype runs before one that casts the weights
+        model = model_for(model, load, cfg, mode)
+        for name, examples in sets.items():
+            if not examples:
+                continue
+            if mode == "generate":
+                few = examples if cfg.eval.generate_limit is None else examples[: cfg.eval.generate_limit]
+                scores, preds = generative(model, tok, few, cfg, f"eval {label} {name}")
+                for rules, s in scores.items():
+                    per_item[f"eval_{rules}"][name] = s
+                per_item["eval"][name] = scores[headline]
+                predictions += preds
+            if mode == "loglik" and examples[0].is_multiple_choice:
+                scores, preds = loglik(model, tok, examples, cfg, f"loglik {label} {name}")
+                per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
+                loglik_predictions += preds
     result = {"extraction": headline, "n": {name: len(ex) for name, ex in sets.items()}, **summarize(per_item)}
     if cfg.eval.generate_limit is not None:  # the generative scores cover only the first eval.generate_limit
         result["n_generate"] = {name: len(s) for name, s in per_item["eval"].items()}

@@ -28,7 +28,7 @@ from cream.distributed import is_main
 from cream.method.length import control_rewards
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
-from cream.stages.context import MODEL, Context
+from cream.stages.context import INFERENCE, MODEL, Context
 
 EVERY_RANK = True  # each rank scores its share of the responses
 
@@ -42,7 +42,7 @@ def stale_keys(ctx: Context, t: int) -> list[str]:
     controls = ctx.cfg.get("reward") or {}
     on = [f"reward.{k}" for k, v in CONTROL_DEFAULTS.items() if controls.get(k, v) != v]
     same_scale = t == 1 and controls.get("first_consistency", "official") == "same_scale"
-    return [*MODEL, "rewarder", *on, *(["reward.first_consistency"] if same_scale else [])]
+    return [*MODEL, "rewarder", *INFERENCE["reward"], *on, *(["reward.first_consistency"] if same_scale else [])]
 
 
 def base_fallback(rewarder: Rewarder, t: int) -> bool:

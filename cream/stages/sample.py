@@ -3,20 +3,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from cream import artifacts
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
 from cream.distributed import is_main
 from cream.models.loading import load_model, load_tokenizer, on_device
+from cream.models.precision import for_inference
 from cream.records import SampleRow, write_rows
 from cream.sampling import make_sampler
-from cream.stages.context import DATA, MODEL, Context
+from cream.stages.context import DATA, INFERENCE, MODEL, Context
 
 EVERY_RANK = True  # each rank samples its share of the prompts
 
 
 def stale_keys(ctx: Context, **_) -> list[str]:
-    return [*MODEL, *DATA, "data.n_prompts", "data.prompts", "sampling", "sampler"]
+    return [*MODEL, *DATA, "data.n_prompts", "data.prompts", "sampling", "sampler", *INFERENCE["sample"]]
 
 
 def run(ctx: Context, out: Path, t: int) -> dict:
@@ -25,15 +28,16 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
-    if generate_fn.moves_model:  # HF generate runs M_t where the stage puts it (vLLM loads M_t's folder itself)
-        model = on_device(model, cfg)
+    if generate_fn.moves_model:  # vLLM loads the weights itself, from M_t's folder
+        model = for_inference(on_device(model, cfg), OmegaConf.select(cfg, "inference.sampling_dtype"), "inference.sampling_dtype")
+    engine = {"engine": OmegaConf.select(cfg, "inference.decode", default="auto")} if generate_fn.moves_model else {}  # HF: the decode loop or generate
     messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]
     responses, finished, n_trunc = generate_fn(
         model, tok, prompts, n=s.n, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
         top_p=s.top_p, batch_size=s.batch_size, seed=cfg.seed * 1000 + t,
         max_prompt_length=cfg.model.max_prompt_length, desc=f"sample M{t}", return_finished=True,
-    )
+        **engine)
     n_cut = sum(not f for row in finished for f in row)
     summary = {"n_prompts": len(items), "n_responses": sum(map(len, responses)), "n_prompts_truncated": n_trunc,
                "n_responses_cut": n_cut}  # cut: reached sampling.max_new_tokens before the end of turn
