@@ -45,6 +45,17 @@ def _body(name: str) -> tuple[list[str], dict, dict]:
     return groups, body, sweep
 
 
+def _own_value(name: str, key: str):
+    """The value ``key`` gets from experiment ``name``'s file or its parent files (MISSING: none of them sets it)."""
+    body = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))
+    value = dict(_flat({k: v for k, v in body.items() if k not in ("defaults", "hydra")})).get(key, MISSING)
+    parents = [d.split("/")[-1] for d in body.get("defaults", []) if isinstance(d, str) and d.startswith("/experiment/")]
+    for parent in parents:
+        if value is MISSING:
+            value = _own_value(parent, key)
+    return value
+
+
 def test_experiments_exist():
     assert {"cream_llama2_7b", "cream_llama3_8b", "srlm_llama2_7b", "srlm_llama3_8b", "srlm_judge_llama2_7b",
             "srlm_judge_llama3_8b"} <= set(EXPERIMENTS)
@@ -81,4 +92,7 @@ def test_experiment_runs_with_the_tiny_model(name, tmp_path):
         manifest = json.loads((Path(tmp_path) / stage / "manifest.json").read_text())
         assert manifest["summary"]["steps"] >= 1
         if stage == "iter_1/dpo":  # the experiment's settings reached the stage (not the defaults)
-            assert manifest["config"]["dpo"]["lr"] == cfg.dpo.lr == compose([f"experiment={name}"]).dpo.lr
+            assert manifest["config"]["dpo"]["lr"] == cfg.dpo.lr
+            own = _own_value(name, "dpo.lr")  # set by the file or a parent, not left to the model preset
+            if own is not MISSING:
+                assert cfg.dpo.lr == own == compose([f"experiment={name}"]).dpo.lr
