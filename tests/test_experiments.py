@@ -82,10 +82,14 @@ def test_experiment_sets_only_existing_keys_that_differ(name):
 def test_experiment_runs_with_the_tiny_model(name, tmp_path):
     # the SRLM files' judge leaves unparsable judgments unscored (the paper's rule): a 1M-parameter random
     # model writes none, so the tiny stand-in reads its score off the "Score:" continuation, in few tokens
-    judge = ["rewarder.forced_score=true", "rewarder.max_new_tokens=24"] if name.startswith("srlm_") else []
-    cfg = compose([f"experiment={name}", *TINY, *judge])
+    extra = ["rewarder.forced_score=true", "rewarder.max_new_tokens=24"] if name.startswith("srlm_judge_") else []
+    # the tiny model's short responses are all cut at the limit: dropping them (the ablation's controls) would
+    # leave no pair to train on
+    if compose([f"experiment={name}"]).reward.drop_truncated:
+        extra.append("reward.drop_truncated=false")
+    cfg = compose([f"experiment={name}", *TINY, *extra])
     assert cfg.model.name_or_path is None and cfg.trainer.accelerator == "cpu" and list(cfg.data.benchmarks) == ["arc_easy"]
-    run_cli([f"experiment={name}", *TINY, *judge, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    run_cli([f"experiment={name}", *TINY, *extra, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     rows = read_results(tmp_path)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     for stage in ("sft", "iter_1/dpo"):
