@@ -32,6 +32,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from cream import artifacts
+from cream.config import EvalMode
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
 from cream.distributed import is_main
@@ -45,7 +46,6 @@ from cream.sampling.hf import generate
 from cream.stages.context import EVAL, INFERENCE, MODEL, Context
 
 log = logging.getLogger(__name__)
-MODES = ("generate", "loglik")
 DTYPE_KEYS = {"generate": "inference.eval_dtype", "loglik": "inference.loglik_dtype"}
 
 
@@ -119,7 +119,7 @@ def stale_keys(ctx: Context, **_) -> list[str]:
 
 def in_dtype_order(cfg) -> list[str]:
     """The configured modes, those without an ``inference.*_dtype`` first (casting weights down is one way)."""
-    return sorted((m for m in MODES if m in cfg.eval.modes),
+    return sorted((m for m in EvalMode if m in cfg.eval.modes),
                   key=lambda m: resolve(OmegaConf.select(cfg, DTYPE_KEYS[m]), DTYPE_KEYS[m]) is not None)
 
 
