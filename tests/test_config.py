@@ -111,8 +111,7 @@ def test_target_group_keys_are_checked_against_the_constructor(tmp_path, monkeyp
     (["+loss.eps=0.1"],
      "loss.eps: unknown key for loss (cream.method.losses.SigmoidLoss); it accepts: beta, average_logps"),
     (["regularizer=fixed", "+regularizer.C=0.3"],
-     "regularizer.C: unknown key for regularizer (cream.method.regularizers"
-                                                  ".FixedConsistency); it accepts: c"),
+     "regularizer.C: unknown key for regularizer (cream.method.regularizers.FixedConsistency); it accepts: c"),
     (["logger=wandb", "+logger.wandb.entity=me"], "logger.wandb.entity: Key 'entity' not in 'WandbConfig'"),
     (["model.tiny.num_layers=two"],
      "model.tiny.num_layers: Value 'two' of type 'str' could not be converted to Integer"),

@@ -131,6 +131,6 @@ def test_no_pairs_left_after_dropping_truncated_responses_says_why(tmp_path):
     (it / "consistency" / "consistency.jsonl").write_text(json.dumps({"prompt_id": "p", "c": None}) + "\n")
     with pytest.raises(NoPairsError,
                        match=r"reward.drop_truncated=true dropped 1 responses cut at sampling.max_new_tokens "
-                                           r"and left 1 prompts with fewer than 2"):
+                             r"and left 1 prompts with fewer than 2"):
         pairs.run(Context(compose(["reward.drop_truncated=true"]), tmp_path), it / "pairs", t=1)
     assert not (it / "pairs" / "pairs.jsonl").exists()

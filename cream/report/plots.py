@@ -4,8 +4,8 @@
 ``consistency.png``: consistency rate C per iteration per method (same band);
 ``tau.png``: per-prompt Kendall/Spearman tau of each iteration per method (box plots, seeds pooled).
 Each method has its own marker and line style, so lines that coincide (M0 and M1 are the same for every method)
-stay visible. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and written to the first DIR or
-``--out``.
+stay visible. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and written to the first
+DIR or ``--out``.
 """
 from __future__ import annotations
 

@@ -109,9 +109,8 @@ class JudgeRewarder(Rewarder):
         inputs.free()
         means = [a[0] if f is None else f for a, f in zip(agg, forced)]
         per = inputs.per_prompt
-        return Scores(means,
-                      {"judge_scores": per([a[2] for a in agg]),
-                       "judge_failures": [sum(x) for x in per([a[1] for a in agg])],
+        return Scores(means, {"judge_scores": per([a[2] for a in agg]),
+                              "judge_failures": [sum(x) for x in per([a[1] for a in agg])],
                               "judge_total": [self.k * len(x) for x in per(means)], "judge_forced": per(forced)})
 
 

@@ -68,7 +68,7 @@ def test_bad_prompt_records(tmp_path, record, match):
 def test_seed_file(tmp_path):
     p = _jsonl(tmp_path / "seed.jsonl",
                [{"messages": [U("q1"), A("a1"), U("q2")]}, {"id": 7, "messages": [U("q"), A("a")]}])
-    # cut after the last assistant turn
+    # the first conversation is cut after its last assistant turn
     assert load_conversations(p) == [{"id": "seed-0", "messages": [U("q1"), A("a1")]},
                                      {"id": "7", "messages": [U("q"), A("a")]}]
     cfg = compose(["data.seed.source=file", f"data.seed.path={p}", "data.seed.limit=1"])
@@ -243,7 +243,7 @@ def test_smoke_pipeline_with_sft_skipped(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(["debug=smoke", "sft.skip=true", "rewarder=judge", "rewarder.k=1", "rewarder.max_new_tokens=8",
                     "data.n_prompts=4", "eval.limit=16", "eval.modes=[loglik]", f"hydra.run.dir={run_dir}"],
-                    cwd=tmp_path)
+                   cwd=tmp_path)
     rows = read_results(run_dir)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     assert rows[1]["note"] == "sft skipped: M1 = M0" and "M1: sft skipped: M1 = M0" in proc.stdout

@@ -85,9 +85,9 @@ def test_unknown_model_is_a_clear_error():
 
 def test_cli_plan_prints_and_runs_nothing(tmp_path):
     proc = run_cli(["experiment=cream_llama3_8b", "trainer=fsdp", "trainer.devices=8",
-                    "trainer.accumulate_grad_batches=1",
-                    "trainer.cream.activation_checkpointing=true", "plan=true", f"hydra.run.dir={tmp_path / 'run'}"],
-                    cwd=tmp_path)
+                    "trainer.accumulate_grad_batches=1", "trainer.cream.activation_checkpointing=true", "plan=true",
+                    f"hydra.run.dir={tmp_path / 'run'}"],
+                   cwd=tmp_path)
     out = proc.stdout
     assert "parameters   8.030 B" in out and "FSDP FULL_SHARD on 8 ranks" in out
     assert "global batch sft 32, dpo 32" in out and "fits         yes" in out
