@@ -64,7 +64,7 @@ class PipelineConfig:
 @dataclass
 class SeedSetConfig:
     source: SeedSource = SeedSource.benchmarks
-    """D_S, the SFT seed set. benchmarks: data.n_seed labelled train examples per benchmark (offline default);
+    """D_S, the SFT seed set. benchmarks: data.n_seed labeled train examples per benchmark (offline default);
     oasst: OASST1 top-ranked English paths (the paper); file: your conversations (data.seed.path)."""
     path: str | None = None  # oasst: release file or folder (null: <data.dir>/oasst1); file: JSONL or datasets folder
     lang: str = "en"  # oasst: the language kept
