@@ -88,7 +88,8 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ArtifactError(f"{path}: line {e.lineno}: not valid JSON ({e.msg}); delete the file to redo its stage") from e
+        raise ArtifactError(f"{path}: line {e.lineno}: not valid JSON ({e.msg}); "
+                            "delete the file to redo its stage") from e
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
@@ -150,4 +151,5 @@ def output_files(folder: Path) -> dict[str, dict]:
 
 
 def manifest_digest(manifest: dict) -> str:
-    return config_hash({"config": manifest["config_hash"], "inputs": manifest["inputs"], "outputs": manifest["outputs"]})
+    return config_hash({"config": manifest["config_hash"], "inputs": manifest["inputs"],
+                        "outputs": manifest["outputs"]})

@@ -97,9 +97,11 @@ def prepare_environment(cfg: DictConfig) -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    needs_hub = (cfg.model.name_or_path is not None and not is_local(cfg.model.name_or_path)) or cfg.data.source == "hub"
+    needs_hub = ((cfg.model.name_or_path is not None and not is_local(cfg.model.name_or_path))
+                 or cfg.data.source == "hub")
     if "HF_HUB_OFFLINE" not in os.environ and (not needs_hub or not _hub_reachable()):
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -163,7 +165,8 @@ def _load_for_eval(cfg: DictConfig):
         except CreamError:
             if not (Path(str(m.name_or_path)) / "config.json").is_file():
                 raise
-            log.info("model.gguf_file=%s is not in %s, a saved model folder: loading the folder", m.gguf_file, m.name_or_path)
+            log.info("model.gguf_file=%s is not in %s, a saved model folder: loading the folder", m.gguf_file,
+                     m.name_or_path)
         else:
             return load_gguf(m.name_or_path, m.gguf_file, m.dtype)
     return load_model(m.name_or_path, m.dtype, m.trust_remote_code), load_tokenizer(m.name_or_path, m.trust_remote_code)
@@ -234,8 +237,9 @@ def evaluate() -> None:
 
 # ---------------------------------------------------------------------------------------- cream-train-rm
 def train_rm_parser() -> argparse.ArgumentParser:
-    """The options of ``cream-train-rm``; the training defaults are ``rewarder.train`` of conf/rewarder/reward_model.yaml
-    (``RMTraining.defaults``), the others those of :func:`cream.training.train_rm.train_reward_model`."""
+    """The options of ``cream-train-rm``; the training defaults are ``rewarder.train`` of
+    conf/rewarder/reward_model.yaml (``RMTraining.defaults``), the others those of
+    :func:`cream.training.train_rm.train_reward_model`."""
     d = {k: p.default for k, p in inspect.signature(train_rm_mod.train_reward_model).parameters.items()}
     d |= vars(train_rm_mod.RMTraining.defaults())
     ap = argparse.ArgumentParser(prog="cream-train-rm", description="Train a Bradley-Terry reward model on preference "
@@ -279,7 +283,8 @@ def train_rm(argv: Sequence[str] | None = None) -> int:
 
 # ------------------------------------------------------------------------------------ cream-table, -plot
 METRIC_HELP = ("which accuracy: auto (default: acc_norm when the runs have log-likelihood accuracies, else gen), "
-               "gen (generative, eval.extraction rules), lenient, strict, official, acc, acc_norm (lm-eval; loglik = acc_norm)")
+               "gen (generative, eval.extraction rules), lenient, strict, official, acc, acc_norm "
+               "(lm-eval; loglik = acc_norm)")
 TABLE_EXAMPLES = """examples:
   cream-table multirun/demo                          acc_norm when loglik ran, else generative accuracy
   cream-table multirun/demo --metric lenient --columns arc_easy avg C
@@ -306,7 +311,8 @@ def _parser(prog: str, doc: str, epilog: str) -> argparse.ArgumentParser:
 def table_parser() -> argparse.ArgumentParser:
     p = _parser("cream-table", table_mod.__doc__, TABLE_EXAMPLES)
     _runs_arguments(p)
-    p.add_argument("--columns", nargs="+", help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
+    p.add_argument("--columns", nargs="+",
+                   help="columns to show: benchmark names, avg, C, pairs (comma or space separated)")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="what goes to stdout")
     p.add_argument("--out", type=Path, help="where table_<metric>.md, table_<metric>.tex and runs_<metric>.csv go "
                                             "(default: the first DIR)")

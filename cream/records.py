@@ -42,7 +42,8 @@ class Row:
         required = [f.name for f in fields(cls) if _required(f)]  # type: ignore[arg-type]
         missing = [k for k in required if k not in obj]
         if missing:
-            raise ArtifactError(f"{where}: a {cls.FILE} row needs {', '.join(missing)} (it has {', '.join(obj) or 'nothing'}); "
+            raise ArtifactError(f"{where}: a {cls.FILE} row needs {', '.join(missing)} "
+                                f"(it has {', '.join(obj) or 'nothing'}); "
                                 "it was written by another version of cream or edited by hand: redo its stage "
                                 "(delete the stage folder, or use a new run dir)")
         row = cls(**{k: v for k, v in obj.items() if k in names}, **cls._extra(obj, names))  # type: ignore[call-arg]

@@ -37,7 +37,8 @@ def check_snippets(root: Path = ROOT, mutations=MUTATIONS) -> None:
         path = root / file
         n = path.read_text().count(original) if path.is_file() else 0
         if n != 1:
-            bad.append(f"{name}: {file} holds {original!r} {n} times (expected once): the code moved: update the mutation")
+            bad.append(f"{name}: {file} holds {original!r} {n} times (expected once): the code moved: update the "
+                       "mutation")
         if original == replacement:
             bad.append(f"{name}: the replacement equals the original")
         for test in tests:
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             proc = run_tests(copy, tests)
             path.write_text(text)
             killed = proc.returncode not in (0, 5)  # 5: no test collected, which kills nothing
-            print(f"{'killed  ' if killed else 'SURVIVED'} {time.perf_counter() - t0:5.1f} s  {file}: {name}", flush=True)
+            print(f"{'killed  ' if killed else 'SURVIVED'} {time.perf_counter() - t0:5.1f} s  {file}: {name}",
+                  flush=True)
             if not killed:
                 survivors.append(name)
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations killed")

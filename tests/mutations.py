@@ -55,6 +55,6 @@ MUTATIONS: list[tuple[str, str, str, str, list[str]]] = [
     ("the log-ratio difference h taken rejected minus chosen",
      "cream/method/losses.py", "h = chosen - rejected", "h = rejected - chosen", ["tests/method/test_losses.py"]),
     ("pair selection: the best response by the lowest reward",
-     "cream/stages/pairs.py", "best = max(scored, key=lambda x: (x[0], -x[1]))", "best = min(scored, key=lambda x: (x[0], -x[1]))",
-     ["tests/stages/test_pairs.py"]),
+     "cream/stages/pairs.py", "best = max(scored, key=lambda x: (x[0], -x[1]))",
+     "best = min(scored, key=lambda x: (x[0], -x[1]))", ["tests/stages/test_pairs.py"]),
 ]

@@ -122,7 +122,8 @@ def test_corrupted_checkpoint_is_a_clear_error(tiny_dir, tmp_path):
     tok = load_tokenizer(tiny_dir)
     dm = SFTDataModule(tok, ["q\n"], ["a"], batch_size=1, max_length=16, max_prompt_length=8, seed=0)
     trainer = make_trainer(compose([]), out, 1)
-    with pytest.raises(ArtifactError, match=r"last\.ckpt: the training checkpoint is corrupted or truncated.*Delete it"):
+    with pytest.raises(ArtifactError,
+                       match=r"last\.ckpt: the training checkpoint is corrupted or truncated.*Delete it"):
         fit(trainer, SFTModule(load_model(tiny_dir), lr=1e-3), dm, out)
     assert (out / "checkpoints" / "last.ckpt").read_bytes() == b"PK\x03\x04 truncated"  # left for the user to inspect
 
@@ -143,9 +144,11 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_d
             return super().pair_loss(h) * (float("nan") if NanAfterTwoSteps.calls > 4 else 1.0)
 
     tok = load_tokenizer(tiny_dir)
-    pairs = [{"prompt": f"q{i}\n", "chosen": "good", "rejected": "bad", "ref_logp_chosen": -5.0, "ref_logp_rejected": -5.0}
+    pairs = [{"prompt": f"q{i}\n", "chosen": "good", "rejected": "bad", "ref_logp_chosen": -5.0,
+              "ref_logp_rejected": -5.0}
              for i in range(6)]
-    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * 6, batch_size=2, max_length=32, max_prompt_length=16, seed=0)
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * 6, batch_size=2, max_length=32,
+                              max_prompt_length=16, seed=0)
     out = tmp_path / "dpo"
     trainer = make_trainer(compose(["trainer.cream.checkpoint_every_n_steps=1"]), out, 1)
     with pytest.raises(TrainingDiverged, match=r"DPO loss is nan at step 2.*last good checkpoint"):
@@ -162,10 +165,12 @@ def test_every_reward_tied_is_a_clear_error_and_keeps_the_rewards(tmp_path):
     it = tmp_path / "iter_1"
     for sub in ("sample", "reward", "consistency", "pairs"):
         (it / sub).mkdir(parents=True)
-    (it / "sample" / "samples.jsonl").write_text(json.dumps({"prompt_id": "p", "prompt": "q", "responses": ["a", "b"]}) + "\n")
+    (it / "sample" / "samples.jsonl").write_text(json.dumps({"prompt_id": "p", "prompt": "q",
+                                                             "responses": ["a", "b"]}) + "\n")
     rewards = it / "reward" / "rewards.jsonl"
     # a judge that never produced a score leaves every reward None: the same situation
-    rewards.write_text(json.dumps({"prompt_id": "p", "reward": [None, None], "prev_reward": [None, None], "policy_logp": [0, 0]}) + "\n")
+    rewards.write_text(json.dumps({"prompt_id": "p", "reward": [None, None], "prev_reward": [None, None],
+                                   "policy_logp": [0, 0]}) + "\n")
     (it / "consistency" / "consistency.jsonl").write_text(json.dumps({"prompt_id": "p", "c": None}) + "\n")
     with pytest.raises(NoPairsError, match=r"rewards\.jsonl: the rewards tie for every one of the 1 prompts"):
         pairs.run(Context(compose([]), tmp_path), it / "pairs", t=1)
@@ -182,8 +187,8 @@ def finished_run(tmp_path_factory) -> Path:
 
 
 def _snapshot(run_dir: Path) -> dict:
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and ".hydra.accepted" not in p.parts
-            and not p.name.endswith(".log")}
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*")
+            if p.is_file() and ".hydra.accepted" not in p.parts and not p.name.endswith(".log")}
 
 
 @pytest.mark.slow
@@ -200,7 +205,8 @@ def test_run_dir_from_a_different_config_is_refused_and_untouched(finished_run):
 @pytest.mark.slow
 def test_invalid_value_on_an_existing_run_dir_changes_nothing(finished_run):
     before = _snapshot(finished_run)
-    proc = run_cli(["debug=smoke", "sampling.n=1", f"hydra.run.dir={finished_run}"], cwd=finished_run.parent, check=False)
+    proc = run_cli(["debug=smoke", "sampling.n=1", f"hydra.run.dir={finished_run}"],
+                   cwd=finished_run.parent, check=False)
     assert proc.returncode == 2 and "sampling.n=1: must be >= 2" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert _snapshot(finished_run) == before
@@ -241,7 +247,8 @@ def test_unknown_model_id_offline_from_the_cli(tmp_path):
 @pytest.mark.slow
 def test_all_rewards_tied_from_the_cli(tmp_path):
     # greedy sampling makes the N responses identical, so every prompt's rewards tie
-    proc = run_cli(["debug=smoke", "sampling.temperature=0", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
+    proc = run_cli(["debug=smoke", "sampling.temperature=0", f"hydra.run.dir={tmp_path / 'r'}"],
+                   cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "the rewards tie for every one of the 16 prompts" in proc.stdout + proc.stderr
     assert (tmp_path / "r" / "iter_1" / "reward" / "manifest.json").exists()  # what was computed is kept
 
@@ -260,7 +267,8 @@ def test_real_model_without_data_dir_from_the_cli(tmp_path):
 def test_malformed_prompts_file_from_the_cli(tmp_path):
     bad = tmp_path / "prompts.jsonl"
     bad.write_text('{"prompt": "fine"}\n{"messages": [{"role": "user", "content": ""}]}\n')
-    proc = run_cli(["data.pool=file", f"data.prompts={bad}", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
+    proc = run_cli(["data.pool=file", f"data.prompts={bad}", f"hydra.run.dir={tmp_path / 'r'}"],
+                   cwd=tmp_path, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and f"{bad}:2: field 'messages[0].content': expected non-empty text" in out
     assert "Traceback" not in out and not (tmp_path / "r" / "base").exists()

@@ -22,7 +22,8 @@ def console(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProc
     """Run the function a console script of setup.cfg calls (``cream.cli:<name>``), as that script does."""
     code = f"import sys; from cream.cli import {script}; sys.exit({script}())"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env)
 
 
 def in_process(script: str, args: list[str], cwd: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
@@ -51,10 +52,12 @@ def refused(proc: subprocess.CompletedProcess, prog: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- the schema
-@pytest.mark.parametrize("override, process", [("+dpo.learning_rate=1e-6", "child"), ("dpo.learning_rate=1e-6", "same")])
+@pytest.mark.parametrize("override, process",
+                         [("+dpo.learning_rate=1e-6", "child"), ("dpo.learning_rate=1e-6", "same")])
 def test_unknown_key_is_refused_with_the_keys_it_could_be(override, process, tmp_path, monkeypatch, capsys):
     """Once through the console script's process (its exit status 2), once in this process."""
-    proc = console("train", [override], tmp_path) if process == "child" else in_process("train", [override], tmp_path, monkeypatch, capsys)
+    proc = (console("train", [override], tmp_path) if process == "child"
+            else in_process("train", [override], tmp_path, monkeypatch, capsys))
     line = refused(proc, "cream-train")
     assert line == ("cream-train: error: dpo.learning_rate: unknown key (did you mean dpo.lr?); dpo takes: lr, epochs, "
                     "batch_size, warmup_ratio, weight_decay, rpo_alpha")
@@ -62,7 +65,8 @@ def test_unknown_key_is_refused_with_the_keys_it_could_be(override, process, tmp
 
 
 @pytest.mark.parametrize("override, message", [
-    ("pipeline.on_config_change=maybe", "pipeline.on_config_change: Invalid value 'maybe', expected one of [error, redo]"),
+    ("pipeline.on_config_change=maybe",
+     "pipeline.on_config_change: Invalid value 'maybe', expected one of [error, redo]"),
     ("eval.modes=[generate,mc]", "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
     ("eval.extraction=loose", "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
     ("data.source=web", "data.source: Invalid value 'web', expected one of [files, hub]"),
@@ -81,7 +85,8 @@ def test_choices_compare_equal_to_their_names_and_reach_the_manifests_as_text():
 
     cfg = compose(["eval.modes=[loglik]", "eval.extraction=strict", "data.pool=paper"])
     assert cfg.eval.extraction == "strict" and list(cfg.eval.modes) == ["loglik"] and cfg.data.pool == "paper"
-    assert json.dumps({"e": cfg.eval.extraction, "m": OmegaConf.to_container(cfg.eval.modes)}) == '{"e": "strict", "m": ["loglik"]}'
+    modes = OmegaConf.to_container(cfg.eval.modes)
+    assert json.dumps({"e": cfg.eval.extraction, "m": modes}) == '{"e": "strict", "m": ["loglik"]}'
 
 
 def test_wrong_type_is_refused(tmp_path, monkeypatch, capsys):
@@ -91,10 +96,11 @@ def test_wrong_type_is_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_target_group_keys_are_checked_against_the_constructor(tmp_path, monkeypatch, capsys):
-    line = refused(in_process("train", ["rewarder=judge", "+rewarder.temprature=0.3"], tmp_path, monkeypatch, capsys), "cream-train")
-    assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder (cream.rewarders.judge.JudgeRewarder) "
-                    "(did you mean rewarder.temperature?); it accepts: k, temperature, top_p, max_new_tokens, batch_size, "
-                    "template, forced_score")
+    line = refused(in_process("train", ["rewarder=judge", "+rewarder.temprature=0.3"], tmp_path, monkeypatch, capsys),
+                   "cream-train")
+    assert line == ("cream-train: error: rewarder.temprature: unknown key for rewarder "
+                    "(cream.rewarders.judge.JudgeRewarder) (did you mean rewarder.temperature?); it accepts: k, "
+                    "temperature, top_p, max_new_tokens, batch_size, template, forced_score")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,11 +108,13 @@ def test_target_group_keys_are_checked_against_the_constructor(tmp_path, monkeyp
     (["+model.foo=1"], "model.foo: unknown key; model takes: name_or_path, gguf_file, dtype"),
     (["+data.seed.foo=1"], "data.seed.foo: unknown key; data.seed takes: source, path, lang, max_turns, limit"),
     (["+trainer.cream.ckpt=1"], "trainer.cream.ckpt: unknown key; trainer.cream takes: checkpoint_every_n_steps"),
-    (["+loss.eps=0.1"], "loss.eps: unknown key for loss (cream.method.losses.SigmoidLoss); it accepts: beta, average_logps"),
-    (["regularizer=fixed", "+regularizer.C=0.3"], "regularizer.C: unknown key for regularizer (cream.method.regularizers"
-                                                  ".FixedConsistency); it accepts: c"),
+    (["+loss.eps=0.1"],
+     "loss.eps: unknown key for loss (cream.method.losses.SigmoidLoss); it accepts: beta, average_logps"),
+    (["regularizer=fixed", "+regularizer.C=0.3"],
+     "regularizer.C: unknown key for regularizer (cream.method.regularizers.FixedConsistency); it accepts: c"),
     (["logger=wandb", "+logger.wandb.entity=me"], "logger.wandb.entity: Key 'entity' not in 'WandbConfig'"),
-    (["model.tiny.num_layers=two"], "model.tiny.num_layers: Value 'two' of type 'str' could not be converted to Integer"),
+    (["model.tiny.num_layers=two"],
+     "model.tiny.num_layers: Value 'two' of type 'str' could not be converted to Integer"),
     (["model=local"], "model.name_or_path is required: set model.name_or_path=VALUE"),
 ])
 def test_check_names_the_key(overrides, message):
@@ -129,7 +137,8 @@ def test_defaults_live_in_the_schema_and_presets_only_change_them():
     top = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
     assert set(top) == {"defaults", "hydra"} and top["defaults"][0] == "cream_schema"
     cfg, schema = compose([]), OmegaConf.structured(TrainConfig)
-    for key in ("sft.warmup_ratio", "dpo.weight_decay", "pipeline.iterations", "sampling.n", "trainer.gradient_clip_val",
+    for key in ("sft.warmup_ratio", "dpo.weight_decay", "pipeline.iterations", "sampling.n",
+                "trainer.gradient_clip_val",
                 "trainer.cream.checkpoint_every_n_steps", "eval.limit", "data.seed.source"):
         assert OmegaConf.select(cfg, key) == OmegaConf.select(schema, key), key
     assert cfg.sampling.n == 4 and cfg.eval.limit == 200 and list(cfg.eval.benchmarks) == ["arc_easy"]
@@ -146,7 +155,8 @@ def test_paper_files_extend_the_shared_base():
         body = yaml.safe_load((ROOT / "conf" / "experiment" / f"{name}.yaml").read_text())
         assert set(body) == {"defaults"}, name  # no values of its own
         assert body["defaults"][0] == "/experiment/paper_base"
-        assert {next(iter(d)) for d in body["defaults"][1:]} <= {"override /model", "override /regularizer", "override /rewarder"}
+        assert {next(iter(d)) for d in body["defaults"][1:]} <= {"override /model", "override /regularizer",
+                                                                 "override /rewarder"}
     a = compose(["experiment=cream_llama3_8b"])
     assert a.trainer.cream.activation_checkpointing is True and a.sampling.n == 5
     assert a.regularizer._target_ == "cream.method.regularizers.DatasetConsistency"
@@ -184,7 +194,8 @@ def test_help_is_short_and_names_the_groups(tmp_path, monkeypatch, capsys):
     assert proc.returncode == 0
     text = proc.stdout
     assert len(text.splitlines()) < 45 and "warmup_ratio" not in text  # a usage text, not the whole config
-    for group in ("rewarder:", "regularizer:", "consistency:", "loss:", "sampler:", "trainer:", "model:", "data:", "debug: smoke"):
+    for group in ("rewarder:", "regularizer:", "consistency:", "loss:", "sampler:", "trainer:", "model:", "data:",
+                  "debug: smoke"):
         assert group in text, group
     assert "cream/config.py" in text and "README.md" in text
 
@@ -247,7 +258,8 @@ def test_console_scripts_all_live_in_cli():
     setup.read(ROOT / "setup.cfg")
     scripts = dict(line.split(" = ") for line in setup["options.entry_points"]["console_scripts"].strip().splitlines())
     assert scripts == {"cream-train": "cream.cli:train", "cream-eval": "cream.cli:evaluate",
-                       "cream-train-rm": "cream.cli:train_rm", "cream-table": "cream.cli:table", "cream-plot": "cream.cli:plot"}
+                       "cream-train-rm": "cream.cli:train_rm", "cream-table": "cream.cli:table",
+                       "cream-plot": "cream.cli:plot"}
 
 
 @pytest.mark.slow
@@ -265,15 +277,17 @@ def test_a_wheel_ships_the_configs(tmp_path):
         if (ROOT / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, src / rel)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
-                    str(src)], check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=600)
     (wheel,) = (tmp_path / "dist").glob("cream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"cream/conf/config.yaml", "cream/conf/model/smollm2_135m.yaml", "cream/conf/experiment/smollm2_cream.yaml"} <= set(names)
+    assert {"cream/conf/config.yaml", "cream/conf/model/smollm2_135m.yaml",
+            "cream/conf/experiment/smollm2_cream.yaml"} <= set(names)
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = ("import sys; sys.argv = ['cream-train', '--help']; import cream.paths as p; print(p.conf_dir()); "
             "from cream.cli import train; train()")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.splitlines()[0] == str(tmp_path / "site" / "cream" / "conf") and "Usage: cream-train" in proc.stdout
+    assert proc.stdout.splitlines()[0] == str(tmp_path / "site" / "cream" / "conf")
+    assert "Usage: cream-train" in proc.stdout

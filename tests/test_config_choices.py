@@ -18,8 +18,10 @@ def test_losses(name, cls):
         assert loss.eps == 0.1
 
 
-@pytest.mark.parametrize("name, cls", [("none", regularizers.NoRegularizer), ("cream_avg", regularizers.DatasetConsistency),
-                                       ("cream_dyn", regularizers.PairConsistency), ("fixed", regularizers.FixedConsistency)])
+@pytest.mark.parametrize("name, cls", [("none", regularizers.NoRegularizer),
+                                       ("cream_avg", regularizers.DatasetConsistency),
+                                       ("cream_dyn", regularizers.PairConsistency),
+                                       ("fixed", regularizers.FixedConsistency)])
 def test_regularizers(name, cls):
     reg = instantiate(compose([f"regularizer={name}"]).regularizer)
     assert type(reg) is cls

@@ -53,7 +53,8 @@ def test_stages_record_the_controls_only_when_on():
     assert on["iter_1/dpo"]["dpo"]["rpo_alpha"] == 1.0 and on["iter_2/dpo"]["regularizer"]["min_c"] == 0.5
     same = _configs(["reward.first_consistency=same_scale"])
     assert same["iter_1/reward"]["reward.first_consistency"] == "same_scale"
-    assert "reward.first_consistency" not in same["iter_2/reward"] and "reward.first_consistency" not in same["iter_1/dpo"]
+    assert "reward.first_consistency" not in same["iter_2/reward"]
+    assert "reward.first_consistency" not in same["iter_1/dpo"]
 
 
 def _jsonl(path):
@@ -81,7 +82,8 @@ def test_smoke_with_every_switch_on(tmp_path):
             assert x is None if not f else x == pytest.approx(raw - alpha * n)
     pairs = _jsonl(run / "iter_1/pairs/pairs.jsonl")
     by_id = {r["prompt_id"]: r for r in rewards}
-    lengths = [(by_id[p["prompt_id"]]["n_tokens"][p["chosen_index"]], by_id[p["prompt_id"]]["n_tokens"][p["rejected_index"]])
+    lengths = [(by_id[p["prompt_id"]]["n_tokens"][p["chosen_index"]],
+                by_id[p["prompt_id"]]["n_tokens"][p["rejected_index"]])
                for p in pairs]
     diag = rows[2]["diagnostics"]
     assert diag["chosen_length"] == pytest.approx(sum(a for a, _ in lengths) / len(lengths))
@@ -122,10 +124,13 @@ def test_no_pairs_left_after_dropping_truncated_responses_says_why(tmp_path):
     (it / "sample" / "samples.jsonl").write_text(json.dumps(
         {"prompt_id": "p", "prompt": "q", "responses": ["a", "b"], "finished": [False, True]}) + "\n")
     (it / "reward" / "rewards.jsonl").write_text(json.dumps(
-        {"prompt_id": "p", "reward": [None, 1.0], "prev_reward": [None, 0.5], "ref_logp": [0, 0], "n_tokens": [3, 2]}) + "\n")
-    (it / "reward" / "manifest.json").write_text(json.dumps({"summary": {"n_truncated_dropped": 1, "n_prompts_lt2": 1}}))
+        {"prompt_id": "p", "reward": [None, 1.0], "prev_reward": [None, 0.5], "ref_logp": [0, 0],
+         "n_tokens": [3, 2]}) + "\n")
+    (it / "reward" / "manifest.json").write_text(json.dumps({"summary": {"n_truncated_dropped": 1,
+                                                                         "n_prompts_lt2": 1}}))
     (it / "consistency" / "consistency.jsonl").write_text(json.dumps({"prompt_id": "p", "c": None}) + "\n")
-    with pytest.raises(NoPairsError, match=r"reward.drop_truncated=true dropped 1 responses cut at sampling.max_new_tokens "
-                                           r"and left 1 prompts with fewer than 2"):
+    with pytest.raises(NoPairsError,
+                       match=r"reward.drop_truncated=true dropped 1 responses cut at sampling.max_new_tokens "
+                             r"and left 1 prompts with fewer than 2"):
         pairs.run(Context(compose(["reward.drop_truncated=true"]), tmp_path), it / "pairs", t=1)
     assert not (it / "pairs" / "pairs.jsonl").exists()

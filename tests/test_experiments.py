@@ -14,7 +14,8 @@ from conftest import ROOT, compose, read_results, run_cli
 pytestmark = pytest.mark.slow
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-TINY = ["model=tiny", "trainer=cpu", "trainer.devices=1", "data=arc_easy", "debug=smoke", "eval.limit=8", "data.n_prompts=12"]
+TINY = ["model=tiny", "trainer=cpu", "trainer.devices=1", "data=arc_easy", "debug=smoke", "eval.limit=8",
+        "data.n_prompts=12"]
 MISSING = object()
 
 
@@ -29,7 +30,8 @@ def _flat(d: dict, prefix: str = ""):
 
 def _body(name: str) -> tuple[list[str], dict, dict]:
     """(group overrides of its defaults list, the values it sets, its hydra sweeper params)."""
-    body = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))  # YAML as Hydra reads it
+    # YAML as Hydra reads it
+    body = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))
     groups, parents = [], []
     for d in body.pop("defaults", []):
         if isinstance(d, dict):
@@ -49,7 +51,8 @@ def _own_value(name: str, key: str):
     """The value ``key`` gets from experiment ``name``'s file or its parent files (MISSING: none of them sets it)."""
     body = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))
     value = dict(_flat({k: v for k, v in body.items() if k not in ("defaults", "hydra")})).get(key, MISSING)
-    parents = [d.split("/")[-1] for d in body.get("defaults", []) if isinstance(d, str) and d.startswith("/experiment/")]
+    parents = [d.split("/")[-1] for d in body.get("defaults", [])
+               if isinstance(d, str) and d.startswith("/experiment/")]
     for parent in parents:
         if value is MISSING:
             value = _own_value(parent, key)
@@ -88,7 +91,8 @@ def test_experiment_runs_with_the_tiny_model(name, tmp_path):
     if compose([f"experiment={name}"]).reward.drop_truncated:
         extra.append("reward.drop_truncated=false")
     cfg = compose([f"experiment={name}", *TINY, *extra])
-    assert cfg.model.name_or_path is None and cfg.trainer.accelerator == "cpu" and list(cfg.data.benchmarks) == ["arc_easy"]
+    assert cfg.model.name_or_path is None and cfg.trainer.accelerator == "cpu"
+    assert list(cfg.data.benchmarks) == ["arc_easy"]
     run_cli([f"experiment={name}", *TINY, *extra, f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     rows = read_results(tmp_path)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]

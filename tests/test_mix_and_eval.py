@@ -17,7 +17,8 @@ def test_mix_pipeline_and_cream_eval(tmp_path):
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     for r in rows:
         assert set(r["eval"]) == FIVE
-        assert set(r["eval_acc"]) == set(r["eval_acc_norm"]) == FIVE - {"gsm8k"}  # log-likelihood scoring: multiple choice only
+        # log-likelihood scoring: multiple choice only
+        assert set(r["eval_acc"]) == set(r["eval_acc_norm"]) == FIVE - {"gsm8k"}
         assert set(r["eval_strict"]) == set(r["eval_official"]) == set(r["eval_stderr"]) == FIVE
         assert r["eval_avg"] == pytest.approx(sum(r["eval"].values()) / 5)
         assert r["eval_avg_stderr"] == pytest.approx(math.sqrt(sum(v * v for v in r["eval_stderr"].values())) / 5)
@@ -28,9 +29,11 @@ def test_mix_pipeline_and_cream_eval(tmp_path):
     assert {s["benchmark"] for s in samples} == FIVE
     # cream-eval on M2's folder reproduces the pipeline's evaluation of M2
     out = tmp_path / "eval"
-    proc = run_cli([f"model.name_or_path={run_dir / 'iter_1' / 'dpo' / 'model'}", "data=mix", "eval.limit=8", f"out={out}"],
+    proc = run_cli([f"model.name_or_path={run_dir / 'iter_1' / 'dpo' / 'model'}", "data=mix", "eval.limit=8",
+                    f"out={out}"],
                    cwd=tmp_path, script="cream-eval")
     result = json.loads((out / "result.json").read_text())
-    for key in ("eval", "eval_stderr", "eval_strict", "eval_official", "eval_acc", "eval_acc_norm", "eval_acc_norm_stderr"):
+    for key in ("eval", "eval_stderr", "eval_strict", "eval_official", "eval_acc", "eval_acc_norm",
+                "eval_acc_norm_stderr"):
         assert result[key] == rows[2][key], key
     assert "gsm8k" in proc.stdout

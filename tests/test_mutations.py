@@ -26,7 +26,8 @@ def test_every_mutation_still_matches_the_code():
 def test_check_snippets_names_a_mutation_whose_code_moved():
     from mutation_check import MovedError, check_snippets
 
-    moved = [("a stale entry", "cream/stages/pairs.py", "this line is not in the file", "x", ["tests/stages/test_pairs.py"])]
+    moved = [("a stale entry", "cream/stages/pairs.py", "this line is not in the file", "x",
+              ["tests/stages/test_pairs.py"])]
     with pytest.raises(MovedError, match="a stale entry: .*the code moved: update the mutation"):
         check_snippets(ROOT, moved)
 

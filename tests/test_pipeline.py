@@ -26,7 +26,8 @@ GOLDEN = Path(__file__).parent / "golden"
 def test_smoke_results_unchanged(smoke_run):
     """The seeded smoke run gives the very bytes of the stored copy (made before the restructuring)."""
     made_on = json.loads((GOLDEN / "smoke_seed0_machine.json").read_text())
-    here = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+    here = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine()}
     if here != made_on:
         pytest.skip(f"the golden copy was made with {made_on}; this machine has {here} (floats may differ)")
     # every key the copy has, byte for byte; the per-iteration diagnostics (measured, added after the copy was
@@ -102,7 +103,8 @@ def test_consistency_and_pairs_match_independent_computation(smoke_run):
     log = list(csv.DictReader((it / "dpo" / "logs" / "metrics.csv").open()))
     first = next(r for r in log if r.get("train/rewards/margins"))
     assert float(first["train/rewards/margins"]) == pytest.approx(0.0, abs=1e-4)
-    assert {"train/rewards/chosen", "train/rewards/accuracies", "train/logps/chosen", "train/consistency_weight"} <= set(log[0])
+    assert {"train/rewards/chosen", "train/rewards/accuracies", "train/logps/chosen",
+            "train/consistency_weight"} <= set(log[0])
 
 
 def test_rerun_skips_finished_stages_and_gives_same_results(smoke_run):
@@ -143,7 +145,8 @@ def test_same_seed_same_results(smoke_run, tmp_path):
 
 
 def test_sweep_over_regularizers(tmp_path):
-    proc = run_cli(["-m", "regularizer=none,cream_avg,cream_dyn", "debug=smoke", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    proc = run_cli(["-m", "regularizer=none,cream_avg,cream_dyn", "debug=smoke",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     runs = sorted((tmp_path / "sweep").glob("[0-9]*"))
     assert len(runs) == 3, proc.stdout[-2000:]
     weights = []

@@ -30,8 +30,10 @@ def test_a_line_at_a_10_percent_mark_30_s_after_the_last_or_60_s_in_any_case(cap
     p.close()
     lines = _lines(caplog)
     # 10 % marks at 20, 40, ... s: a line at the first mark 30 s or more after the last one (40, 80, ... s)
-    assert lines == ["eval M2 arc_easy: 40/200 (20%), 40s, 1.00 it/s", "eval M2 arc_easy: 80/200 (40%), 1m20s, 1.00 it/s",
-                     "eval M2 arc_easy: 120/200 (60%), 2m00s, 1.00 it/s", "eval M2 arc_easy: 160/200 (80%), 2m40s, 1.00 it/s",
+    assert lines == ["eval M2 arc_easy: 40/200 (20%), 40s, 1.00 it/s",
+                     "eval M2 arc_easy: 80/200 (40%), 1m20s, 1.00 it/s",
+                     "eval M2 arc_easy: 120/200 (60%), 2m00s, 1.00 it/s",
+                     "eval M2 arc_easy: 160/200 (80%), 2m40s, 1.00 it/s",
                      "eval M2 arc_easy: 200/200 (100%), 3m20s, 1.00 it/s"]
 
 
@@ -69,7 +71,8 @@ def test_what_tqdm_gives(monkeypatch, env, tty, kind):
 def test_stage_summary_line_fits_160_characters():
     from cream.pipeline import SUMMARY_LINE, _brief
 
-    summary = {"extraction": "lenient", **{f"eval_{k}_avg": 0.25 for k in ("x", "lenient", "strict", "official", "acc")},
+    summary = {"extraction": "lenient",
+               **{f"eval_{k}_avg": 0.25 for k in ("x", "lenient", "strict", "official", "acc")},
                **{f"eval_{k}_avg_stderr": 0.05 for k in ("x", "lenient")}, "eval_acc_norm_avg": 0.125}
     head = "[eval/M0] done in 61.5 s, peak RSS 660 MB"
     line = head + _brief(summary, SUMMARY_LINE - len(head))

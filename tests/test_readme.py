@@ -69,7 +69,8 @@ def test_the_own_data_command_composes_as_written(tmp_path, tiny_dir, monkeypatc
     monkeypatch.chdir(tmp_path)
     cfg = compose([a.replace("=DIR", f"={tiny_dir}") for a in cmd[1:]] + ["data.allow_sample=true"])
     validate_config(cfg)  # reads the three files
-    assert cfg.data.pool == "file" and cfg.data.seed.source == "file" and dict(cfg.data.eval_files) == {"mine": "eval.jsonl"}
+    assert cfg.data.pool == "file" and cfg.data.seed.source == "file"
+    assert dict(cfg.data.eval_files) == {"mine": "eval.jsonl"}
 
 
 @pytest.mark.slow
@@ -85,7 +86,8 @@ def test_the_own_data_command_runs_as_written(tmp_path, tiny_dir):
     proc = subprocess.run(f"{line} {budget}", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "CREAM_PROGRESS": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    samples = [json.loads(x) for x in (tmp_path / "run" / "iter_1" / "sample" / "samples.jsonl").read_text().splitlines()]
+    samples = [json.loads(x)
+               for x in (tmp_path / "run" / "iter_1" / "sample" / "samples.jsonl").read_text().splitlines()]
     assert {s["prompt_id"] for s in samples} == {f"prompts-{i}" for i in range(8)}
 
 
@@ -109,8 +111,8 @@ def test_the_readme_example_table_is_what_its_commands_print(tmp_path):
 def test_the_quoted_table_has_the_shape_cream_table_prints():
     lines = _quoted_table().splitlines()
     assert lines[0].startswith("Accuracy (%, lm-eval acc_norm") and "mean ± std over seeds" in lines[0]
-    assert lines[2].startswith("| Method") and any(ln.startswith("| all methods | M0") or ln.startswith("| all methods ")
-                                                   for ln in lines)
+    assert lines[2].startswith("| Method")
+    assert any(ln.startswith("| all methods | M0") or ln.startswith("| all methods ") for ln in lines)
 
 
 def _mode(path) -> int:

@@ -38,10 +38,12 @@ def test_scored_keeps_the_responses_both_models_scored():
 
 
 @pytest.mark.parametrize("line, match", [
-    ({"prompt_id": "p", "reward": [1.0], "prev_reward": [1.0]}, r"rewards\.jsonl:2: a rewards\.jsonl row needs ref_logp"),
+    ({"prompt_id": "p", "reward": [1.0], "prev_reward": [1.0]},
+     r"rewards\.jsonl:2: a rewards\.jsonl row needs ref_logp"),
     ({"prompt_id": "p", "reward": [1.0, 2.0], "prev_reward": [1.0], "ref_logp": [0, 0]},
      r"rewards\.jsonl:2: .*one entry per response.*prev_reward=1"),
-    ({"prompt_id": "p", "reward": 1.0, "prev_reward": [1.0], "ref_logp": [0]}, r"rewards\.jsonl:2: .*reward must be a list"),
+    ({"prompt_id": "p", "reward": 1.0, "prev_reward": [1.0], "ref_logp": [0]},
+     r"rewards\.jsonl:2: .*reward must be a list"),
     ([1, 2], r"rewards\.jsonl:2: expected a JSON object"),
 ])
 def test_a_bad_row_names_the_file_and_line(tmp_path, line, match):
@@ -55,7 +57,8 @@ def test_a_bad_row_names_the_file_and_line(tmp_path, line, match):
 def test_a_pair_without_reference_logps_is_refused_with_the_fix(tmp_path):
     f = tmp_path / "pairs.jsonl"
     f.write_text(json.dumps({"prompt_id": "p", "prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
-    with pytest.raises(ArtifactError, match=r"pairs\.jsonl:1: .*needs ref_logp_chosen, ref_logp_rejected.*redo its stage"):
+    with pytest.raises(ArtifactError,
+                       match=r"pairs\.jsonl:1: .*needs ref_logp_chosen, ref_logp_rejected.*redo its stage"):
         read_rows(f, PairRow)
 
 

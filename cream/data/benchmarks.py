@@ -29,7 +29,8 @@ FILES = {
     "arc_easy": {"train": "arc_easy/ARC-Easy-Train.jsonl", "validation": "arc_easy/ARC-Easy-Dev.jsonl",
                  "test": "arc_easy/ARC-Easy-Test.jsonl"},
     "arc_challenge": {"train": "arc_challenge/ARC-Challenge-Train.jsonl",
-                      "validation": "arc_challenge/ARC-Challenge-Dev.jsonl", "test": "arc_challenge/ARC-Challenge-Test.jsonl"},
+                      "validation": "arc_challenge/ARC-Challenge-Dev.jsonl",
+                      "test": "arc_challenge/ARC-Challenge-Test.jsonl"},
     "obqa": {"train": "obqa/train.jsonl", "validation": "obqa/dev.jsonl", "test": "obqa/test.jsonl"},
     "siqa": {"train": "siqa/train.jsonl", "validation": "siqa/dev.jsonl"},
     "gsm8k": {"train": "gsm8k/train.jsonl", "test": "gsm8k/test.jsonl"},
@@ -87,7 +88,8 @@ def _letter(label: str) -> str:
 
 def _mc(name: str, id_: str, question: str, texts: list, labels: list, answer: object, where: str,
         answer_key: str = "answerKey") -> Example:
-    if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels) or not 2 <= len(labels) <= 5:
+    if (not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels)
+            or not 2 <= len(labels) <= 5):
         raise DataError(f"{where}: key 'choices': expected 2-5 options with one label each, got {texts!r} / {labels!r}")
     labels = [str(x).strip() for x in labels]
     gold = str(answer).strip()
@@ -96,7 +98,8 @@ def _mc(name: str, id_: str, question: str, texts: list, labels: list, answer: o
     try:
         letters = tuple(_letter(x) for x in labels)
     except ValueError as e:
-        raise DataError(f"{where}: key 'choices': label {e.args[0]!r} is neither a letter A-E nor a number 1-5") from None
+        raise DataError(f"{where}: key 'choices': label {e.args[0]!r} is neither a letter A-E "
+                        "nor a number 1-5") from None
     if len(set(letters)) != len(letters):
         raise DataError(f"{where}: key 'choices': repeated labels {labels}")
     return Example(str(id_), name, str(question).strip(), tuple(str(t).strip() for t in texts), letters,
@@ -172,7 +175,8 @@ def _siqa_labels(path: Path, records: list[tuple[int, dict]]) -> list[str]:
     """The gold label ("1"-"3") of each record, from the ``-labels.lst`` file beside ``path``."""
     lpath = path.with_name(f"{path.stem}-labels.lst")
     if not lpath.is_file():
-        raise DataError(f"{lpath} is missing: Social IQa's gold labels, one per line of {path.name}, are expected there")
+        raise DataError(f"{lpath} is missing: Social IQa's gold labels, one per line of {path.name}, "
+                        "are expected there")
     lines = lpath.read_text(encoding="utf-8").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -198,7 +202,8 @@ def _missing(what: str, name: str, split: str, root: Path) -> DataError:
     )
 
 
-def load_benchmark(name: str, split: str, data_dir: str | os.PathLike | None = None, source: str = "files") -> list[Example]:
+def load_benchmark(name: str, split: str, data_dir: str | os.PathLike | None = None,
+                   source: str = "files") -> list[Example]:
     """All examples of one split ("train" | "validation" | "test") of one benchmark, in file order.
 
     ``source="files"`` reads the original release files under ``data_dir`` (``None``: the sample shipped

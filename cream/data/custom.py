@@ -204,7 +204,8 @@ def load_eval_file(name: str, path: str | Path) -> list[Example]:
         elif isinstance(ans, str) and ans.strip() in texts:
             gold = labels[texts.index(ans.strip())]
         else:
-            raise DataError(f"{where}: field 'answer': {ans!r} is neither a letter {'/'.join(labels)} nor the text of a choice")
+            raise DataError(f"{where}: field 'answer': {ans!r} is neither a letter {'/'.join(labels)} nor the text of "
+                            "a choice")
         out.append(Example(ex_id, name, q.strip(), texts, labels, gold))
     _one_kind(out, [where for where, _ in records], name)
     return out

@@ -64,7 +64,8 @@ def seed_conversations(cfg: DictConfig) -> list[dict]:
     for ``benchmarks`` none (``seed_set`` gives its examples); the first ``data.seed.limit`` when set."""
     s = cfg.data.seed
     if s.source == "oasst":
-        convs = load_oasst(oasst_path(cfg), lang=str(s.lang), max_turns=None if s.max_turns is None else int(s.max_turns))
+        convs = load_oasst(oasst_path(cfg), lang=str(s.lang),
+                           max_turns=None if s.max_turns is None else int(s.max_turns))
         if not convs:
             raise PoolError(f"data.seed.source=oasst: no {s.lang} conversation in {oasst_path(cfg)} passes the rule "
                             "of cream/data/oasst.py")
@@ -89,7 +90,8 @@ def full_pool(cfg: DictConfig) -> list[Example | Prompt]:
     """The whole pool D_U of ``data.pool=paper`` or ``file``, shuffled with the seed (before it is cut)."""
     if cfg.data.pool == "file":
         if cfg.data.prompts is None:
-            raise PoolError("data.pool=file needs data.prompts=FILE_OR_FOLDER (records {\"prompt\": ...} or {\"messages\": [...]})")
+            raise PoolError("data.pool=file needs data.prompts=FILE_OR_FOLDER (records {\"prompt\": ...} or "
+                            "{\"messages\": [...]})")
         items: list = load_prompts(cfg.data.prompts)
     else:
         source = "oasst" if cfg.data.seed.source == "oasst" else "seed"
@@ -106,7 +108,8 @@ def _first_user(messages: list[dict]) -> int:
 
 
 def prompt_slice(cfg: DictConfig, t: int) -> list[Example | Prompt]:
-    """Slice t (1-based) of the unlabeled pool: disjoint from the other slices (and, per benchmark, from the seed set)."""
+    """Slice t (1-based) of the unlabeled pool: disjoint from the other slices (and, per benchmark, from the seed
+    set)."""
     n = cfg.data.n_prompts
     if cfg.data.pool == "per_benchmark":
         if n is None or int(n) < 1:

@@ -32,7 +32,8 @@ def sft_target(ex: Example) -> str:
 def render(tokenizer, user_text: str) -> str:
     """The prompt as the model sees it: its chat template when it has one, else the text and a newline."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                             add_generation_prompt=True)
     return user_text + "\n"
 
 
@@ -97,7 +98,8 @@ def conversation_segments(tokenizer, messages: list[dict]) -> list[tuple[list[in
         starts_with_bos = bool(tokenizer.bos_token) and full.startswith(tokenizer.bos_token)
     else:
         segs = [(tokenizer(m["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id], True)
-                if m["role"] == "assistant" else (tokenizer(m["content"] + "\n", add_special_tokens=False)["input_ids"], False)
+                if m["role"] == "assistant"
+                else (tokenizer(m["content"] + "\n", add_special_tokens=False)["input_ids"], False)
                 for m in messages]
         starts_with_bos = False
     if bos is not None and not starts_with_bos:

@@ -23,12 +23,12 @@ Digits are never mapped to letters: options are shown to the model as letters, s
 
 GSM8K (``extract_number``): rule ``####`` / ``answer:`` (also "answer is") -- the number after the last such
 marker, in the same wrappers (``\\boxed{72}``, ``**72**``); when the marker is followed by an equation
-(``Answer: 3 x 15 = 45``) the result after its last "=" (45); else ``last number`` -- the last number in the text. Commas, ``$`` and spaces are stripped;
-the sign and decimals are kept; correctness is numeric (``72.0 == 72``).
+(``Answer: 3 x 15 = 45``) the result after its last "=" (45); else ``last number`` -- the last number in the text.
+Commas, ``$`` and spaces are stripped; the sign and decimals are kept; correctness is numeric (``72.0 == 72``).
 
 ``strict``: the same, but only an explicit answer statement counts (rules 1-2, the GSM8K markers, with every
-wrapper they accept): no last-letter or last-number fallback, so an option list the model merely echoes ("A. oxygen B. carbon
-dioxide ...") is never an answer.
+wrapper they accept): no last-letter or last-number fallback, so an option list the model merely echoes ("A. oxygen B.
+carbon dioxide ...") is never an answer.
 
 ``official``: the rules of the CREAM authors' ``evaluate.py`` (``cream.evaluation.official_answers``), to set numbers
 beside the paper's.
@@ -61,7 +61,8 @@ NOTHING = Extraction(None, None)
 # quotes, LaTeX math ("$B$", "\boxed{B}", "\text{B}"); openers and closers are matched independently.
 _OPEN = r"(?:[\s*_`(\[{<\"'“‘$]|\\(?:boxed|text|textbf|mathrm)\{)*"
 _CLOSE = r"[\s*_`)\]}>\"'”’$]*[)\]}>\"'”’`*_$]"
-_LEAD = _OPEN + r"(?:(?i:option|choice)\s+)?" + _OPEN + r"(?P<letter>[A-Za-z])(?P<close>" + _CLOSE + r")?(?=(?P<rest>[^\n]*))"
+_LEAD = (_OPEN + r"(?:(?i:option|choice)\s+)?" + _OPEN + r"(?P<letter>[A-Za-z])(?P<close>" + _CLOSE
+         + r")?(?=(?P<rest>[^\n]*))")
 _ANSWER_COLON = re.compile(r"(?i:answer)\s*(?:(?i:is)\s*)?[*_]*\s*[:：]" + _LEAD)
 _ANSWER_IS = re.compile(r"(?i:answer\s+is)\s*(?:[:：])?" + _LEAD)
 _LOWER_TAIL = re.compile(r"[\s*_.)\]]*$")
@@ -72,7 +73,8 @@ _NUM = r"-?(?:\$\s?)?-?\d[\d,]*(?:\.\d+)?"
 _NUM_RE = re.compile(r"(?<![\w.])" + _NUM)
 # an equation before the result on an answer line: "3 x 15 = ", "$3 * 5 = 15 = " (digits, operators, "=")
 _EQUATION = r"(?:[-\d\s.,$+*/x×÷()]*=\s*)+"
-_MARKED_NUM = re.compile(r"(?:####|(?i:answer)\s*(?:(?i:is)\s*)?[*_]*\s*[:：]?)" + _OPEN + r"(?:" + _EQUATION + r")?(" + _NUM + ")")
+_MARKED_NUM = re.compile(r"(?:####|(?i:answer)\s*(?:(?i:is)\s*)?[*_]*\s*[:：]?)" + _OPEN
+                         + r"(?:" + _EQUATION + r")?(" + _NUM + ")")
 
 
 _NEXT_OPTION = re.compile(r"[^\S\n]*\n\s*\(?[A-E][.)]\s")

@@ -61,7 +61,8 @@ def encode(tok, ctx: str, continuation: str, max_length: int) -> tuple[list[int]
     return whole, start
 
 
-def requests(tok, examples: Sequence[Example], max_length: int, chat_template: bool = False) -> tuple[list[str], list, list]:
+def requests(tok, examples: Sequence[Example], max_length: int,
+             chat_template: bool = False) -> tuple[list[str], list, list]:
     """The rendered context of each example and the (ids, start) of every option, examples in order."""
     contexts, seqs, starts = [], [], []
     for ex in examples:

@@ -95,14 +95,16 @@ def balance_alpha(rewards: Sequence[Vector], n_tokens: Sequence[Sequence[int]]) 
                 if ns[a] > ns[b] and rs[a] > rs[b]:  # a longer and better: overtaken by b at this alpha
                     points.add(float((rs[a] - rs[b]) / (ns[a] - ns[b])))
     bounds = sorted(points)
-    candidates = [0.0] + [(lo + hi) / 2 for lo, hi in zip([0.0, *bounds], [*bounds, 2 * bounds[-1]])] if bounds else [0.0]
+    candidates = ([0.0] + [(lo + hi) / 2 for lo, hi in zip([0.0, *bounds], [*bounds, 2 * bounds[-1]])]
+                  if bounds else [0.0])
     for alpha in candidates:
         plus, minus, n_pairs = pair_lengths(r, n, alpha)
         if n_pairs and plus <= minus:
             return {"alpha": alpha, "balanced": True, "chosen_length": plus, "rejected_length": minus,
                     "n_breakpoints": len(bounds)}
     plus, minus, _ = pair_lengths(r, n, 0.0)
-    return {"alpha": 0.0, "balanced": False, "chosen_length": plus, "rejected_length": minus, "n_breakpoints": len(bounds)}
+    return {"alpha": 0.0, "balanced": False, "chosen_length": plus, "rejected_length": minus,
+            "n_breakpoints": len(bounds)}
 
 
 def control_rewards(reward: Sequence[Vector], prev_reward: Sequence[Vector], n_tokens: Sequence[Sequence[int]],

@@ -42,7 +42,8 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
         raise ModelLoadError(f"cannot load the tokenizer from {name_or_path!r}: {e}") from e
     if tok.pad_token is None:
         if tok.eos_token is None:
-            raise ModelLoadError(f"tokenizer {name_or_path!r} has neither a pad nor an EOS token; set one in its tokenizer_config.json")
+            raise ModelLoadError(f"tokenizer {name_or_path!r} has neither a pad nor an EOS token; set one in its "
+                                 "tokenizer_config.json")
         log.warning("tokenizer %s has no pad token: using EOS %r for padding", name_or_path, tok.eos_token)
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -136,7 +137,8 @@ def load_gguf(name_or_path: str | os.PathLike, gguf_file: str, dtype: str = "flo
     return model, tok
 
 
-def convert_gguf(name_or_path: str | os.PathLike, gguf_file: str, out_dir: str | os.PathLike, dtype: str = "float32") -> Path:
+def convert_gguf(name_or_path: str | os.PathLike, gguf_file: str, out_dir: str | os.PathLike,
+                 dtype: str = "float32") -> Path:
     """Write a GGUF checkpoint once as a plain transformers folder (safetensors + tokenizer): M0 of a run."""
     model, tok = load_gguf(name_or_path, gguf_file, dtype)
     out_dir = Path(out_dir)

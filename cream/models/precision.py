@@ -60,7 +60,9 @@ def for_inference(model, wanted: str | None, key: str):
     device = next(model.parameters()).device
     if not supports(dtype, device):
         log.warning("%s=%s: %s has no native %s; running in %s", key, wanted,
-                    "this CPU" if device.type == "cpu" else f"the {device.type} device", wanted, str(have).replace("torch.", ""))
+                    "this CPU" if device.type == "cpu" else f"the {device.type} device", wanted,
+                    str(have).replace("torch.", ""))
         return model
-    log.info("%s=%s: inference in %s on %s (weights loaded as %s)", key, wanted, wanted, device.type, str(have).replace("torch.", ""))
+    log.info("%s=%s: inference in %s on %s (weights loaded as %s)", key, wanted, wanted, device.type,
+             str(have).replace("torch.", ""))
     return model.to(dtype)

@@ -22,7 +22,8 @@ def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int)
         resp[i, st: len(s)] = True
     return {"input_ids": ids, "attention_mask": att, "response_mask": resp}
 
-def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   response_mask: torch.Tensor) -> torch.Tensor:
     """Sum over response tokens of log p(token | prefix), one value per row: [B, T] ids and masks -> [B].
 
     Runs the decoder once and applies the LM head only at positions that predict a response token,
@@ -105,7 +106,8 @@ def _shared_batch(model, contexts: list[list[int]], options: list[list[list[int]
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp_(min=0)
     cache = DynamicCache(config=model.config)
-    last = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache}).last_hidden_state[:, -1]
+    last = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                   **{key: cache}).last_hidden_state[:, -1]
     first_lp = torch.log_softmax(head(last).float(), dim=-1)  # (B, V): the first token of every option
     owner = [b for b, opts in enumerate(options) for _ in opts]  # question of each option row
     flat = [o for opts in options for o in opts]
@@ -124,7 +126,8 @@ def _shared_batch(model, contexts: list[list[int]], options: list[list[list[int]
     lp = first_lp[rows].gather(-1, oid[:, :1]).squeeze(-1)  # (R,)
     r_idx, c_idx = omask[:, 1:].nonzero(as_tuple=True)  # option position c predicts option token c + 1
     if len(r_idx):
-        rest = torch.log_softmax(head(hidden[r_idx, c_idx]).float(), dim=-1).gather(-1, oid[r_idx, c_idx + 1][:, None]).squeeze(-1)
+        rest = (torch.log_softmax(head(hidden[r_idx, c_idx]).float(), dim=-1)
+                .gather(-1, oid[r_idx, c_idx + 1][:, None]).squeeze(-1))
         lp = lp.index_add(0, r_idx, rest)
     out, vals = [], lp.tolist()
     for opts in options:
@@ -134,8 +137,9 @@ def _shared_batch(model, contexts: list[list[int]], options: list[list[list[int]
 
 
 @torch.inference_mode()
-def score_shared_context(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], sizes: Sequence[int], pad_id: int, *,
-                         batch_size: int = 64, desc: str = "score", progress: bool = True) -> tuple[list[float], dict]:
+def score_shared_context(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], sizes: Sequence[int],
+                         pad_id: int, *, batch_size: int = 64, desc: str = "score",
+                         progress: bool = True) -> tuple[list[float], dict]:
     """``score_sequences`` for groups of sequences that share their context (``sizes``: consecutive group
     lengths, e.g. a question's options): each context is computed once and its options are scored from its
     KV cache (``batch_size``: option rows per forward).  Groups whose sequences do not share ``seq[:start]``

@@ -35,7 +35,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | os.Pat
 
 
 def build_tiny(out_dir: str | os.PathLike, texts: Iterable[str], *, vocab_size: int, hidden_size: int,
-               intermediate_size: int, num_layers: int, num_heads: int, max_position_embeddings: int, seed: int) -> Path:
+               intermediate_size: int, num_layers: int, num_heads: int, max_position_embeddings: int,
+               seed: int) -> Path:
     """A tiny Llama with random weights (seeded) and an offline tokenizer, saved with ``save_pretrained``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 

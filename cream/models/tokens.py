@@ -20,14 +20,16 @@ def _template_turn_end(tokenizer) -> str | None:
     marker (leading whitespace skipped: Llama 2 writes " </s>") must start with a special token.
     """
     try:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": _MARKER}],
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"},
+                                              {"role": "assistant", "content": _MARKER}],
                                              tokenize=False)
     except Exception:  # noqa: BLE001 - a template that rejects this chat: no end of turn to read
         return None
     if not isinstance(text, str) or _MARKER not in text:
         return None
     after = text.split(_MARKER, 1)[1].lstrip()
-    special = sorted({str(t) for t in tokenizer.all_special_tokens} | set(tokenizer.get_added_vocab()), key=len, reverse=True)
+    special = sorted({str(t) for t in tokenizer.all_special_tokens} | set(tokenizer.get_added_vocab()), key=len,
+                     reverse=True)
     return next((t for t in special if t and after.startswith(t)), None)
 
 
@@ -71,7 +73,8 @@ def template_info(tokenizer, model=None) -> dict:
     """What the manifest records of how turns are formatted and ended."""
     end = turn_end_id(tokenizer)
     return {"chat_template": bool(getattr(tokenizer, "chat_template", None)),
-            "turn_end": tokenizer.convert_ids_to_tokens(end), "turn_end_id": end, "stop_ids": stop_ids(tokenizer, model)}
+            "turn_end": tokenizer.convert_ids_to_tokens(end), "turn_end_id": end,
+            "stop_ids": stop_ids(tokenizer, model)}
 
 
 def encode_prompt(tokenizer, prompt: str, max_prompt_length: int) -> tuple[list[int], bool]:
@@ -85,7 +88,8 @@ def encode_prompt(tokenizer, prompt: str, max_prompt_length: int) -> tuple[list[
     return p, False
 
 
-def encode_pair(tokenizer, prompt: str, response: str, max_length: int, max_prompt_length: int) -> tuple[list[int], int, bool]:
+def encode_pair(tokenizer, prompt: str, response: str, max_length: int,
+                max_prompt_length: int) -> tuple[list[int], int, bool]:
     """Token ids of prompt + response + end of turn, and the index where the response starts.
 
     The terminator is the chat template's end-of-turn token (``turn_end_id``): what the model emits to end

@@ -110,7 +110,8 @@ def diagnostics(samples: Sequence[dict], n_tokens: Sequence[Sequence[int] | None
     """
     texts = [r for s in samples for r in s["responses"]]
     finished = [f for s in samples for f in s.get("finished") or [True] * len(s["responses"])]  # none: all finished
-    n_tokens = [list(n) if n is not None else [None] * len(s["responses"]) for s, n in zip(samples, n_tokens, strict=True)]
+    n_tokens = [list(n) if n is not None else [None] * len(s["responses"])
+                for s, n in zip(samples, n_tokens, strict=True)]
     lengths = {s["prompt_id"]: n for s, n in zip(samples, n_tokens)}
     out = {"truncation_rate": _share([not f for f in finished]),
            "mean_length": _mean([k for n in n_tokens for k in n]),

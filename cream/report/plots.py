@@ -4,7 +4,8 @@
 ``consistency.png``: consistency rate C per iteration per method (same band);
 ``tau.png``: per-prompt Kendall/Spearman tau of each iteration per method (box plots, seeds pooled).
 Each method has its own marker and line style, so lines that coincide (M0 and M1 are the same for every method)
-stay visible. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and written to the first DIR or ``--out``.
+stay visible. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no display) and written to the first
+DIR or ``--out``.
 """
 from __future__ import annotations
 
@@ -48,12 +49,13 @@ def _band_plot(ax, groups: dict[str, list[Run]], points) -> bool:
             continue
         x = [xs[i] for i in keep]
         k = len(ax.get_lines())
-        line, = ax.plot(x, [stats[i] for i in keep], marker=MARKERS[k % len(MARKERS)], linestyle=STYLES[k % len(STYLES)],
-                        markersize=7 - k % 3, label=f"{method} (n={len(group)})")
+        line, = ax.plot(x, [stats[i] for i in keep], marker=MARKERS[k % len(MARKERS)],
+                        linestyle=STYLES[k % len(STYLES)], markersize=7 - k % 3, label=f"{method} (n={len(group)})")
         if len(group) > 1 and len(x) == 1:  # a band needs two points: show min..max as an error bar
             ax.vlines(x, [lo[keep[0]]], [hi[keep[0]]], color=line.get_color(), alpha=0.5, linewidth=6)
         elif len(group) > 1:
-            ax.fill_between(x, [lo[i] for i in keep], [hi[i] for i in keep], color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.fill_between(x, [lo[i] for i in keep], [hi[i] for i in keep], color=line.get_color(),
+                            alpha=0.2, linewidth=0)
         drawn = True
     if drawn:
         ax.legend(fontsize="small")
@@ -77,7 +79,8 @@ def consistency_figure(groups: dict[str, list[Run]]) -> Figure:
     fig, ax = _figure()
 
     def points(r: Run) -> dict:
-        return {row["iteration"]: value(row, "C") for row in r.rows if row.get("iteration") is not None and row.get("consistency")}
+        return {row["iteration"]: value(row, "C") for row in r.rows
+                if row.get("iteration") is not None and row.get("consistency")}
 
     if not _band_plot(ax, groups, points):
         _no_data(ax, "consistency rate")

@@ -16,8 +16,8 @@ from cream.paths import eval_stage, iteration_stage
 
 def _row(ctx, k: int, done: dict[str, dict]) -> dict:
     ev = done[eval_stage(k)]["summary"]
-    row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None, "n_dropped": None,
-           "reward_quality": None, "diagnostics": None}
+    row = {"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": None, "n_pairs": None,
+           "n_dropped": None, "reward_quality": None, "diagnostics": None}
     if k >= 2:
         c = done.get(iteration_stage("consistency", k - 1), {}).get("summary")
         p = done.get(iteration_stage("pairs", k - 1), {}).get("summary")
@@ -47,19 +47,21 @@ def pct(x, se=None) -> str:
 
 def print_results(rows: list[dict]) -> None:
     benches = list(rows[0].get("eval") or rows[0].get("eval_acc_norm") or {}) if rows else []
-    avgs = [("avg", "eval"), ("strict", "eval_strict"), ("official", "eval_official"), ("acc", "eval_acc"), ("acc_norm", "eval_acc_norm")]
+    avgs = [("avg", "eval"), ("strict", "eval_strict"), ("official", "eval_official"), ("acc", "eval_acc"),
+            ("acc_norm", "eval_acc_norm")]
     head = ["model"] + benches + [name for name, _ in avgs] + ["C", "pairs"]
     lines = [head]
     for r in rows:
         c = r["consistency"]["mean"] if r["consistency"] else None
-        lines.append([r["model"], *(pct((r.get("eval") or {}).get(b), (r.get("eval_stderr") or {}).get(b)) for b in benches),
+        lines.append([r["model"],
+                      *(pct((r.get("eval") or {}).get(b), (r.get("eval_stderr") or {}).get(b)) for b in benches),
                       *(pct(r.get(f"{key}_avg"), r.get(f"{key}_avg_stderr")) for _, key in avgs),
                       "-" if c is None else f"{c:.3f}", "-" if r["n_pairs"] is None else str(r["n_pairs"])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     fmt = lambda line: "| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |"  # noqa: E731
     extraction = rows[0].get("extraction") if rows else None
-    print(f"\nResults (accuracy % ± standard error; per benchmark and avg: generative, {extraction or 'lenient'} extraction; "
-          "strict/official: generative averages; acc/acc_norm: lm-eval log-likelihood averages):")
+    print(f"\nResults (accuracy % ± standard error; per benchmark and avg: generative, {extraction or 'lenient'} "
+          "extraction; strict/official: generative averages; acc/acc_norm: lm-eval log-likelihood averages):")
     print(fmt(lines[0]))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines[1:]:

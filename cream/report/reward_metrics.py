@@ -58,7 +58,8 @@ def correctness(samples: Sequence[dict], labels: Sequence[dict]) -> dict[str, li
     for s in samples:
         if s["prompt_id"] not in gold:
             continue
-        ex = label_example(s.get("benchmark", ""), s["prompt_id"], gold[s["prompt_id"]], s.get("instruction", s.get("prompt")))
+        ex = label_example(s.get("benchmark", ""), s["prompt_id"], gold[s["prompt_id"]],
+                           s.get("instruction", s.get("prompt")))
         out[s["prompt_id"]] = [is_correct(ex, r) for r in s["responses"]]
     return out
 
@@ -140,7 +141,8 @@ def judge_metrics(rows: Sequence[dict]) -> dict:
             "score_hist": dict(sorted(hist.items())), "n_forced": forced}
 
 
-def reward_quality(paths: RunPaths, t: int, pairs: Sequence[dict] | None = None, dropped: Sequence[str] = ()) -> dict | None:
+def reward_quality(paths: RunPaths, t: int, pairs: Sequence[dict] | None = None,
+                   dropped: Sequence[str] = ()) -> dict | None:
     """All the metrics of iteration t, or None when it has no labels.jsonl."""
     labels_path = paths.labels(t)
     if not labels_path.exists():

@@ -1,8 +1,8 @@
 """Find ``cream-train`` run dirs, read their overrides and ``results.jsonl``, and group them into methods.
 
 A run dir is any folder holding ``.hydra/overrides.yaml`` (a single run's ``hydra.run.dir`` or one job of a
-multirun sweep). Runs are grouped by what they ran: the resolved config minus the seed and the launch/output keys. The values
-that differ between groups make up the method's readable name (``regularizer=none`` -> "implicit reward, C = 1",
+multirun sweep). Runs are grouped by what they ran: the resolved config minus the seed and the launch/output keys. The
+values that differ between groups make up the method's readable name (``regularizer=none`` -> "implicit reward, C = 1",
 ``cream_avg`` -> "CREAM (avg C)"), whatever was typed to get them.
 """
 from __future__ import annotations
@@ -50,8 +50,9 @@ METRICS = {"gen": ("eval", "eval_avg"), "lenient": ("eval_lenient", "eval_lenien
 METRICS["loglik"] = METRICS["acc_norm"]  # the former name of the log-likelihood accuracy
 EXTRA_COLUMNS = ("avg", "C", "pairs")
 # the per-iteration diagnostics (cream.report.diagnostics), columns by name (--columns): shares and lengths as they are
-DIAGNOSTIC_COLUMNS = ("truncation_rate", "mean_length", "repetition_rate", "distinct_2", "chosen_length", "rejected_length",
-                      "good_pairs", "bad_pairs", "other_pairs", "n_verifiable", "auc_c", "auc_c_lo", "auc_c_hi")
+DIAGNOSTIC_COLUMNS = ("truncation_rate", "mean_length", "repetition_rate", "distinct_2", "chosen_length",
+                      "rejected_length", "good_pairs", "bad_pairs", "other_pairs", "n_verifiable", "auc_c", "auc_c_lo",
+                      "auc_c_hi")
 KINDS = {"gen": "generative, eval.extraction rules", "lenient": "generative, lenient extraction",
          "strict": "generative, strict extraction", "official": "generative, official CREAM extraction",
          "acc": "lm-eval acc", "acc_norm": "lm-eval acc_norm", "loglik": "lm-eval acc_norm"}
@@ -174,7 +175,8 @@ def load_run(path: Path) -> Run:
     hydra_path = path / ".hydra" / "hydra.yaml"
     if hydra_path.is_file():
         try:
-            run.choices = ((_read_yaml(hydra_path) or {}).get("hydra", {}).get("runtime", {}) or {}).get("choices") or {}
+            run.choices = (((_read_yaml(hydra_path) or {}).get("hydra", {}).get("runtime", {}) or {}).get("choices")
+                           or {})
         except (OSError, yaml.YAMLError):
             run.choices = {}
     if "seed" in run.params:
@@ -292,7 +294,9 @@ def _label(run: Run, params: dict[str, str], key: str, group_keys: set[str]) -> 
 def method_name(run: Run, params: dict[str, str], keys: list[str]) -> str:
     """The readable name of what ``run`` ran, from the ``keys`` that differ between the methods of a table."""
     group_keys = {k for k in keys if k in GROUPS} | {k.partition(".")[0] for k in keys if k.endswith("._target_")}
-    order = sorted(keys, key=lambda k: (GROUPS.index(k.partition(".")[0]) if k.partition(".")[0] in GROUPS else len(GROUPS), k))
+    order = sorted(keys,
+                   key=lambda k: (GROUPS.index(k.partition(".")[0])
+                                  if k.partition(".")[0] in GROUPS else len(GROUPS), k))
     parts: list[str] = []
     for k in order:
         label = _label(run, params, k, group_keys) if k in params else None

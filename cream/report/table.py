@@ -224,5 +224,6 @@ def to_csv(runs: list[Run], metric: str = "gen") -> str:
     for r in runs:
         for row in r.rows:
             vals = [value(row, c, metric) for c in cols] + [stderr_value(row, c, metric) for c in se_cols]
-            w.writerow([str(r.path), r.method, r.seed, row.get("model"), r.complete, *("" if v is None else v for v in vals)])
+            w.writerow([str(r.path), r.method, r.seed, row.get("model"), r.complete,
+                        *("" if v is None else v for v in vals)])
     return buf.getvalue()

@@ -81,7 +81,8 @@ def start(cfg: DictConfig, run_dir: Path):
     _run = wandb.init(project=w.project, group=w.group or sweep, name=str(run_dir.name), tags=list(w.tags),
                       dir=str(run_dir), config=_secret_free(cfg), mode=mode, id=run_id(run_dir), resume="allow",
                       reinit="finish_previous")
-    for axis, globs in (("sft/step", ["sft/*"]), ("dpo/step", ["dpo/*"]), ("iteration", ["iter/*"]), ("model", ["eval/*"])):
+    for axis, globs in (("sft/step", ["sft/*"]), ("dpo/step", ["dpo/*"]), ("iteration", ["iter/*"]),
+                        ("model", ["eval/*"])):
         _run.define_metric(axis)
         for g in globs:
             _run.define_metric(g, step_metric=axis)
@@ -148,7 +149,8 @@ def stage_loggers(cfg: DictConfig, stage: str, run_dir: Path) -> list[Logger]:
 
 def _scalars(prefix: str, d: dict) -> dict:
     return {f"{prefix}/{k}": v for k, v in d.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not str(k).startswith("train/") and k not in _SKIP}
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not str(k).startswith("train/")
+            and k not in _SKIP}
 
 
 def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, int, dict, dict]]:
@@ -167,7 +169,8 @@ def stage_metrics(run_dir: Path, name: str, summary: dict) -> list[tuple[str, in
     kind, t = parse_stage(name)
     if t is None:
         return []
-    row = {k: v for k, v in _scalars(f"iter/{kind}", summary).items() if k.rsplit("/", 1)[1] not in _DUPLICATES.get(kind, ())}
+    row = {k: v for k, v in _scalars(f"iter/{kind}", summary).items()
+           if k.rsplit("/", 1)[1] not in _DUPLICATES.get(kind, ())}
     hists = {}
     if kind == "consistency":
         path = RunPaths(run_dir).stage(name) / "consistency.jsonl"
@@ -223,7 +226,8 @@ def log_stage(cfg: DictConfig, run_dir: Path, name: str, manifest: dict) -> None
                 if i >= 50:
                     break
                 p = json.loads(line)
-                table.add_data(p["prompt_id"], p["prompt"], p["chosen"], p["rejected"], p["reward_chosen"], p["reward_rejected"])
+                table.add_data(p["prompt_id"], p["prompt"], p["chosen"], p["rejected"], p["reward_chosen"],
+                               p["reward_rejected"])
         run.log({"iteration": parse_stage(name)[1], "iter/sample_pairs": table})
 
 
@@ -249,8 +253,8 @@ def finish(cfg: DictConfig, run_dir: Path, rows: list[dict] | None = None) -> No
         art.add_file(str(results), name="results.jsonl")
         run.log_artifact(art)
     if rows:
-        cols = ["model", "iteration", "eval_avg", "eval_avg_stderr", "eval_acc_norm_avg", "eval_acc_norm_avg_stderr", "n_pairs",
-                "consistency_mean"]
+        cols = ["model", "iteration", "eval_avg", "eval_avg_stderr", "eval_acc_norm_avg",
+                "eval_acc_norm_avg_stderr", "n_pairs", "consistency_mean"]
         table = wandb.Table(columns=cols)
         for r in rows:
             table.add_data(r.get("model"), r.get("iteration"), r.get("eval_avg"), r.get("eval_avg_stderr"),

@@ -53,7 +53,8 @@ class RewardInputs:
 
     def __init__(self, cfg: DictConfig, samples: list[SampleRow], model_paths: Sequence[str], batch_size: int = 32,
                  fitted: Path | None = None):
-        self.cfg, self.samples, self.model_paths, self.batch_size, self.fitted = cfg, samples, list(model_paths), batch_size, fitted
+        self.cfg, self.samples, self.model_paths = cfg, samples, list(model_paths)
+        self.batch_size, self.fitted = batch_size, fitted
         self._logps: dict[int, list[float]] = {}
 
     @cached_property
@@ -90,7 +91,8 @@ class RewardInputs:
         return load_tokenizer(self.path(k), self.cfg.model.trust_remote_code)
 
     def load(self, k: int):
-        """M_k on the inference device, in ``inference.reward_dtype`` (the caller drops it when done; ``free`` collects it)."""
+        """M_k on the inference device, in ``inference.reward_dtype`` (the caller drops it when done; ``free``
+        collects it)."""
         model = on_device(load_model(self.path(k), self.cfg.model.dtype, self.cfg.model.trust_remote_code), self.cfg)
         return for_inference(model, OmegaConf.select(self.cfg, "inference.reward_dtype"), "inference.reward_dtype")
 
@@ -102,7 +104,8 @@ class RewardInputs:
         """log pi_{M_k}(y|x) of every response, summed over its tokens (computed once per k)."""
         if k not in self._logps:
             model = self.load(k)
-            self._logps[k] = score_sequences(model, self.seqs, self.starts, self.pad_id, batch_size=self.batch_size, desc=f"score M{k}")
+            self._logps[k] = score_sequences(model, self.seqs, self.starts, self.pad_id, batch_size=self.batch_size,
+                                             desc=f"score M{k}")
             del model
             self.free()
         return self._logps[k]

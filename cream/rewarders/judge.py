@@ -91,8 +91,9 @@ class JudgeRewarder(Rewarder):
         question = [row.prompt if row.instruction is None else row.instruction for row in inputs.samples]
         prompts = [render(tok, render_judge_prompt(q, r, self.template))
                    for q, row in zip(question, inputs.samples) for r in row.responses]
-        outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                           top_p=self.top_p, batch_size=self.batch_size, seed=cfg.seed * 7919 + k,
+        outs, _ = generate(model, tok, prompts, n=self.k, max_new_tokens=self.max_new_tokens,
+                           temperature=self.temperature, top_p=self.top_p, batch_size=self.batch_size,
+                           seed=cfg.seed * 7919 + k,
                            max_prompt_length=cfg.model.max_length, desc=f"judge M{k}")
         agg = [aggregate(o) for o in outs]
         forced: list[float | None] = [None] * len(agg)
@@ -100,14 +101,16 @@ class JudgeRewarder(Rewarder):
             todo = [j for j, a in enumerate(agg) if a[0] is None]
             if todo:
                 values = expected_scores(model, tok, [prompts[j] + outs[j][0].rstrip() + "\nScore:" for j in todo],
-                                         max_length=cfg.model.max_length + self.max_new_tokens, batch_size=self.batch_size)
+                                         max_length=cfg.model.max_length + self.max_new_tokens,
+                                         batch_size=self.batch_size)
                 for j, v in zip(todo, values):
                     forced[j] = v
         del model
         inputs.free()
         means = [a[0] if f is None else f for a, f in zip(agg, forced)]
         per = inputs.per_prompt
-        return Scores(means, {"judge_scores": per([a[2] for a in agg]), "judge_failures": [sum(x) for x in per([a[1] for a in agg])],
+        return Scores(means, {"judge_scores": per([a[2] for a in agg]),
+                              "judge_failures": [sum(x) for x in per([a[1] for a in agg])],
                               "judge_total": [self.k * len(x) for x in per(means)], "judge_forced": per(forced)})
 
 
@@ -123,7 +126,8 @@ def expected_scores(model, tok, prefixes: list[str], *, max_length: int, batch_s
         for s in SCORES:
             seqs.append(p + tok(f" {s}", add_special_tokens=False)["input_ids"])
             starts.append(len(p))
-    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=batch_size, desc="forced score", progress=False)
+    lps = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=batch_size, desc="forced score",
+                          progress=False)
     out = []
     for j in range(len(prefixes)):
         lp = torch.tensor(lps[j * len(SCORES): (j + 1) * len(SCORES)], dtype=torch.float64)

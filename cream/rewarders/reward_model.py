@@ -11,9 +11,9 @@ regularizes with.
 
 ``path`` is a folder written by ``cream-train-rm``, or a standard transformers
 ``AutoModelForSequenceClassification`` reward model (``num_labels = 1``; e.g. trained with TRL's
-RewardTrainer), which scores the question rendered with its own tokenizer's chat template.  ``path: null`` trains a quick one inside the
-pipeline, so the baseline runs anywhere (the smoke sweep too): on pairs built from the labeled seed set
-only (never from the unlabeled pool's labels): chosen = the SFT target (the gold response), rejected =
+RewardTrainer), which scores the question rendered with its own tokenizer's chat template.  ``path: null`` trains a
+quick one inside the pipeline, so the baseline runs anywhere (the smoke sweep too): on pairs built from the labeled seed
+set only (never from the unlabeled pool's labels): chosen = the SFT target (the gold response), rejected =
 the same template with a wrong option (multiple choice) or another seed question's solution (GSM8K).
 It is trained once, by the pipeline's ``rewarder`` stage right after SFT (its folder: ``<run dir>/rewarder/``),
 from the SFT model M1 (``backbone: null``; or a model folder / hub id), and every iteration uses it.
@@ -53,7 +53,8 @@ def seed_pairs(cfg, tok) -> list[dict]:
 class RewardModelRewarder(Rewarder):
     scores_base = False  # M_{t-1}'s side is its implicit reward: M0 has none (the stage's fallback)
 
-    def __init__(self, path: str | None = None, batch_size: int = 32, backbone: str | None = None, train: dict | None = None):
+    def __init__(self, path: str | None = None, batch_size: int = 32, backbone: str | None = None,
+                 train: dict | None = None):
         super().__init__(batch_size)
         self.path, self.backbone = path, backbone
         self.train = dict(train or {})

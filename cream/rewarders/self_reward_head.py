@@ -15,7 +15,15 @@ import torch
 from cream.errors import MissingHeadError
 from cream.models.scoring import pad_batch
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
-from cream.training.head_module import SelfRewardHead, SFTWithHeadModule, copy_head, has_head, load_head, save_head, summed_embeddings
+from cream.training.head_module import (
+    SelfRewardHead,
+    SFTWithHeadModule,
+    copy_head,
+    has_head,
+    load_head,
+    save_head,
+    summed_embeddings,
+)
 
 
 @torch.inference_mode()
@@ -57,7 +65,8 @@ class SelfRewardHeadRewarder(Rewarder):
     def sft_module(self, model, seed: int, **optim) -> SFTWithHeadModule:
         torch.manual_seed(seed)
         head = SelfRewardHead(model.config.hidden_size, self.head["width"])
-        return SFTWithHeadModule(model, head, weight=float(self.head["weight"]), detach=bool(self.head["detach"]), **optim)
+        return SFTWithHeadModule(model, head, weight=float(self.head["weight"]),
+                                 detach=bool(self.head["detach"]), **optim)
 
     def after_sft(self, module, model_dir: Path) -> None:
         save_head(module.head, model_dir)

@@ -146,7 +146,8 @@ def decode(model, rows: Sequence[Row], *, max_new_tokens: int, stops: Sequence[i
             n_gens = [torch.Generator().manual_seed(rows[i].seed) if temperature > 0 else None for i in new]
             if active:  # the running rows take their step first, then the newcomers join
                 mask = torch.cat([mask, mask.new_ones(len(active), 1)], 1)
-                cache, logits = _forward(model, cache, input_ids=last[:, None], attention_mask=mask, position_ids=pos[:, None])
+                cache, logits = _forward(model, cache, input_ids=last[:, None], attention_mask=mask,
+                                         position_ids=pos[:, None])
                 logits = torch.cat([logits, n_logits])
                 cache, mask = _join(cache, mask, n_cache, n_mask)
                 pos = torch.cat([pos + 1, n_pos])
@@ -155,7 +156,8 @@ def decode(model, rows: Sequence[Row], *, max_new_tokens: int, stops: Sequence[i
             active, gens = active + new, gens + n_gens
         else:
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], 1)
-            cache, logits = _forward(model, cache, input_ids=last[:, None], attention_mask=mask, position_ids=pos[:, None])
+            cache, logits = _forward(model, cache, input_ids=last[:, None], attention_mask=mask,
+                                     position_ids=pos[:, None])
             pos = pos + 1
         chosen = _choose(logits, [rows[i] for i in active], gens, temperature, top_p)
         keep = []

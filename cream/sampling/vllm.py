@@ -32,8 +32,10 @@ class VLLMSampler:
                 f"sampler=vllm needs the vllm package, which is not installed here ({e}). Install it on a GPU "
                 "machine (pip install vllm, in this venv) or use sampler=hf."
             ) from None
-        self.gpu_memory_utilization, self.tensor_parallel_size = float(gpu_memory_utilization), int(tensor_parallel_size)
-        self.dtype, self.max_model_len, self.enforce_eager, self.swap_space = dtype, max_model_len, enforce_eager, swap_space
+        self.gpu_memory_utilization = float(gpu_memory_utilization)
+        self.tensor_parallel_size = int(tensor_parallel_size)
+        self.dtype, self.max_model_len = dtype, max_model_len
+        self.enforce_eager, self.swap_space = enforce_eager, swap_space
 
     def __call__(self, model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16, seed: int = 0,
@@ -41,8 +43,10 @@ class VLLMSampler:
                  return_finished: bool = False) -> tuple:
         mine = distributed.shard(prompts)
         texts, fin, n_trunc = _vllm_generate(self, model, tokenizer, mine, n=n, max_new_tokens=max_new_tokens,
-                                             temperature=temperature, top_p=top_p, seed=seed + 7919 * distributed.rank(),
-                                             max_prompt_length=max_prompt_length, progress=progress and distributed.is_main())
+                                             temperature=temperature, top_p=top_p,
+                                             seed=seed + 7919 * distributed.rank(),
+                                             max_prompt_length=max_prompt_length,
+                                             progress=progress and distributed.is_main())
         texts, fin, n_trunc = distributed.gather(texts), distributed.gather(fin), sum(distributed.gather([n_trunc]))
         return (texts, fin, n_trunc) if return_finished else (texts, n_trunc)
 

@@ -63,8 +63,9 @@ def run(ctx: Context, out: Path) -> dict:
         summary = {"name_or_path": m.name_or_path}
     elif m.name_or_path is None:
         t = m.tiny
-        build_tiny(ctx.paths.model(0), shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size, hidden_size=t.hidden_size,
-                   intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
+        build_tiny(ctx.paths.model(0), shipped_text() + [EVAL_INSTRUCTION], vocab_size=t.vocab_size,
+                   hidden_size=t.hidden_size, intermediate_size=t.intermediate_size, num_layers=t.num_layers,
+                   num_heads=t.num_heads,
                    max_position_embeddings=t.max_position_embeddings, seed=ctx.cfg.seed)
         summary = {"name_or_path": str(ctx.paths.model(0)), "built": "tiny"}
     else:

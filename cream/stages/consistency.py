@@ -2,9 +2,9 @@
 
 Per prompt j, C_j = measure(r_t, r_{t-1}) in [0, 1] (Kendall's tau-b by default: C_j = (tau_j + 1) / 2,
 on the raw rewards, tie-aware).  Each row also records the measure's own statistic when C is one mapped
-to [0, 1] (``tau`` for Kendall, ``rho`` for Spearman); top-order agreement records only C.  The dataset-level C is the mean of the defined C_j.  A prompt whose
-reward vector is constant (or has a response without a reward) has no defined C_j: it is recorded with
-``"defined": false``, left out of the mean, and ``cream_dyn`` gives its pair the dataset mean.
+to [0, 1] (``tau`` for Kendall, ``rho`` for Spearman); top-order agreement records only C.  The dataset-level C is the
+mean of the defined C_j.  A prompt whose reward vector is constant (or has a response without a reward) has no defined
+C_j: it is recorded with ``"defined": false``, left out of the mean, and ``cream_dyn`` gives its pair the dataset mean.
 """
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ EVAL = ["eval.benchmarks", "eval.splits", "eval.limit", "eval.modes", "eval.max_
 # the inference.* keys each stage depends on, recorded only when not null/auto (older run dirs stay valid)
 INFERENCE = {"sample": ["inference.sampling_dtype", "inference.decode"], "reward": ["inference.reward_dtype"],
              "eval": ["inference.eval_dtype", "inference.loglik_dtype"]}
-WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD, *(k for ks in INFERENCE.values() for k in ks)}
+WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD,
+            *(k for ks in INFERENCE.values() for k in ks)}
 # keys inside a recorded group, left out of it while null (the controls, off by default)
 WHEN_SET_INSIDE = {"dpo": ("rpo_alpha",), "regularizer": ("min_c",)}
 

@@ -31,13 +31,15 @@ EVERY_RANK = True  # Lightning's strategy: one process per device
 
 
 def skips_first(cfg, t: int) -> bool:
-    """``reward.first_consistency=skip``: iteration 1 trains with C = 1 (M1 vs M0 is not a consistency of two rewards)."""
+    """``reward.first_consistency=skip``: iteration 1 trains with C = 1 (M1 vs M0 is not a consistency of two
+    rewards)."""
     return t == 1 and (cfg.get("reward") or {}).get("first_consistency") == "skip"
 
 
 def stale_keys(ctx: Context, t: int) -> list[str]:
     # the schedule (its number of optimizer steps) depends on the training processes too
-    return [*MODEL, *TRAIN, "dpo", "loss", "regularizer", WORLD, *(["reward.first_consistency"] if skips_first(ctx.cfg, t) else [])]
+    return [*MODEL, *TRAIN, "dpo", "loss", "regularizer", WORLD,
+            *(["reward.first_consistency"] if skips_first(ctx.cfg, t) else [])]
 
 
 def run(ctx: Context, out: Path, t: int) -> dict:
@@ -49,18 +51,23 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     if skips_first(cfg, t):
         weights = [1.0] * len(pairs)
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
-    model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
+    # float32 masters under *-mixed
+    model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=cfg.dpo.batch_size, max_length=cfg.model.max_length,
                               max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed + t)
-    module = DPOModule(model, instantiate(cfg.loss), rpo_alpha=cfg.dpo.get("rpo_alpha"), lr=cfg.dpo.lr, weight_decay=cfg.dpo.weight_decay,
-                       warmup_ratio=cfg.dpo.warmup_ratio, total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
-                                                   trainer_world_size(cfg.trainer)))
-    trainer = make_trainer(cfg, out, cfg.dpo.epochs, wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir))
+    module = DPOModule(model, instantiate(cfg.loss), rpo_alpha=cfg.dpo.get("rpo_alpha"), lr=cfg.dpo.lr,
+                       weight_decay=cfg.dpo.weight_decay, warmup_ratio=cfg.dpo.warmup_ratio,
+                       total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
+                                            trainer_world_size(cfg.trainer)))
+    trainer = make_trainer(cfg, out, cfg.dpo.epochs,
+                           wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir))
     fit(trainer, module, dm, out)
-    save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)  # full weights (LoRA merged); rank 0 writes
+    # full weights (LoRA merged); rank 0 writes
+    save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)
     if is_main():
-        ctx.rewarder.after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))  # e.g. M_t's self-reward head carried to M_{t+1}
+        # e.g. M_t's self-reward head carried to M_{t+1}
+        ctx.rewarder.after_dpo(ctx.model_path(t), ctx.paths.model(t + 1))
     m = trainer.callback_metrics
     return {"n_pairs": len(pairs), "mean_weight": sum(weights) / len(weights), "steps": trainer.global_step,
             **{k: float(v) for k, v in m.items() if k.startswith("train/")}}

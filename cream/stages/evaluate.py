@@ -53,12 +53,14 @@ def generative(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[flo
     """Greedy outputs for the paper's prompts; per rule set the 0/1 score of each example, and the predictions."""
     prompts = [render(tok, format_prompt(ex)) for ex in examples]
     outputs, _ = generate(model, tok, prompts, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
-                          max_prompt_length=cfg.model.max_prompt_length, desc=desc, engine=OmegaConf.select(cfg, "inference.decode", default="auto"))
+                          max_prompt_length=cfg.model.max_prompt_length, desc=desc,
+                          engine=OmegaConf.select(cfg, "inference.decode", default="auto"))
     headline = cfg.eval.extraction
     scores: dict[str, list[float]] = {rules: [] for rules in RULE_SETS}
     predictions = []
     for ex, prompt, out in zip(examples, prompts, outputs):
-        rec = {"benchmark": ex.benchmark, "id": ex.id, "mode": "generate", "gold": ex.answer, "prompt": prompt, "output": out[0]}
+        rec = {"benchmark": ex.benchmark, "id": ex.id, "mode": "generate", "gold": ex.answer, "prompt": prompt,
+               "output": out[0]}
         for rules in RULE_SETS:
             found = extract(ex, out[0], rules)
             ok = matches(ex, found, rules)
@@ -86,8 +88,10 @@ def loglik(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]]
         n = len(ex.choices)
         lp = lps[j: j + n]
         by_acc, by_norm = lm_eval_format.predict(ex, lp)
-        options = [{"label": label, "continuation": cont, "loglik": v, "chars": len(text), "tokens": len(seqs[j + o]) - starts[j + o]}
-                   for o, (label, cont, text, v) in enumerate(zip(ex.labels, lm_eval_format.continuations(ex), ex.choices, lp))]
+        options = [{"label": label, "continuation": cont, "loglik": v, "chars": len(text),
+                    "tokens": len(seqs[j + o]) - starts[j + o]}
+                   for o, (label, cont, text, v) in enumerate(zip(ex.labels, lm_eval_format.continuations(ex),
+                                                                  ex.choices, lp))]
         predictions.append({"benchmark": ex.benchmark, "id": ex.id, "mode": "loglik", "gold": ex.answer, "prompt": ctx,
                             "options": options, "acc": {"answer": by_acc, "correct": by_acc == ex.answer},
                             "acc_norm": {"answer": by_norm, "correct": by_norm == ex.answer}})

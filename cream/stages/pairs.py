@@ -82,7 +82,8 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     summary = {"n_pairs": len(pairs), "n_dropped": len(dropped), "n_prompts": len(rewards), "dropped": dropped,
                "chosen_chars": sum(len(p.chosen) for p in pairs) / max(1, len(pairs)),
                "rejected_chars": sum(len(p.rejected) for p in pairs) / max(1, len(pairs))}
-    quality = reward_quality(paths, t, [p.to_json() for p in pairs], dropped)  # agreement with the verifiable ranking (labels.jsonl)
+    # agreement with the verifiable ranking (labels.jsonl)
+    quality = reward_quality(paths, t, [p.to_json() for p in pairs], dropped)
     if quality is not None:
         artifacts.write_json(paths.reward_quality(t), quality)
         summary["reward_quality"] = quality

@@ -61,7 +61,8 @@ def reward_rows(rewarder: Rewarder, inputs: RewardInputs, t: int, same_scale: bo
     own = {**now.columns, **{f"prev_{k}": v for k, v in prev.columns.items()}}
     reward, prev_reward = inputs.per_prompt(now.values), inputs.per_prompt(prev.values)
     ref_logp, n_tokens = inputs.per_prompt(inputs.logps(t)), inputs.per_prompt(inputs.n_tokens)
-    return [RewardRow(s.prompt_id, reward[i], prev_reward[i], ref_logp[i], n_tokens[i], {k: v[i] for k, v in own.items()})
+    return [RewardRow(s.prompt_id, reward[i], prev_reward[i], ref_logp[i], n_tokens[i],
+                      {k: v[i] for k, v in own.items()})
             for i, s in enumerate(inputs.samples)]
 
 

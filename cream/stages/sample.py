@@ -24,13 +24,16 @@ def stale_keys(ctx: Context, **_) -> list[str]:
 
 def run(ctx: Context, out: Path, t: int) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.sampling
-    generate_fn = make_sampler(cfg.sampler)  # instantiate(cfg.sampler): HFSampler or VLLMSampler (vllm imported only if chosen)
+    # instantiate(cfg.sampler): HFSampler or VLLMSampler (vllm imported only if chosen)
+    generate_fn = make_sampler(cfg.sampler)
     items = prompt_slice(cfg, t)  # benchmark questions and (OASST, own) prompts
     tok = load_tokenizer(ctx.model_path(t), cfg.model.trust_remote_code)
     model = load_model(ctx.model_path(t), cfg.model.dtype, cfg.model.trust_remote_code)
     if generate_fn.moves_model:  # vLLM loads the weights itself, from M_t's folder
-        model = for_inference(on_device(model, cfg), OmegaConf.select(cfg, "inference.sampling_dtype"), "inference.sampling_dtype")
-    engine = {"engine": OmegaConf.select(cfg, "inference.decode", default="auto")} if generate_fn.moves_model else {}  # HF: the decode loop or generate
+        model = for_inference(on_device(model, cfg), OmegaConf.select(cfg, "inference.sampling_dtype"),
+                              "inference.sampling_dtype")
+    # HF: the decode loop or generate
+    engine = {"engine": OmegaConf.select(cfg, "inference.decode", default="auto")} if generate_fn.moves_model else {}
     messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]
     responses, finished, n_trunc = generate_fn(

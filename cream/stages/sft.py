@@ -53,17 +53,19 @@ def run(ctx: Context, out: Path) -> dict:
     extra = {}
     if cfg.data.seed.source == "benchmarks":
         examples = seed_set(cfg)
-        dm = SFTDataModule(tok, [render(tok, format_prompt(ex)) for ex in examples], [sft_target(ex) for ex in examples],
-                           max_prompt_length=cfg.model.max_prompt_length, **batch)
+        dm = SFTDataModule(tok, [render(tok, format_prompt(ex)) for ex in examples],
+                           [sft_target(ex) for ex in examples], max_prompt_length=cfg.model.max_prompt_length, **batch)
     else:
         examples = seed_conversations(cfg)
         dm = ConversationSFTDataModule(tok, [c["messages"] for c in examples], **batch)
         extra = {"n_dropped": dm.n_dropped, "seed_source": cfg.data.seed.source}
-    model = load_model(ctx.model_path(0), training_dtype(cfg), cfg.model.trust_remote_code)  # float32 masters under *-mixed
+    # float32 masters under *-mixed
+    model = load_model(ctx.model_path(0), training_dtype(cfg), cfg.model.trust_remote_code)
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     rewarder = ctx.rewarder  # a rewarder may train with the policy (the self-reward head)
     optim = dict(lr=cfg.sft.lr, weight_decay=cfg.sft.weight_decay, warmup_ratio=cfg.sft.warmup_ratio,
-                 total_steps=dm.steps(cfg.sft.epochs, cfg.trainer.accumulate_grad_batches, trainer_world_size(cfg.trainer)))
+                 total_steps=dm.steps(cfg.sft.epochs, cfg.trainer.accumulate_grad_batches,
+                                      trainer_world_size(cfg.trainer)))
     module = rewarder.sft_module(model, seed=cfg.seed, **optim) or SFTModule(model, **optim)
     trainer = make_trainer(cfg, out, cfg.sft.epochs, wandb_log.stage_loggers(cfg, "sft", ctx.run_dir))
     fit(trainer, module, dm, out)

@@ -101,8 +101,8 @@ class SFTDataModule(L.LightningDataModule):
         return b
 
     def train_dataloader(self):
-        return ResumableLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
-                               collate_fn=self.collate)
+        return ResumableLoader(self.items, batch_size=self.batch_size,
+                               sampler=_EpochSeededSampler(len(self.items), self.seed), collate_fn=self.collate)
 
 
 class ConversationSFTDataModule(SFTDataModule):
@@ -186,5 +186,5 @@ class PreferenceDataModule(L.LightningDataModule):
         return b
 
     def train_dataloader(self):
-        return ResumableLoader(self.items, batch_size=self.batch_size, sampler=_EpochSeededSampler(len(self.items), self.seed),
-                               collate_fn=self.collate)
+        return ResumableLoader(self.items, batch_size=self.batch_size,
+                               sampler=_EpochSeededSampler(len(self.items), self.seed), collate_fn=self.collate)

@@ -27,8 +27,8 @@ class DPOModule(L.LightningModule):
         logps = response_logps(self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
         chosen, rejected = logps.chunk(2)
         n_chosen, n_rejected = batch["response_mask"][:, 1:].sum(dim=1).chunk(2)  # the tokens each logp sums
-        losses, metrics = self.loss(chosen, rejected, batch["ref_logp_chosen"], batch["ref_logp_rejected"], batch["weight"],
-                                    chosen_tokens=n_chosen, rejected_tokens=n_rejected)
+        losses, metrics = self.loss(chosen, rejected, batch["ref_logp_chosen"], batch["ref_logp_rejected"],
+                                    batch["weight"], chosen_tokens=n_chosen, rejected_tokens=n_rejected)
         loss = losses.mean()
         if self.rpo_alpha is not None:
             nll = rpo_nll(chosen, n_chosen)

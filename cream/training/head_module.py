@@ -33,7 +33,8 @@ class SelfRewardHead(nn.Module):
         super().__init__()
         width = int(width or hidden_size)
         self.hidden_size, self.width = int(hidden_size), width
-        self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, width), nn.GELU(), nn.Linear(width, 1))
+        self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, width), nn.GELU(),
+                                 nn.Linear(width, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits [B] of "this is a gold response" for summed-embedding features [B, H]."""
@@ -45,7 +46,8 @@ def summed_embeddings(embedding: nn.Module, ids: torch.Tensor, mask: torch.Tenso
     return (embedding(ids).float() * mask.unsqueeze(-1).float()).sum(dim=1)
 
 
-def head_features(model, logits: torch.Tensor, labels: torch.Tensor, detach: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def head_features(model, logits: torch.Tensor, labels: torch.Tensor,
+                  detach: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(gold features, generated features) of a teacher-forced SFT batch.
 
     Position t's logits predict token t+1: over the target positions (labels != -100), the gold sequence

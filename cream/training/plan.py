@@ -84,8 +84,9 @@ class Arch:
     def llama_config(self):
         from transformers import LlamaConfig
 
-        return LlamaConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
-                           num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
+        return LlamaConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
+                           intermediate_size=self.intermediate_size, num_hidden_layers=self.num_layers,
+                           num_attention_heads=self.num_heads,
                            num_key_value_heads=self.num_kv_heads, tie_word_embeddings=self.tied,
                            head_dim=self.head_dim or self.hidden_size // self.num_heads)
 
@@ -102,10 +103,12 @@ ARCHS = {
 def arch_of(config) -> Arch:
     """An :class:`Arch` from a transformers config (Llama, Mistral, Qwen2, SmolLM, ... field names)."""
     try:
-        return Arch(vocab_size=config.vocab_size, hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
-                    num_layers=config.num_hidden_layers, num_heads=config.num_attention_heads,
+        return Arch(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+                    intermediate_size=config.intermediate_size, num_layers=config.num_hidden_layers,
+                    num_heads=config.num_attention_heads,
                     num_kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
-                    tied=bool(getattr(config, "tie_word_embeddings", False)), head_dim=getattr(config, "head_dim", None))
+                    tied=bool(getattr(config, "tie_word_embeddings", False)),
+                    head_dim=getattr(config, "head_dim", None))
     except AttributeError as e:
         raise PlanError(f"the plan needs a decoder-only (Llama-like) config: {e}") from e
 
@@ -177,7 +180,8 @@ def layer_activation_bytes(a: Arch, lay: Layout, rows: int, tokens: int) -> floa
     return tokens * (4 * h * b_r + (6 * h + 4 * i + 3 * h * lay.mixed + seq) * lay.compute_bytes + 4 * a.num_heads)
 
 
-def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int, seq: int, scored: int) -> dict[str, float]:
+def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int, seq: int,
+                    scored: int) -> dict[str, float]:
     """Per-GPU bytes of one training step (module docstring): each component and the peak."""
     h, V, L = a.hidden_size, a.vocab_size, a.num_layers
     tokens = rows * seq
@@ -216,7 +220,8 @@ def layout(cfg: DictConfig) -> Layout:
         kind = "fsdp" if "fsdp" in target.lower() else "ddp" if "ddp" in target.lower() else "single"
         sharding = str(strategy.get("sharding_strategy", "FULL_SHARD"))
     else:
-        kind = "fsdp" if strategy and "fsdp" in str(strategy) else "ddp" if strategy and "ddp" in str(strategy) else "single"
+        kind = ("fsdp" if strategy and "fsdp" in str(strategy)
+                else "ddp" if strategy and "ddp" in str(strategy) else "single")
     world = trainer_world_size(t)
     if kind == "ddp" and world == 1:
         kind = "single"
@@ -238,7 +243,8 @@ def data_sizes(cfg: DictConfig) -> dict:
     """Seed examples and prompts per iteration: counted from the data when it can be read, else from the config."""
     T = cfg.pipeline.iterations
     try:
-        return {"seed": len(seed_set(cfg)), "prompts": [len(prompt_slice(cfg, t)) for t in range(1, T + 1)], "source": "counted"}
+        return {"seed": len(seed_set(cfg)), "prompts": [len(prompt_slice(cfg, t)) for t in range(1, T + 1)],
+                "source": "counted"}
     except Exception as e:  # noqa: BLE001 - any reason the data cannot be read: fall back to the config's sizes
         d = cfg.data
         k = len(d.benchmarks)
@@ -270,7 +276,8 @@ class Plan:
     def fits(self) -> bool | None:
         if self.gpu_memory_gb is None:
             return None
-        return self.peak_gb() <= float(self.gpu_memory_gb) and self.sampling["bytes"] / GB + self.overhead_gb <= float(self.gpu_memory_gb)
+        return (self.peak_gb() <= float(self.gpu_memory_gb)
+                and self.sampling["bytes"] / GB + self.overhead_gb <= float(self.gpu_memory_gb))
 
 
 def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
@@ -290,7 +297,8 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
     max_len, max_prompt, new = cfg.model.max_length, cfg.model.max_prompt_length, cfg.sampling.max_new_tokens
     dpo_seq = min(max_len, max_prompt + new + 1)
     for name, rows, seq, scored in (("sft", cfg.sft.batch_size, max_len, cfg.sft.batch_size * max_len),
-                                    ("dpo", 2 * cfg.dpo.batch_size, dpo_seq, 2 * cfg.dpo.batch_size * min(new + 1, dpo_seq))):
+                                    ("dpo", 2 * cfg.dpo.batch_size, dpo_seq,
+                                     2 * cfg.dpo.batch_size * min(new + 1, dpo_seq))):
         plan.stages[name] = {"rows": rows, "seq": seq, "scored": scored,
                              "memory": training_memory(arch, params, trainable, lay, rows, seq, scored)}
     plan.data = data_sizes(cfg)
@@ -311,29 +319,40 @@ def _gb(x: float) -> str:
 
 def render(plan: Plan) -> str:
     a, lay = plan.arch, plan.layout
-    how = {"single": "one device", "ddp": f"DDP on {lay.world} ranks", "fsdp": f"FSDP {lay.sharding} on {lay.world} ranks"}[lay.strategy]
+    how = {"single": "one device", "ddp": f"DDP on {lay.world} ranks",
+           "fsdp": f"FSDP {lay.sharding} on {lay.world} ranks"}[lay.strategy]
     masters = {4: "float32", 2: "bf16"}[lay.param_bytes]
+    weights = ("LoRA adapters in float32, base in " + {4: "float32", 2: "bf16"}[lay.model_bytes] if lay.lora
+               else masters + " trained weights")
     lines = [
-        f"model        {plan.source}: hidden {a.hidden_size}, {a.num_layers} layers, {a.num_heads} heads ({a.num_kv_heads} KV), "
-        f"intermediate {a.intermediate_size}, vocab {a.vocab_size}{', tied embeddings' if a.tied else ''}",
-        f"parameters   {plan.params / 1e9:.3f} B ({plan.params:,}); trainable {plan.trainable:,}" + (" (LoRA)" if lay.lora else ""),
-        f"layout       {how}; {'LoRA adapters in float32, base in ' + {4: 'float32', 2: 'bf16'}[lay.model_bytes] if lay.lora else masters + ' trained weights'}"
-        f", compute in {'float32' if lay.compute_bytes == 4 else '16-bit'}; activation checkpointing {'on' if lay.activation_checkpointing else 'off'}",
-        f"global batch sft {plan.steps['global_batch']['sft']}, dpo {plan.steps['global_batch']['dpo']} (batch_size x accumulate_grad_batches x ranks)",
+        f"model        {plan.source}: hidden {a.hidden_size}, {a.num_layers} layers, {a.num_heads} heads "
+        f"({a.num_kv_heads} KV), intermediate {a.intermediate_size}, vocab {a.vocab_size}"
+        f"{', tied embeddings' if a.tied else ''}",
+        f"parameters   {plan.params / 1e9:.3f} B ({plan.params:,}); trainable {plan.trainable:,}"
+        + (" (LoRA)" if lay.lora else ""),
+        f"layout       {how}; {weights}, compute in {'float32' if lay.compute_bytes == 4 else '16-bit'}; "
+        f"activation checkpointing {'on' if lay.activation_checkpointing else 'off'}",
+        f"global batch sft {plan.steps['global_batch']['sft']}, dpo {plan.steps['global_batch']['dpo']} "
+        "(batch_size x accumulate_grad_batches x ranks)",
         "",
         "per GPU, one training step (upper bound: every row at full length)        SFT          DPO",
     ]
     s, d = plan.stages["sft"], plan.stages["dpo"]
-    lines.append(f"  micro-batch (rows x tokens, scored tokens)        {s['rows']:>5} x {s['seq']:<5} {s['scored']:>6}   "
-                 f"{d['rows']:>4} x {d['seq']:<5} {d['scored']:>6}")
-    for key, label in (("weights", "weights"), ("compute", "compute copies (autocast / FSDP gathers)"), ("gradients", "gradients"),
-                       ("optimizer", "optimizer state (AdamW)"), ("activations", "activations, no checkpointing"),
+    lines.append(f"  micro-batch (rows x tokens, scored tokens)        {s['rows']:>5} x {s['seq']:<5} {s['scored']:>6}"
+                 f"   {d['rows']:>4} x {d['seq']:<5} {d['scored']:>6}")
+    for key, label in (("weights", "weights"), ("compute", "compute copies (autocast / FSDP gathers)"),
+                       ("gradients", "gradients"), ("optimizer", "optimizer state (AdamW)"),
+                       ("activations", "activations, no checkpointing"),
                        ("activations_ckpt", "activations, checkpointing")):
         lines.append(f"  {label:<48} {_gb(s['memory'][key])}   {_gb(d['memory'][key])}")
-    lines.append(f"  {'peak: weights+compute+optimizer+max(grads, acts)':<48} {_gb(s['memory']['peak'])}   {_gb(d['memory']['peak'])}")
+    lines.append(f"  {'peak: weights+compute+optimizer+max(grads, acts)':<48} {_gb(s['memory']['peak'])}   "
+                 f"{_gb(d['memory']['peak'])}")
     lines.append(f"  {'+ CUDA context, allocator slack':<48} {plan.overhead_gb:7.2f} GB")
-    lines += ["", f"sampling     weights {_gb(plan.params * lay.model_bytes).strip()} + KV cache {_gb(plan.sampling['kv_cache']).strip()} per GPU",
-              f"data         {plan.data['seed']} seed examples; prompts per iteration {plan.data['prompts']} ({plan.data['source']})",
+    lines += ["",
+              f"sampling     weights {_gb(plan.params * lay.model_bytes).strip()} + KV cache "
+              f"{_gb(plan.sampling['kv_cache']).strip()} per GPU",
+              f"data         {plan.data['seed']} seed examples; prompts per iteration {plan.data['prompts']} "
+              f"({plan.data['source']})",
               f"steps        SFT {plan.steps['sft']} optimizer steps; DPO per iteration at most {plan.steps['dpo']}",
               f"tokens       sampled per iteration at most {plan.sampling['tokens']}"]
     lines += [f"note         {n}" for n in plan.notes]
@@ -344,5 +363,6 @@ def render(plan: Plan) -> str:
         lines.append(f"fits         ? {peaks} (set trainer.cream.gpu_memory_gb to check)")
     else:
         verdict = "yes" if fits else "NO"
-        lines.append(f"fits         {verdict}: {peaks}; {float(plan.gpu_memory_gb):g} GB per GPU (trainer.cream.gpu_memory_gb)")
+        lines.append(f"fits         {verdict}: {peaks}; {float(plan.gpu_memory_gb):g} GB per GPU "
+                     "(trainer.cream.gpu_memory_gb)")
     return "\n".join(lines)

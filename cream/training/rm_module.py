@@ -40,11 +40,13 @@ class RewardModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     @classmethod
-    def from_lm(cls, name_or_path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> RewardModel:
+    def from_lm(cls, name_or_path: str | os.PathLike, dtype: str = "float32",
+                trust_remote_code: bool = False) -> RewardModel:
         """A fresh head on the decoder of a causal LM (a model folder or hub id)."""
         from transformers import AutoModel
 
-        backbone = AutoModel.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+        backbone = AutoModel.from_pretrained(str(name_or_path), dtype=DTYPES[dtype],
+                                             trust_remote_code=trust_remote_code)
         return cls(backbone)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -64,7 +66,8 @@ class RewardModel(nn.Module):
             tokenizer.save_pretrained(str(out))
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(out / HEAD_FILE))
         (out / CONFIG_FILE).write_text(json.dumps({
-            "format": "cream-bradley-terry-rm", "backbone": "AutoModel", "hidden_size": self.backbone.config.hidden_size,
+            "format": "cream-bradley-terry-rm", "backbone": "AutoModel",
+            "hidden_size": self.backbone.config.hidden_size,
             "head": HEAD_FILE, "readout": "last non-pad token (right padding)",
             "loss": "-log sigmoid(r(x,y+) - r(x,y-))"}, indent=2) + "\n")
         return as_umask_allows(out)
@@ -113,7 +116,8 @@ def load_reward_model(path: str | os.PathLike, dtype: str = "float32", trust_rem
     if not (path / CONFIG_FILE).exists() and is_sequence_classifier(path):
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=DTYPES[dtype],
+                                                                   trust_remote_code=trust_remote_code)
         if model.config.num_labels != 1:
             raise ModelLoadError(f"{path}: a reward model has one output, this classifier has num_labels="
                                  f"{model.config.num_labels}")

@@ -39,7 +39,8 @@ class PairBatches:
         for j, p in enumerate(pairs):
             missing = {"prompt", "chosen", "rejected"} - set(p)
             if missing:
-                raise ValueError(f"pair {j}: missing field(s) {sorted(missing)}; each pair needs prompt, chosen, rejected")
+                raise ValueError(f"pair {j}: missing field(s) {sorted(missing)}; each pair needs prompt, chosen, "
+                                 "rejected")
             c, _, t1 = encode_pair(tokenizer, p["prompt"], p["chosen"], max_length, max_prompt_length)
             r, _, t2 = encode_pair(tokenizer, p["prompt"], p["rejected"], max_length, max_prompt_length)
             self.items.append((c, r))
@@ -72,10 +73,12 @@ class RMTraining:
         names = [f.name for f in fields(cls)]
         unknown, missing = sorted(set(values) - set(names)), [n for n in names if n not in values]
         if unknown or missing:
-            raise ConfigError(f"{where}: {'unknown key(s) ' + str(unknown) if unknown else 'missing key(s) ' + str(missing)}; "
+            raise ConfigError(f"{where}: "
+                              f"{'unknown key(s) ' + str(unknown) if unknown else 'missing key(s) ' + str(missing)}; "
                               f"expected exactly: {', '.join(names)}")
         v = values
-        return cls(int(v["epochs"]), float(v["lr"]), int(v["batch_size"]), float(v["weight_decay"]), float(v["warmup_ratio"]))
+        return cls(int(v["epochs"]), float(v["lr"]), int(v["batch_size"]), float(v["weight_decay"]),
+                   float(v["warmup_ratio"]))
 
     @classmethod
     def defaults(cls) -> RMTraining:

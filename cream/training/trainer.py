@@ -158,7 +158,8 @@ def prepare_model(cfg: DictConfig, model):
     spec = cfg.model.lora
     if spec is not None:
         strategy = cfg.trainer.strategy
-        if isinstance(strategy, (dict, DictConfig)) and "fsdp" in str(strategy.get("_target_", "")) or strategy == "fsdp":
+        if (isinstance(strategy, (dict, DictConfig)) and "fsdp" in str(strategy.get("_target_", ""))
+                or strategy == "fsdp"):
             raise ConfigError("model.lora with trainer=fsdp is not supported: use trainer=ddp (LoRA keeps the "
                                 "optimizer state small, so the model usually fits on one device)")
         model = lora.apply(model, spec)

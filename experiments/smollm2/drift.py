@@ -42,11 +42,13 @@ def model_row(run: Path, k: int) -> list[str] | None:
     letter, count = max(((a, c) for a, c in letters.items() if a), key=lambda x: x[1], default=("-", 0))
     n = len(rows)
     cells = [run.name, f"M{k}", f"{letter} {100 * count / n:.0f}%", f"{100 * letters.get(None, 0) / n:.0f}%",
-             f"{100 * sum(looping(r['output']) for r in rows) / n:.0f}%", f"{sum(len(r['output']) for r in rows) / n:.0f}"]
+             f"{100 * sum(looping(r['output']) for r in rows) / n:.0f}%",
+             f"{sum(len(r['output']) for r in rows) / n:.0f}"]
     samples = run / f"iter_{k}" / "sample" / "samples.jsonl"
     if samples.exists():
         responses = [y for r in read_jsonl(samples) for y in r["responses"]]
-        cells.append(f"{sum(bool(BARE.match(y)) for y in responses)} / {sum(looping(y) for y in responses)} of {len(responses)}")
+        cells.append(f"{sum(bool(BARE.match(y)) for y in responses)} / {sum(looping(y) for y in responses)} of "
+                     f"{len(responses)}")
     else:
         cells.append("")
     pairs = run / f"iter_{k}" / "pairs" / "pairs.jsonl"

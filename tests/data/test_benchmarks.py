@@ -68,7 +68,8 @@ def test_numeric_arc_labels_mapped_to_letters():
 def test_siqa_label_alignment():
     ex = load_benchmark("siqa", "train", DATA)[0]
     assert ex.id == "siqa-train-0"
-    assert ex.question == "Cameron decided to have a barbecue and gathered her friends together. How would Others feel as a result?"
+    assert ex.question == ("Cameron decided to have a barbecue and gathered her friends together. "
+                           "How would Others feel as a result?")
     assert ex.answer == "A" and ex.choices[0] == "like attending"
     dev = load_benchmark("siqa", "validation", DATA)
     assert dev[0].answer == "C" and dev[0].choices[2] == "Find somewhere to go"  # dev-labels.lst line 1: "3"
@@ -118,7 +119,9 @@ def test_hub_parser_gsm8k_and_errors():
     ex = parse_hub_record("gsm8k", rec, 4, "test")
     assert ex == Example("gsm8k-test-4", "gsm8k", "What is 2+3?", None, None, "5", "2+3=5")
     with pytest.raises(DataError, match="question_stem"):
-        parse_hub_record("obqa", {"id": "x", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"}, 0, "train")
+        parse_hub_record("obqa",
+                         {"id": "x", "choices": {"text": ["a", "b"], "label": ["A", "B"]},
+                          "answerKey": "A"}, 0, "train")
     with pytest.raises(DataError, match="known benchmarks"):
         parse_hub_record("mmlu", {}, 0, "train")
 
@@ -207,7 +210,8 @@ def test_label_not_among_choices(tmp_path):
 
 
 def test_numeric_labels_mapped(tmp_path):
-    rec = {"id": "n1", "question": {"stem": "Q?", "choices": [{"text": t, "label": str(i + 1)} for i, t in enumerate("wxyz")]},
+    rec = {"id": "n1",
+           "question": {"stem": "Q?", "choices": [{"text": t, "label": str(i + 1)} for i, t in enumerate("wxyz")]},
            "answerKey": "4"}
     _write_arc(tmp_path, [json.dumps(rec)])
     (ex,) = load_benchmark("arc_easy", "train", tmp_path)

@@ -73,8 +73,8 @@ def write_trees(path, rows=ROWS):
         return out
     with gzip.open(path, "wt", encoding="utf-8") as f:
         for root in (r for r in rows if r["parent_id"] is None):
-            tree = {"message_tree_id": root["message_tree_id"], "tree_state": root.get("tree_state", "ready_for_export"),
-                    "prompt": node(root)}
+            tree = {"message_tree_id": root["message_tree_id"],
+                    "tree_state": root.get("tree_state", "ready_for_export"), "prompt": node(root)}
             f.write(json.dumps(tree) + "\n")
     return path
 

@@ -55,7 +55,8 @@ def test_prompts_from_a_datasets_folder(tmp_path):
     ({"prompt": [U("q?"), A("a.")]}, r"p\.jsonl:2: field 'prompt': a prompt must end with a user turn"),
     ({"messages": [{"role": "bot", "content": "x"}]}, r"p\.jsonl:2: field 'messages\[0\]\.role': 'bot' is not one of"),
     ({"messages": [U("a"), U("b")]}, r"p\.jsonl:2: field 'messages\[1\]\.role': 'user' where 'assistant' is expected"),
-    ({"messages": [{"role": "user"}]}, r"p\.jsonl:2: field 'messages\[0\]': expected an object with 'role' and 'content'"),
+    ({"messages": [{"role": "user"}]},
+     r"p\.jsonl:2: field 'messages\[0\]': expected an object with 'role' and 'content'"),
     ({"messages": [U("q"), A("a")], "id": "p-0"}, r"p\.jsonl: field 'id': 'p-0' appears more than once"),
     ([1, 2], r"p\.jsonl:2: expected a JSON object"),
 ])
@@ -65,8 +66,10 @@ def test_bad_prompt_records(tmp_path, record, match):
 
 
 def test_seed_file(tmp_path):
-    p = _jsonl(tmp_path / "seed.jsonl", [{"messages": [U("q1"), A("a1"), U("q2")]}, {"id": 7, "messages": [U("q"), A("a")]}])
-    assert load_conversations(p) == [{"id": "seed-0", "messages": [U("q1"), A("a1")]},  # cut after the last assistant turn
+    p = _jsonl(tmp_path / "seed.jsonl",
+               [{"messages": [U("q1"), A("a1"), U("q2")]}, {"id": 7, "messages": [U("q"), A("a")]}])
+    # the first conversation is cut after its last assistant turn
+    assert load_conversations(p) == [{"id": "seed-0", "messages": [U("q1"), A("a1")]},
                                      {"id": "7", "messages": [U("q"), A("a")]}]
     cfg = compose(["data.seed.source=file", f"data.seed.path={p}", "data.seed.limit=1"])
     assert seed_conversations(cfg) == load_conversations(p)[:1]
@@ -90,7 +93,8 @@ def test_eval_file_multiple_choice_and_numeric(tmp_path):
         {"question": "Largest?", "choices": ["1", "3", "2"], "answer": "3", "id": "q2"},  # a choice's text
         {"question": "Smallest?", "choices": ["1", "3"], "answer": "A"},
     ])
-    num = _jsonl(tmp_path / "num.jsonl", [{"question": "2+2?", "answer": 4}, {"question": "Half of 3?", "answer": "1.5"}])
+    num = _jsonl(tmp_path / "num.jsonl",
+                 [{"question": "2+2?", "answer": 4}, {"question": "Half of 3?", "answer": "1.5"}])
     ex = load_eval_file("mine", mc) + load_eval_file("sums", num)
     assert [(e.id, e.benchmark, e.labels, e.answer) for e in ex] == [
         ("mine-0", "mine", ("A", "B"), "B"), ("q2", "mine", ("A", "B", "C"), "B"), ("mine-2", "mine", ("A", "B"), "A"),
@@ -140,7 +144,8 @@ def test_oasst_reads_its_seed_path(tmp_path):
     ({"choices": ["a", "b"], "answer": "A"}, r"e\.jsonl:2: field 'question': missing"),
     ({"question": "q", "choices": ["a", "b"]}, r"e\.jsonl:2: missing field 'answer'"),
     ({"question": "q", "choices": ["a"], "answer": "A"}, r"e\.jsonl:2: field 'choices': expected a list of 2-5"),
-    ({"question": "q", "choices": ["a", "b"], "answer": "C"}, r"e\.jsonl:2: field 'answer': 'C' is neither a letter A/B"),
+    ({"question": "q", "choices": ["a", "b"], "answer": "C"},
+     r"e\.jsonl:2: field 'answer': 'C' is neither a letter A/B"),
     ({"question": "q", "answer": "four"}, r"e\.jsonl:2: field 'answer': 'four' is not a number"),
     ({"question": "q", "answer": True}, r"e\.jsonl:2: field 'answer': expected a number"),
 ])
@@ -160,7 +165,8 @@ REAL = ["model=local", "model.name_or_path=/some/model"]
 
 
 def test_real_model_without_data_dir_stops_naming_data_dir(tmp_path):
-    with pytest.raises(ConfigError, match=r"data\.dir=None: model\.name_or_path='/some/model'.*data\.allow_sample=true"):
+    with pytest.raises(ConfigError,
+                       match=r"data\.dir=None: model\.name_or_path='/some/model'.*data\.allow_sample=true"):
         validate_config(compose(REAL))
     with pytest.raises(ConfigError, match=r"data\.dir"):
         validate_config(compose(["experiment=cream_llama3_8b"]))
@@ -236,15 +242,18 @@ def test_smoke_pipeline_on_own_prompts_and_seed_set(tmp_path):
 def test_smoke_pipeline_with_sft_skipped(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(["debug=smoke", "sft.skip=true", "rewarder=judge", "rewarder.k=1", "rewarder.max_new_tokens=8",
-                    "data.n_prompts=4", "eval.limit=16", "eval.modes=[loglik]", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+                    "data.n_prompts=4", "eval.limit=16", "eval.modes=[loglik]", f"hydra.run.dir={run_dir}"],
+                   cwd=tmp_path)
     rows = read_results(run_dir)
     assert [r["model"] for r in rows] == ["M0", "M1", "M2"]
     assert rows[1]["note"] == "sft skipped: M1 = M0" and "M1: sft skipped: M1 = M0" in proc.stdout
-    assert set(rows[1]["eval_acc_norm"]) == {"arc_easy"} and rows[1]["eval_acc_norm"] == rows[0]["eval_acc_norm"]  # the same model
+    # the same model
+    assert set(rows[1]["eval_acc_norm"]) == {"arc_easy"} and rows[1]["eval_acc_norm"] == rows[0]["eval_acc_norm"]
     summary = json.loads((run_dir / "sft" / "manifest.json").read_text())["summary"]
     assert summary["skipped"] is True and summary["steps"] == 0 and not (run_dir / "sft" / "logs").exists()
     from safetensors.torch import load_file
 
-    m0, m1 = load_file(run_dir / "base" / "model" / "model.safetensors"), load_file(run_dir / "sft" / "model" / "model.safetensors")
+    m0 = load_file(run_dir / "base" / "model" / "model.safetensors")
+    m1 = load_file(run_dir / "sft" / "model" / "model.safetensors")
     assert m0.keys() == m1.keys() and all((m0[k] == m1[k]).all() for k in m0)
     assert (run_dir / "iter_1" / "dpo" / "model" / "model.safetensors").exists()

@@ -46,7 +46,8 @@ def test_paper_pool_composition(tmp_path):
     train = {ex.id for name in ("arc_easy", "gsm8k") for ex in load_benchmark(name, "train")}
     assert {x.id for x in pool if isinstance(x, Example)} == train  # every train question, once
     # the order is the seeded shuffle of (seed prompts, then benchmark train files in order)
-    order = [f"seed-{c['id']}" for c in CONVS] + [ex.id for name in ("arc_easy", "gsm8k") for ex in load_benchmark(name, "train")]
+    order = [f"seed-{c['id']}" for c in CONVS] + [ex.id for name in ("arc_easy", "gsm8k")
+                                                  for ex in load_benchmark(name, "train")]
     random.Random("0-pool").shuffle(order)
     assert [x.id for x in pool] == order
 

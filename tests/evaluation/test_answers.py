@@ -221,7 +221,8 @@ STATEMENTS = ["Answer: {}", "The answer is {}", "The answer is: {}", "**Answer:*
 @pytest.mark.parametrize("wrapped", WRAPPERS)
 @pytest.mark.parametrize("statement", STATEMENTS)
 def test_every_wrapper_after_an_answer_statement_counts_under_both_rule_sets(statement, wrapped):
-    text = "Carbon dioxide goes in, so A and C are wrong. " + statement.format(wrapped) + "\nIt is used in photosynthesis."
+    text = ("Carbon dioxide goes in, so A and C are wrong. " + statement.format(wrapped)
+            + "\nIt is used in photosynthesis.")
     rule = "answer is" if "is" in statement and ":" not in statement else "answer:"
     assert find_choice(text, ABCD) == Extraction("B", rule)
     assert find_choice(text, ABCD, strict=True) == Extraction("B", rule)
@@ -232,11 +233,14 @@ def test_a_wrapper_does_not_make_a_word_or_a_missing_option_a_label(text):
     assert find_choice(text, ABCD, strict=True) == Extraction(None, None)
 
 
-@pytest.mark.parametrize("wrapped", ["72", "**72**", "\\boxed{72}", "$\\boxed{72}$", "[72]", "(72)", "`72`", "$72", "\\boxed{$72}"])
+@pytest.mark.parametrize("wrapped",
+                         ["72", "**72**", "\\boxed{72}", "$\\boxed{72}$", "[72]", "(72)", "`72`", "$72",
+                          "\\boxed{$72}"])
 def test_every_wrapper_of_a_number_counts_under_both_rule_sets(wrapped):
     for statement in ("Answer: {}", "The answer is {}.", "#### {}"):
         text = "She has 48 + 24 clips. " + statement.format(wrapped)
-        assert find_number(text) == find_number(text, strict=True) == Extraction("72", "####" if "#" in statement else "answer:")
+        marker = "####" if "#" in statement else "answer:"
+        assert find_number(text) == find_number(text, strict=True) == Extraction("72", marker)
 
 
 def test_strict_number():

@@ -22,8 +22,8 @@ def _eval(args, cwd):
 def test_help_lists_the_keys(tmp_path):
     rc, out = _eval(["--help"], tmp_path)
     assert rc == 0
-    for key in ("model.name_or_path=DIR", "out=DIR", "eval.benchmarks=", "eval.modes=", "eval.limit=", "eval.extraction=", "data.dir=",
-                "eval.loglik_chat_template"):
+    for key in ("model.name_or_path=DIR", "out=DIR", "eval.benchmarks=", "eval.modes=", "eval.limit=",
+                "eval.extraction=", "data.dir=", "eval.loglik_chat_template"):
         assert key in out, key
     assert "rewarder" not in out and "regularizer" not in out  # its own config, not the training one
 
@@ -40,8 +40,10 @@ def test_cfg_job_is_its_own_config(tmp_path):
     ([], "model.name_or_path is required"),
     (["model.path={tmp}"], "model.path: unknown key (did you mean model.name_or_path?)"),
     (["model.name_or_path=/no/such/model"], "model.name_or_path='/no/such/model': no such folder"),
-    (["model.name_or_path={tmp}", "eval.extraction=loose"], "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
-    (["model.name_or_path={tmp}", "eval.modes=[generate,mc]"], "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
+    (["model.name_or_path={tmp}", "eval.extraction=loose"],
+     "eval.extraction: Invalid value 'loose', expected one of [lenient, strict, official]"),
+    (["model.name_or_path={tmp}", "eval.modes=[generate,mc]"],
+     "eval.modes[1]: Invalid value 'mc', expected one of [generate, loglik]"),
     (["model.name_or_path={tmp}", "data.dir=/no/such/data"], "/no/such/data"),
     (["model.name_or_path={tmp}"], "cannot load"),
     (["model.name_or_path={tmp}", "eval.nope=1"], "eval.nope"),
@@ -72,12 +74,14 @@ def test_cream_eval_on_a_tiny_model(tiny_dir, tmp_path):
     result = json.loads((out / "result.json").read_text())
     preds = [json.loads(x) for name in ("predictions.jsonl", "predictions_loglik.jsonl")
              for x in (out / name).read_text().splitlines()]
-    assert result["model"] == str(tiny_dir) and result["extraction"] == "official" and result["n"] == {"arc_easy": 6, "gsm8k": 6}
+    assert result["model"] == str(tiny_dir) and result["extraction"] == "official"
+    assert result["n"] == {"arc_easy": 6, "gsm8k": 6}
     gen = [p for p in preds if p["mode"] == "generate"]
     ll = [p for p in preds if p["mode"] == "loglik"]
     assert len(gen) == 12 and len(ll) == 6  # log-likelihood scoring is for multiple choice only
     tok = load_tokenizer(tiny_dir)
-    golds = {ex.id: ex for name, split in (("arc_easy", "test"), ("gsm8k", "test")) for ex in load_benchmark(name, split)[:6]}
+    golds = {ex.id: ex for name, split in (("arc_easy", "test"), ("gsm8k", "test"))
+             for ex in load_benchmark(name, split)[:6]}
     for p in gen:  # every rule set's answer, re-extracted from the saved raw output
         ex = golds[p["id"]]
         assert p["prompt"] == render(tok, format_prompt(ex))  # the prompt exactly as the model saw it

@@ -56,7 +56,8 @@ def ours(m0) -> dict[str, list[dict]]:
 
     cfg = compose(["model=smollm2_135m"])
     model, tok = load_model(m0).eval(), load_tokenizer(m0)
-    return {task: loglik(model, tok, load_benchmark(name, split)[:N], cfg, task)[1] for task, (name, split) in SPLITS.items()}
+    return {task: loglik(model, tok, load_benchmark(name, split)[:N], cfg, task)[1]
+            for task, (name, split) in SPLITS.items()}
 
 
 def _argmax(values: list[float]) -> int:

@@ -60,7 +60,8 @@ def test_acc_and_acc_norm_on_hand_made_scores(logliks, expected):
 
 
 def test_summarize_accuracies_stderrs_and_averages():
-    per_item = {"eval_acc": {"arc_easy": [1.0, 0.0, 1.0, 1.0], "obqa": [0.0, 1.0]}, "eval_acc_norm": {"arc_easy": [1.0] * 4}}
+    per_item = {"eval_acc": {"arc_easy": [1.0, 0.0, 1.0, 1.0], "obqa": [0.0, 1.0]},
+                "eval_acc_norm": {"arc_easy": [1.0] * 4}}
     r = ev.summarize(per_item)
     assert r["eval_acc"] == {"arc_easy": 0.75, "obqa": 0.5}
     assert r["eval_acc_stderr"]["arc_easy"] == pytest.approx(math.sqrt(0.75 * 0.25 / 3))
@@ -70,7 +71,8 @@ def test_summarize_accuracies_stderrs_and_averages():
     assert r["eval_acc_avg_stderr"] == pytest.approx(math.sqrt(se[0] ** 2 + se[1] ** 2) / 2)
     assert r["eval_acc_norm_stderr"] == {"arc_easy": 0.0}
     assert r["eval"] == {} and r["eval_avg"] is None and r["eval_avg_stderr"] is None
-    assert set(r) == {f + s for f in ("eval", "eval_lenient", "eval_strict", "eval_official", "eval_acc", "eval_acc_norm")
+    assert set(r) == {f + s
+                      for f in ("eval", "eval_lenient", "eval_strict", "eval_official", "eval_acc", "eval_acc_norm")
                       for s in ("", "_stderr", "_avg", "_avg_stderr")}
 
 
@@ -87,7 +89,8 @@ def test_loglik_mode_matches_an_independent_forward_pass(tiny_dir):
     from cream.models.loading import load_model, load_tokenizer
 
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
-    examples = load_benchmark("arc_easy", "test")[:5] + load_benchmark("obqa", "test")[:3] + load_benchmark("siqa", "validation")[:3]
+    examples = (load_benchmark("arc_easy", "test")[:5] + load_benchmark("obqa", "test")[:3]
+                + load_benchmark("siqa", "validation")[:3])
     cfg = OmegaConf.create({"model": {"max_length": 256}, "eval": {"batch_size": 2, "loglik_chat_template": False}})
     scores, preds = ev.loglik(model, tok, examples, cfg, "test")
     assert len(preds) == len(examples) and len(scores["acc"]) == len(examples)

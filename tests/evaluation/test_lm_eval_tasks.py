@@ -71,7 +71,8 @@ def test_loader_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="ARC-Easy-Test.jsonl"):
         _release().load(data_dir=str(tmp_path), layout="arc", data_files={"test": "arc_easy/ARC-Easy-Test.jsonl"})
     (tmp_path / "siqa").mkdir()
-    (tmp_path / "siqa" / "dev.jsonl").write_text('{"context": "c", "question": "q", "answerA": "a", "answerB": "b", "answerC": "c"}\n')
+    (tmp_path / "siqa" / "dev.jsonl").write_text('{"context": "c", "question": "q", "answerA": "a", "answerB": "b", '
+                                                 '"answerC": "c"}\n')
     (tmp_path / "siqa" / "dev-labels.lst").write_text("1\n2\n")
     with pytest.raises(ValueError, match="dev-labels.lst: 2 labels for the 1 records"):
         _release().load(data_dir=str(tmp_path), layout="siqa", data_files={"validation": "siqa/dev.jsonl"})

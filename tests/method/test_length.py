@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from cream.method.length import balance_alpha, drop_unfinished, length_penalty, pair_lengths, per_token, truncation_counts
+from cream.method.length import (
+    balance_alpha,
+    drop_unfinished,
+    length_penalty,
+    pair_lengths,
+    per_token,
+    truncation_counts,
+)
 
 
 def test_per_token_divides_by_length():

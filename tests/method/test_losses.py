@@ -81,7 +81,8 @@ def test_sigmoid_c1_is_standard_dpo_and_cdpo_eps0_is_sigmoid():
     h = (pc - rc) - (pr - rr)
     assert torch.allclose(SigmoidLoss(0.1)(pc, pr, rc, rr)[0], -F.logsigmoid(0.1 * h), atol=1e-6)
     w = torch.rand(16, generator=g)
-    assert torch.allclose(CDPOLoss(0.1, label_smoothing=0.0)(pc, pr, rc, rr, w)[0], SigmoidLoss(0.1)(pc, pr, rc, rr, w)[0])
+    assert torch.allclose(CDPOLoss(0.1, label_smoothing=0.0)(pc, pr, rc, rr, w)[0],
+                          SigmoidLoss(0.1)(pc, pr, rc, rr, w)[0])
 
 
 def test_cdpo_with_c_equals_sigmoid_with_mixed_weight():
@@ -217,7 +218,8 @@ def test_dpo_module_rpo_alpha_matches_trl(tiny_dir):
     from cream.training.dpo_module import DPOModule
 
     model = load_model(tiny_dir)
-    seqs = [[1, 5, 6, 7, 8, 2], [1, 5, 9, 2], [1, 5, 9, 4, 2], [1, 5, 7, 2]]  # chosen 1, chosen 2, rejected 1, rejected 2
+    # chosen 1, chosen 2, rejected 1, rejected 2
+    seqs = [[1, 5, 6, 7, 8, 2], [1, 5, 9, 2], [1, 5, 9, 4, 2], [1, 5, 7, 2]]
     starts = [2, 3, 2, 2]
     b = pad_batch(seqs, starts, 3)
     b.update(ref_logp_chosen=torch.tensor([-3.0, -2.0]), ref_logp_rejected=torch.tensor([-1.0, -4.0]),

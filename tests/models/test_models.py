@@ -18,7 +18,8 @@ def tok_model(tiny_dir):
 
 def test_encode_pair_truncation_rule(tok_model):
     tok, _ = tok_model
-    ids, start, trunc = encode_pair(tok, "plants take in gas " * 20, "carbon dioxide", max_length=40, max_prompt_length=30)
+    ids, start, trunc = encode_pair(tok, "plants take in gas " * 20, "carbon dioxide", max_length=40,
+                                    max_prompt_length=30)
     assert trunc and start == 30 and len(ids) <= 40
     assert ids[-1] == tok.eos_token_id or len(ids) == 40
     full, s2, t2 = encode_pair(tok, "Which gas?", "oxygen", 64, 32)
@@ -37,7 +38,8 @@ def test_response_logps_match_direct_computation(tok_model):
     want = [direct_logp(model, ids, st) for ids, st, _ in enc]
     assert got.tolist() == pytest.approx(want, abs=1e-4)
     # batched and length-sorted scoring gives the same numbers in input order
-    got2 = score_sequences(model, [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id, batch_size=2, progress=False)
+    got2 = score_sequences(model, [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id, batch_size=2,
+                           progress=False)
     assert got2 == pytest.approx(want, abs=1e-4)
 
 

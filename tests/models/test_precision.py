@@ -55,7 +55,8 @@ def test_cpu_flags_are_read_from_proc_cpuinfo(monkeypatch, tmp_path):
     for flags, want in [("fpu avx512f avx512_bf16 sse", True), ("fpu avx2 sse", False)]:
         f = tmp_path / "cpuinfo"
         f.write_text(f"flags\t\t: {flags}\n")
-        monkeypatch.setattr(builtins, "open", lambda p, *a, f=f, **k: real_open(f if p == "/proc/cpuinfo" else p, *a, **k))
+        monkeypatch.setattr(builtins, "open",
+                            lambda p, *a, f=f, **k: real_open(f if p == "/proc/cpuinfo" else p, *a, **k))
         precision.cpu_has_bf16.cache_clear()
         assert precision.cpu_has_bf16() is want
     precision.cpu_has_bf16.cache_clear()

@@ -26,7 +26,8 @@ def test_shared_context_equals_per_option_scores(tiny, batch_size):
     _, seqs, starts = lm_eval_format.requests(tok, examples, 256)
     sizes = [len(ex.choices) for ex in examples]
     whole = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=8, progress=False)
-    shared, tokens = score_shared_context(model, seqs, starts, sizes, tok.pad_token_id, batch_size=batch_size, progress=False)
+    shared, tokens = score_shared_context(model, seqs, starts, sizes, tok.pad_token_id, batch_size=batch_size,
+                                          progress=False)
     assert shared == pytest.approx(whole, abs=1e-4)
     assert tokens["tokens_per_sequence"] == sum(map(len, seqs))
     assert tokens["tokens_shared"] < tokens["tokens_per_sequence"]  # each context counted once, not once per option

@@ -31,16 +31,19 @@ def write_run(d: Path, overrides: list[str], seed: int, accs: dict[str, list[flo
     for k in range(iterations + 2):
         ev = {b: accs[b][k] for b in accs}
         ll = {b: accs[b][k] + loglik_shift for b in accs}
-        c = None if cons[k] is None else {"mean": cons[k], "std": 0.1, "min": 0.0, "max": 1.0, "n": 16, "n_undefined": 0}
+        c = None if cons[k] is None else {"mean": cons[k], "std": 0.1, "min": 0.0, "max": 1.0, "n": 16,
+                                          "n_undefined": 0}
         rows.append({"model": f"M{k}", "iteration": None if k == 0 else k - 1, "consistency": c, "n_pairs": pairs[k],
                      "n_dropped": None if pairs[k] is None else 0, "reward_quality": None, "extraction": "lenient",
-                     **family("eval", ev), **family("eval_acc_norm", ll), **family("eval_strict", {}), **family("eval_acc", {})})
+                     **family("eval", ev), **family("eval_acc_norm", ll), **family("eval_strict", {}),
+                     **family("eval_acc", {})})
     if results:
         (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n_rows]))
     for t, vals in (taus or {}).items():
         (d / f"iter_{t}" / "consistency").mkdir(parents=True)
         (d / f"iter_{t}" / "consistency" / "consistency.jsonl").write_text("".join(
-            json.dumps({"prompt_id": f"p{i}", "c": None if v is None else (v + 1) / 2, "tau": v, "defined": v is not None}) + "\n"
+            json.dumps({"prompt_id": f"p{i}", "c": None if v is None else (v + 1) / 2, "tau": v,
+                        "defined": v is not None}) + "\n"
             for i, v in enumerate(vals)))
     return d
 
@@ -69,13 +72,17 @@ def sweep(tmp_path) -> Path:
     job = 0
     for reg, base in (("none", 0.30), ("cream_avg", 0.40)):
         for seed in (1, 2, 3):
-            accs = {b: [0.20 + 0.01 * seed, 0.25 + 0.02 * seed + i * 0.05, base + 0.03 * seed + i * 0.1] for i, b in enumerate(BENCHES)}
-            write_run(root / str(job), COMMON + [f"regularizer={reg}"], seed, accs, [None, None, 0.5 + 0.05 * seed + (reg != "none") * 0.2],
+            accs = {b: [0.20 + 0.01 * seed, 0.25 + 0.02 * seed + i * 0.05, base + 0.03 * seed + i * 0.1]
+                    for i, b in enumerate(BENCHES)}
+            write_run(root / str(job), COMMON + [f"regularizer={reg}"], seed, accs,
+                      [None, None, 0.5 + 0.05 * seed + (reg != "none") * 0.2],
                       [None, None, 10 + seed], taus={1: [-1.0, 0.0, 0.5 * seed / 3, None, 1.0]})
             job += 1
     big = {b: [0.99, 0.99, 0.99] for b in BENCHES}
-    write_run(root / str(job), COMMON + ["regularizer=cream_avg"], 4, big, [None, None, 0.99], [None, None, 99], n_rows=2)
-    write_run(root / str(job + 1), COMMON + ["regularizer=none"], 5, big, [None, None, 0.99], [None, None, 99], results=False)
+    write_run(root / str(job), COMMON + ["regularizer=cream_avg"], 4, big, [None, None, 0.99],
+              [None, None, 99], n_rows=2)
+    write_run(root / str(job + 1), COMMON + ["regularizer=none"], 5, big, [None, None, 0.99], [None, None, 99],
+              results=False)
     return root
 
 
@@ -91,7 +98,8 @@ def md_rows(text: str) -> dict[tuple[str, str], dict[str, str]]:
     return out
 
 
-def file_values(root: Path, reg: str, model: str, col: str, key: str = "eval", complete_only: bool = True) -> list[float]:
+def file_values(root: Path, reg: str, model: str, col: str, key: str = "eval",
+                complete_only: bool = True) -> list[float]:
     vals = []
     for d in runs_mod.find_run_dirs([root]):
         ov = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
@@ -130,7 +138,8 @@ def test_grouping_drops_seed_and_launcher_keys(sweep):
     assert [len(g) for g in groups.values()] == [3, 3]
     assert sorted(r.seed for r in groups[SRLM]) == [1, 2, 3]
     params = [runs_mod.resolved_params(r) for r in runs]
-    assert all("seed" not in p and "launcher" not in p and "data.dir" not in p and not any(k.startswith("hydra.") for k in p)
+    assert all("seed" not in p and "launcher" not in p and "data.dir" not in p
+               and not any(k.startswith("hydra.") for k in p)
                for p in params)
 
 
@@ -149,7 +158,8 @@ def test_readable_names():
     assert names(["loss=ipo"], ["loss=hinge"]) == ["loss=ipo", "loss=hinge"]  # no readable name: key=value
     assert names(["+loss=ipo", "regularizer=none"], ["+loss=ipo", "regularizer=cream_avg", "hydra.job.name=x"]) == [
         "C = 1", "CREAM (avg C)"]
-    assert names(["regularizer=none", "dpo.lr=1e-4"], ["regularizer=none", "dpo.lr=5e-4"]) == ["dpo.lr=1e-4", "dpo.lr=5e-4"]
+    assert names(["regularizer=none", "dpo.lr=1e-4"], ["regularizer=none", "dpo.lr=5e-4"]) == ["dpo.lr=1e-4",
+                                                                                               "dpo.lr=5e-4"]
     assert names(["regularizer=none", "consistency=spearman"], ["regularizer=cream_avg", "consistency=toporder"]) == [
         "C = 1, Spearman rho", "CREAM (avg C), top-order"]
     # C = 1 names the reward it is plain DPO on: "implicit reward, C = 1" is not the judge-based SRLM
@@ -180,7 +190,8 @@ def test_mean_std_match_statistics(sweep, capsys):
                 assert cells[head].strip("*") == expect(file_values(sweep, reg, model, col))
         assert rows[(name, "M2")]["C"].strip("*") == expect(file_values(sweep, reg, "M2", "C"), 3)
         assert rows[(SHARED, "M0")]["C"] == "-"
-    for name in ("table_gen.md", "table_gen.tex", "runs_gen.csv"):  # the metric in the names: another --metric keeps them
+    # the metric in the names: another --metric keeps them
+    for name in ("table_gen.md", "table_gen.tex", "runs_gen.csv"):
         assert (sweep / name).stat().st_size > 0
     assert (sweep / "table_gen.md").read_text() == out
     assert "mean ± std over seeds" in out.splitlines()[0] and "(se" not in out and f'"{SHARED}"' in out.splitlines()[0]
@@ -247,7 +258,8 @@ def test_metric_loglik_and_columns(sweep, capsys):
 
 def check_latex(tex: str) -> None:
     assert tex.count(r"\begin{tabular}") == 1 == tex.count(r"\end{tabular}")
-    assert tex.index(r"\begin{tabular}") < tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule") < tex.index(r"\end{tabular}")
+    assert (tex.index(r"\begin{tabular}") < tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
+            < tex.index(r"\end{tabular}"))
     ncols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
     body = [ln for ln in tex.splitlines() if ln.rstrip().endswith(r"\\")]
     assert len(body) >= 2
@@ -314,7 +326,8 @@ def test_plots_synthetic(sweep, tmp_path):
     assert list(srlm) == pytest.approx([statistics.mean(file_values(sweep, "none", f"M{k}", "avg")) for k in range(3)])
     cons = figs["consistency.png"].axes[0]
     assert cons.get_xlabel() == "iteration" and "consistency" in cons.get_ylabel()
-    assert cons.get_lines()[1].get_ydata()[0] == pytest.approx(statistics.mean(file_values(sweep, "cream_avg", "M2", "C")))
+    assert cons.get_lines()[1].get_ydata()[0] == pytest.approx(
+        statistics.mean(file_values(sweep, "cream_avg", "M2", "C")))
     tau = figs["tau.png"].axes[0]
     assert tau.get_xlabel() == "iteration" and "tau" in tau.get_ylabel()
     assert [t.get_text() for t in tau.get_legend().get_texts()] == [SRLM, CREAM]
@@ -365,5 +378,6 @@ def test_table_and_plots_on_real_sweep(smoke_sweep, tmp_path):
     paths = [Path(p) for p in proc.stdout.split()]
     check_plots(paths, out, "acc_norm")  # the default metric: acc_norm, as the smoke runs scored log-likelihoods
     figs = plots.figures(runs_mod.load_runs([smoke_sweep]))
-    assert [ln.get_label() for ln in figs["accuracy_gen.png"].axes[0].get_lines()] == [f"{srlm} (n=2)", f"{CREAM} (n=2)"]
+    assert [ln.get_label() for ln in figs["accuracy_gen.png"].axes[0].get_lines()] == [f"{srlm} (n=2)",
+                                                                                       f"{CREAM} (n=2)"]
     assert figs["consistency.png"].axes[0].get_xlabel() == "iteration"

@@ -91,8 +91,10 @@ def test_label_example_and_correctness():
 
 
 def test_judge_metrics():
-    rows = [{"judge_scores": [[5.0, 4.0], [None, 3.5]], "judge_failures": 1, "judge_total": 4, "judge_forced": [None, None]},
-            {"judge_scores": [[None, None], [5.0, 5.0]], "judge_failures": 2, "judge_total": 4, "judge_forced": [2.7, None]}]
+    rows = [{"judge_scores": [[5.0, 4.0], [None, 3.5]], "judge_failures": 1, "judge_total": 4,
+             "judge_forced": [None, None]},
+            {"judge_scores": [[None, None], [5.0, 5.0]], "judge_failures": 2, "judge_total": 4,
+             "judge_forced": [2.7, None]}]
     m = judge_metrics(rows)
     assert m["parse_failure_rate"] == pytest.approx(3 / 8) and m["n_judgments"] == 8 and m["n_forced"] == 1
     assert m["score_hist"] == {"3.5": 1, "4": 1, "5": 3, "unparsed": 3}
@@ -112,11 +114,13 @@ def test_reward_quality_from_files(tmp_path):
         {"prompt_id": "b", "reward": [3.0, 3.0, 3.0], "prev_reward": [1, 2, 3], "judge_scores": [[3.0], [3.0], [3.0]],
          "judge_failures": 0, "judge_total": 3}])
     artifacts.write_jsonl(paths.consistency(1), [
-        {"prompt_id": "a", "c": 0.0, "tau": -1.0, "defined": True}, {"prompt_id": "b", "c": None, "tau": None, "defined": False}])
+        {"prompt_id": "a", "c": 0.0, "tau": -1.0, "defined": True},
+        {"prompt_id": "b", "c": None, "tau": None, "defined": False}])
     pairs = [{"prompt_id": "a", "chosen": "Answer: A", "rejected": "Answer: B", "chosen_index": 0, "rejected_index": 1}]
     q = reward_quality(paths, 1, pairs, ["b"])
     assert q["pairwise_accuracy"] == 1.0 and q["exact_match"] == 1.0 and q["five_best"] == 1.0
-    assert q["parse_failure_rate"] == pytest.approx(1 / 6) and q["score_hist"] == {"1": 1, "3": 3, "5": 1, "unparsed": 1}
+    assert q["parse_failure_rate"] == pytest.approx(1 / 6) and q["score_hist"] == {"1": 1, "3": 3, "5": 1,
+                                                                                   "unparsed": 1}
     assert q["n_dropped"] == 1 and q["dropped_rate"] == 0.5 and q["response_accuracy"] == pytest.approx(1 / 6)
     assert q["chosen_correct"] == 1.0 and q["rejected_correct"] == 0.0 and q["chosen_chars"] == 9.0
     assert q["tau_hist"]["counts"] == [1, 0, 0, 0]

@@ -44,9 +44,12 @@ def test_paired_contrast_with_its_t_interval(tmp_path):
     lines = _analysis().paired(tmp_path).splitlines()
     # d = 1, 2, 3: mean 2, s = 1; half-width t_{0.975, 2} / sqrt 3 = 4.3027 / 1.7321 = 2.484; p = 1 - sqrt(12 / 14)
     p = 1 - (12 / 14) ** 0.5
-    assert f"| B - A (primary) | ARC-Easy acc_norm, M4 | s0 +1.0, s1 +2.0, s2 +3.0 | +2.0 | [-0.5, +4.5] | {p:.2f} | 3 |" in lines
-    assert f"| B - A (primary) | C, t = 3 | s0 -0.010, s1 -0.020, s2 -0.030 | -0.020 | [-0.045, +0.005] | {p:.2f} | 3 |" in lines
-    assert "| B - A (primary) | C, t = 2 | s0 +0.000, s1 +0.000, s2 +0.000 | +0.000 | [+0.000, +0.000] | - | 3 |" in lines
+    assert (f"| B - A (primary) | ARC-Easy acc_norm, M4 | s0 +1.0, s1 +2.0, s2 +3.0 | +2.0 | [-0.5, +4.5] | {p:.2f} "
+            "| 3 |") in lines
+    assert (f"| B - A (primary) | C, t = 3 | s0 -0.010, s1 -0.020, s2 -0.030 | -0.020 | [-0.045, +0.005] | {p:.2f} "
+            "| 3 |") in lines
+    assert ("| B - A (primary) | C, t = 2 | s0 +0.000, s1 +0.000, s2 +0.000 | +0.000 | [+0.000, +0.000] | - "
+            "| 3 |") in lines
     assert not any(line.startswith("| C - D") for line in lines)
     assert len(lines) == 2 + 3  # the rows with values: C at t = 2 and 3, ARC-Easy acc_norm
 
@@ -67,7 +70,8 @@ def test_questions_per_benchmark_from_the_run_dirs(tmp_path):
             json.dumps({"benchmark": b, "id": f"{b}{i}", "acc_norm": {"correct": c}}) + "\n"
             for b in ("arc_easy", "arc_challenge") for i, c in enumerate(right if b == "arc_easy" else [True] * 3)))
         path.joinpath("predictions.jsonl").write_text("".join(
-            json.dumps({"benchmark": "arc_easy", "id": f"q{i}", "strict": {"correct": c}, "lenient": {"correct": not c}}) + "\n"
+            json.dumps({"benchmark": "arc_easy", "id": f"q{i}", "strict": {"correct": c},
+                        "lenient": {"correct": not c}}) + "\n"
             for i, c in enumerate(right)))
     lines = _analysis().questions(tmp_path).splitlines()
     # ARC-Easy: q0 only B, q2 only A (1 / 1, p = 1); ARC-Challenge: no discordant question (p = 1)
@@ -80,9 +84,11 @@ def test_mechanism_table_and_mean_auc(tmp_path):
           "repetition_rate": 0.05, "distinct_2": 0.812, "chosen_length": 52.0, "rejected_length": 30.0,
           "good_pairs": 20, "bad_pairs": 18, "other_pairs": 200, "n_verifiable": 38}
     for seed, auc in ((0, 0.6), (1, 0.7)):
-        _results(tmp_path / f"c_cream_controls_s{seed}", [_row("M1", 0.4, 0), _row("M2", 0.4, 1, 1.0, {**d1, "auc_c": auc})])
+        _results(tmp_path / f"c_cream_controls_s{seed}",
+                 [_row("M1", 0.4, 0), _row("M2", 0.4, 1, 1.0, {**d1, "auc_c": auc})])
     lines = _analysis().mechanism(tmp_path).splitlines()
-    assert lines[2] == ("| C | s0 | 1 | 0.60 [0.45, 0.75] | 0.125 | 40 | 0.050 | 0.812 | 52 | 30 | 20 | 18 | 200 | 38 |")
+    assert lines[2] == ("| C | s0 | 1 | 0.60 [0.45, 0.75] | 0.125 | 40 | 0.050 | 0.812 | 52 | 30 | 20 | 18 | 200 "
+                        "| 38 |")
     assert lines[-1] == "| C | 1 | 0.65 | 2 |"
 
 
@@ -150,7 +156,8 @@ def test_a_stage_is_shared_when_its_config_matches_and_its_inputs_are_shared(tmp
 
     stages = [stage("base", [], {"m": 1}), stage("sft", ["base"], {"lr": 2}), stage("iter_1/sample", ["sft"], {"n": 5}),
               stage("iter_1/dpo", ["iter_1/sample"], {"reg": "none"}), stage("eval/M2", ["iter_1/dpo"], {"e": 1})]
-    src = {"base": {"m": 1}, "sft": {"lr": 2}, "iter_1/sample": {"n": 5}, "iter_1/dpo": {"reg": "cream"}, "eval/M2": {"e": 1}}
+    src = {"base": {"m": 1}, "sft": {"lr": 2}, "iter_1/sample": {"n": 5}, "iter_1/dpo": {"reg": "cream"},
+           "eval/M2": {"e": 1}}
     for name, config in src.items():
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "manifest.json").write_text(json.dumps({"config_hash": config_hash(config)}))

@@ -66,8 +66,10 @@ def test_drift_counts_letters_loops_and_bare_samples(tmp_path):
     (run / "iter_1" / "sample" / "samples.jsonl").write_text(json.dumps(
         {"responses": ["Answer: B", "Answer:", "Because B.\nAnswer: B", "a\na\na"]}) + "\n")
     (run / "iter_1" / "pairs").mkdir(parents=True)
-    (run / "iter_1" / "pairs" / "pairs.jsonl").write_text("".join(json.dumps({"chosen": c, "rejected": r}) + "\n" for c, r in [
-        ("a\na\na", "Answer: B"), ("Because B.\nAnswer: B", "Answer:"), ("Answer: B", "Because B.\nAnswer: B")]))
+    (run / "iter_1" / "pairs" / "pairs.jsonl").write_text("".join(
+        json.dumps({"chosen": c, "rejected": r}) + "\n"
+        for c, r in [("a\na\na", "Answer: B"), ("Because B.\nAnswer: B", "Answer:"),
+                     ("Answer: B", "Because B.\nAnswer: B")]))
     lines = _script("drift").main([run]).splitlines()
     chars = sum(len(o) for o, _ in outputs) / 4
     assert lines[2] == f"| cream_s0 | M0 | C 50% | 25% | 25% | {chars:.0f} |  |  |"

@@ -54,7 +54,8 @@ def test_wandb_offline_run_one_name_per_metric(tmp_path):
     run_dir = tmp_path / "run"
     run_cli(["debug=smoke", "logger=wandb", "pipeline.iterations=2", "data.n_prompts=8", "eval.limit=8",
              f"hydra.run.dir={run_dir}"],
-            cwd=tmp_path, env={"WANDB_MODE": "offline", "WANDB_API_KEY": "sekrit-key-0123456789abcdef0123456789abcdef01234567"})
+            cwd=tmp_path,
+            env={"WANDB_MODE": "offline", "WANDB_API_KEY": "sekrit-key-0123456789abcdef0123456789abcdef01234567"})
     assert len(read_results(run_dir)) == 4  # M0..M3
     runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1  # one wandb run for the whole pipeline
@@ -80,7 +81,8 @@ def test_wandb_offline_run_one_name_per_metric(tmp_path):
     evals = [r for r in rows if "eval/acc_norm/arc_easy" in r]
     assert [r["model"] for r in evals] == [0, 1, 2, 3]
     results = {row["model"]: row for row in read_results(run_dir)}
-    assert [r["eval/acc_norm/arc_easy"] for r in evals] == pytest.approx([results[f"M{k}"]["eval_acc_norm"]["arc_easy"] for k in range(4)])
+    assert [r["eval/acc_norm/arc_easy"] for r in evals] == pytest.approx([results[f"M{k}"]["eval_acc_norm"]["arc_easy"]
+                                                                          for k in range(4)])
     # the CSV logs carry the same keys
     with (run_dir / "metrics.csv").open() as f:
         csv_keys = {r["key"] for r in csv.DictReader(f)}

@@ -33,7 +33,8 @@ def run_dir(tmp_path, tiny_dir):
 
 
 SAMPLES = [
-    {"prompt_id": "p1", "prompt": "Which gas do plants take in?\n", "responses": ["carbon dioxide", "oxygen", "B", "Answer: B"]},
+    {"prompt_id": "p1", "prompt": "Which gas do plants take in?\n",
+     "responses": ["carbon dioxide", "oxygen", "B", "Answer: B"]},
     {"prompt_id": "p2", "prompt": "Natalia sold 48 clips.\n", "responses": ["72", "Answer: 72", "24 clips"]},
 ]
 
@@ -42,7 +43,8 @@ SAMPLES = [
 def test_implicit_reward_matches_direct_sums(run_dir, t):
     cfg = compose(["model.max_length=128", "model.max_prompt_length=64"])
     ctx = Context(cfg, run_dir)
-    inputs = RewardInputs(cfg, [SampleRow.from_json(s) for s in SAMPLES], [ctx.model_path(k) for k in range(t + 1)], batch_size=3)
+    inputs = RewardInputs(cfg, [SampleRow.from_json(s) for s in SAMPLES], [ctx.model_path(k) for k in range(t + 1)],
+                          batch_size=3)
     rows = [r.to_json() for r in reward_rows(ImplicitRewarder(batch_size=3), inputs, t)]
     tok = load_tokenizer(run_dir / "base" / "model")
     models = {k: load_model(ctx.model_path(k)).eval() for k in (0, 1, 2)}

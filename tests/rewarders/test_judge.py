@@ -9,9 +9,11 @@ from cream.stages.reward import reward_rows
 
 def test_template_is_the_additive_5_point_prompt():
     text = TEMPLATE.read_text(encoding="utf-8")
-    assert text.startswith("Review the user's question and the corresponding response using the additive 5-point scoring system")
+    assert text.startswith("Review the user's question and the corresponding response using the additive 5-point "
+                           "scoring system")
     for phrase in ("Add 1 point if the response is relevant", "Add another point", "Award a third point",
-                   "Grant a fourth point", "Bestow a fifth point", "Briefly justify your total score, up to 100 words."):
+                   "Grant a fourth point", "Bestow a fifth point",
+                   "Briefly justify your total score, up to 100 words."):
         assert phrase in text
     assert 'Conclude with the score using the format: "Score: <total points>"' in text
     assert text.count("{instruction}") == 1 and text.count("{response}") == 1
@@ -23,7 +25,8 @@ def test_prompt_renders_instruction_and_response_in_place():
     out = render_judge_prompt(f"  {instruction}\n", f"\n{response}  ")
     assert "{instruction}" not in out and "{response}" not in out
     assert f"User: {instruction}\n\n<response>{response}</response>" in out
-    assert out.index("Bestow a fifth point") < out.index(instruction) < out.index(response) < out.index('"Score: <total points>"')
+    assert (out.index("Bestow a fifth point") < out.index(instruction) < out.index(response)
+            < out.index('"Score: <total points>"'))
 
 
 def test_custom_template():
@@ -59,8 +62,8 @@ def test_custom_template():
     ("Score: 4\nScore: 9", None),                                           # the last one wins, and is invalid
     # the additive prompt's per-criterion lines and a closing total, no "Score:" line: the total, never a criterion
     ("- Relevant to the question (1 point): yes\n- Addresses a substantial portion (1 point): yes\n"
-     "- Answers the basic elements (1 point): yes\n- Clearly written from an AI assistant's perspective (0 points): no\n"
-     "- Impeccably tailored (0 points): no\nTotal points: 3", 3.0),
+     "- Answers the basic elements (1 point): yes\n- Clearly written from an AI assistant's perspective (0 points): "
+     "no\n- Impeccably tailored (0 points): no\nTotal points: 3", 3.0),
     ("Relevance: 1 point\nUsefulness: 0 points\nClarity: 0 points", None),    # criteria only: nothing
     ("Total: 4 points", 4.0),
     ("It earns a total of 2 points.", 2.0),

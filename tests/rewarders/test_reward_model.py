@@ -159,7 +159,8 @@ def test_sequence_classifier_with_several_labels_is_refused(tiny_dir, tmp_path):
 
 
 def test_rm_training_settings_live_in_the_rewarder_config():
-    """The quick RM and cream-train-rm read their defaults from conf/rewarder/reward_model.yaml; bad keys are refused."""
+    """The quick RM and cream-train-rm read their defaults from conf/rewarder/reward_model.yaml; bad keys are
+    refused."""
     from conftest import compose
     from cream.errors import ConfigError
     from cream.training.train_rm import RMTraining
@@ -167,5 +168,6 @@ def test_rm_training_settings_live_in_the_rewarder_config():
     block = compose(["rewarder=reward_model", "rewarder.train.epochs=1"]).rewarder.train
     assert RMTraining.of(dict(block), "rewarder.train") == RMTraining(1, 1e-4, 16, 0.0, 0.1)
     assert RMTraining.defaults() == RMTraining(3, 1e-4, 16, 0.0, 0.1)
-    with pytest.raises(ConfigError, match=r"rewarder.train: unknown key\(s\) \['epoch'\]; expected exactly: epochs, lr"):
+    with pytest.raises(ConfigError,
+                       match=r"rewarder.train: unknown key\(s\) \['epoch'\]; expected exactly: epochs, lr"):
         RMTraining.of({**block, "epoch": 2}, "rewarder.train")

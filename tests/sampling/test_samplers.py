@@ -15,10 +15,12 @@ def test_hf_sampler_calls_generate_on_the_moved_model(monkeypatch):
     from cream.sampling import hf
 
     seen = {}
-    monkeypatch.setattr(hf, "generate", lambda model, tok, prompts, **kw: seen.update(model=model, prompts=prompts, **kw) or "out")
+    monkeypatch.setattr(hf, "generate",
+                        lambda model, tok, prompts, **kw: seen.update(model=model, prompts=prompts, **kw) or "out")
     sampler = make_sampler(compose([]).sampler)  # the default, sampler=hf
     assert type(sampler) is hf.HFSampler and sampler.moves_model is True
-    assert sampler("M", "T", ["p"], n=3, seed=5) == "out" and seen == {"model": "M", "prompts": ["p"], "n": 3, "seed": 5}
+    assert sampler("M", "T", ["p"], n=3, seed=5) == "out" and seen == {"model": "M", "prompts": ["p"],
+                                                                       "n": 3, "seed": 5}
 
 
 def test_vllm_missing_is_a_clear_error(monkeypatch):

@@ -18,7 +18,8 @@ def test_each_measure_writes_its_own_statistic(tmp_path, measure, key, stats):
         RewardRow("up", [1.0, 2.0, 3.0], [0.1, 0.2, 0.3], [0.0] * 3),
         RewardRow("down", [1.0, 2.0, 3.0], [0.3, 0.2, 0.1], [0.0] * 3),
         RewardRow("flat", [1.0, 1.0, None], [0.3, 0.2, 0.1], [0.0] * 3)])
-    summary = consistency.run(Context(compose([f"consistency={measure}"]), tmp_path), paths.stage("iter_1/consistency"), t=1)
+    summary = consistency.run(Context(compose([f"consistency={measure}"]), tmp_path),
+                              paths.stage("iter_1/consistency"), t=1)
     rows = artifacts.read_jsonl(paths.consistency(1))
     assert [r["c"] for r in rows] == [1.0, 0.0, None] and [r["defined"] for r in rows] == [True, True, False]
     if key is None:

@@ -41,4 +41,5 @@ def test_dpo_records_the_training_processes_only_when_several():
     (["model=smollm2_135m"], "run/base/model")])                               # a GGUF checkpoint, converted
 def test_where_m0_is(overrides, m0):
     ctx = Context(compose(overrides), Path("run"))
-    assert ctx.model_path(0) == m0 and ctx.model_path(1) == "run/sft/model" and ctx.model_path(3) == "run/iter_2/dpo/model"
+    assert ctx.model_path(0) == m0 and ctx.model_path(1) == "run/sft/model"
+    assert ctx.model_path(3) == "run/iter_2/dpo/model"

@@ -66,7 +66,8 @@ def iteration(tmp_path, tiny_dir):
     run = tmp_path / "run"
     shutil.copytree(tiny_dir, run / "sft" / "model")
     _write_jsonl(run / "iter_1" / "sample" / "samples.jsonl", (
-        {"prompt_id": pid, "benchmark": "arc_easy", "instruction": f"question {pid}", "prompt": f"Question {pid}: which gas?",
+        {"prompt_id": pid, "benchmark": "arc_easy", "instruction": f"question {pid}",
+         "prompt": f"Question {pid}: which gas?",
          "responses": [f"{r} ({pid})" for r in RESPONSES], "finished": [True] * 5} for pid in REWARDS))
     _write_jsonl(run / "iter_1" / "reward" / "rewards.jsonl", (
         {"prompt_id": pid, "reward": now, "prev_reward": prev, "policy_logp": [_logp(pid, i) for i in range(5)],

@@ -57,7 +57,8 @@ def _prepare(run_dir, tiny_dir):
     pairs = [{"prompt_id": f"p{i}", "prompt": f"Question {i}: which one?", "chosen": words[i % 8] + " yes",
               "rejected": words[(3 * i + 1) % 8], "c": 0.5 + 0.05 * i} for i in range(8)]
     enc = [encode_pair(tok, p["prompt"], p[k], 256, 192) for p in pairs for k in ("chosen", "rejected")]
-    ref = score_sequences(load_model(tiny_dir), [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id, progress=False)
+    ref = score_sequences(load_model(tiny_dir), [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id,
+                          progress=False)
     for i, p in enumerate(pairs):
         p["ref_logp_chosen"], p["ref_logp_rejected"] = ref[2 * i], ref[2 * i + 1]
     artifacts.write_jsonl(run_dir / "iter_1" / "pairs" / "pairs.jsonl", pairs)
@@ -115,8 +116,9 @@ def test_pipeline_on_two_processes(tmp_path):
     from cream import artifacts
 
     exe = os.path.join(os.path.dirname(sys.executable), "cream-train")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", exe, "debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
-           "trainer.devices=2", "trainer.precision=32-true", f"hydra.run.dir={tmp_path}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", exe, "debug=smoke",
+           "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+           f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, **GLOO_ENV, "CREAM_PROGRESS": "0", "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"

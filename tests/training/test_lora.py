@@ -48,7 +48,8 @@ def test_lora_starts_as_reference_and_merged_model_is_the_trained_one(tiny_dir, 
     step0 = score_sequences(model, seqs, starts, tok.pad_token_id, progress=False)
     assert step0 == pytest.approx(reference, abs=1e-6)  # B = 0: the adapted model is M_t
 
-    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=2, max_length=64, max_prompt_length=32, seed=0)
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=2,
+                              max_length=64, max_prompt_length=32, seed=0)
     module = DPOModule(model, instantiate(cfg.loss), lr=5e-2, total_steps=dm.steps(3))
     trainer = make_trainer(cfg, tmp_path / "dpo", max_epochs=3)
     trainer.fit(module, datamodule=dm)

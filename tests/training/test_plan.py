@@ -5,8 +5,10 @@ import pytest
 
 from conftest import compose, run_cli
 
-SMALL = ["model.tiny.vocab_size=100", "model.tiny.hidden_size=8", "model.tiny.intermediate_size=16", "model.tiny.num_layers=2",
-         "model.tiny.num_heads=2", "sft.batch_size=2", "dpo.batch_size=1", "model.max_length=10", "model.max_prompt_length=6",
+SMALL = ["model.tiny.vocab_size=100", "model.tiny.hidden_size=8", "model.tiny.intermediate_size=16",
+         "model.tiny.num_layers=2",
+         "model.tiny.num_heads=2", "sft.batch_size=2", "dpo.batch_size=1", "model.max_length=10",
+         "model.max_prompt_length=6",
          "sampling.max_new_tokens=3", "sampling.n=4", "sampling.batch_size=2", "debug=smoke"]
 
 
@@ -82,8 +84,10 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_cli_plan_prints_and_runs_nothing(tmp_path):
-    proc = run_cli(["experiment=cream_llama3_8b", "trainer=fsdp", "trainer.devices=8", "trainer.accumulate_grad_batches=1",
-                    "trainer.cream.activation_checkpointing=true", "plan=true", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    proc = run_cli(["experiment=cream_llama3_8b", "trainer=fsdp", "trainer.devices=8",
+                    "trainer.accumulate_grad_batches=1", "trainer.cream.activation_checkpointing=true", "plan=true",
+                    f"hydra.run.dir={tmp_path / 'run'}"],
+                   cwd=tmp_path)
     out = proc.stdout
     assert "parameters   8.030 B" in out and "FSDP FULL_SHARD on 8 ranks" in out
     assert "global batch sft 32, dpo 32" in out and "fits         yes" in out

@@ -73,7 +73,8 @@ def test_lr_and_grad_norm_logged_per_optimizer_step(tiny_dir, tmp_path):
     rows = [r for r in csv.DictReader((tmp_path / "run" / "logs" / "metrics.csv").open()) if r.get("train/lr")]
     assert [int(r["step"]) for r in rows] == list(range(8))
     warmup = int(0.2 * 8)  # steps 0..warmup-1 ramp up; then cosine over the remaining 8 - warmup
-    want = [1e-2 * ((s + 1) / (warmup + 1) if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (8 - warmup))))
+    want = [1e-2 * ((s + 1) / (warmup + 1)
+                    if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (8 - warmup))))
             for s in range(8)]
     assert [float(r["train/lr"]) for r in rows] == pytest.approx(want, rel=1e-6)
     assert all(float(r["train/grad_norm"]) > 0 for r in rows)

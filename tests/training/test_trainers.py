@@ -19,7 +19,8 @@ LIGHTNING_ARGS = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"
 def test_trainer_keys_are_lightning_arguments_beside_the_projects_own(name):
     cfg = compose([f"trainer={name}"])
     assert set(cfg.trainer) - {"cream"} <= LIGHTNING_ARGS, set(cfg.trainer) - {"cream"} - LIGHTNING_ARGS
-    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "keep_checkpoints", "activation_checkpointing", "gpu_memory_gb"}
+    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "keep_checkpoints", "activation_checkpointing",
+                                      "gpu_memory_gb"}
     assert cfg.trainer.cream.activation_checkpointing is False and cfg.trainer.gradient_clip_val == 1.0
     assert cfg.trainer.cream.gpu_memory_gb == (None if name == "cpu" else 80)
 
@@ -62,7 +63,9 @@ def test_make_trainer_instantiates_a_strategy_dict(tmp_path):
 
 
 def _checkpointing(model) -> bool:
-    return model.is_activation_checkpointing if hasattr(model, "is_activation_checkpointing") else model.is_gradient_checkpointing
+    if hasattr(model, "is_activation_checkpointing"):
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing
 
 
 def test_activation_checkpointing_switch(tiny_dir):
@@ -73,7 +76,8 @@ def test_activation_checkpointing_switch(tiny_dir):
     off = prepare_model(compose(["trainer=cpu"]), load_model(tiny_dir))
     assert not _checkpointing(off)
     for extra in ([], ["model.lora={r: 4, target_modules: [q_proj, v_proj]}"]):
-        model = prepare_model(compose(["trainer=cpu", "trainer.cream.activation_checkpointing=true", *extra]), load_model(tiny_dir)).train()
+        model = prepare_model(compose(["trainer=cpu", "trainer.cream.activation_checkpointing=true", *extra]),
+                              load_model(tiny_dir)).train()
         assert _checkpointing(model)
         b = pad_batch([[1, 5, 6, 7, 2], [1, 8, 9, 2]], [2, 2], 3)
         loss = -response_logps(model, b["input_ids"], b["attention_mask"], b["response_mask"]).sum()

@@ -26,7 +26,8 @@ def test_which_parameters_decay():
     assert (decay["weight_decay"], plain["weight_decay"]) == (0.01, 0.0)
     layer = "model.layers.0."
     assert _names(model, decay) == sorted(["model.embed_tokens.weight"] + [  # lm_head is tied: listed once
-        layer + f"self_attn.{x}_proj.weight" for x in "qkvo"] + [layer + f"mlp.{x}_proj.weight" for x in ("gate", "up", "down")])
+        layer + f"self_attn.{x}_proj.weight" for x in "qkvo"] + [layer + f"mlp.{x}_proj.weight"
+                                                                 for x in ("gate", "up", "down")])
     assert _names(model, plain) == sorted([layer + "input_layernorm.weight", layer + "post_attention_layernorm.weight",
                                            "model.norm.weight"] + [layer + f"self_attn.{x}_proj.bias" for x in "qkvo"]
                                           + [layer + f"mlp.{x}_proj.bias" for x in ("gate", "up", "down")])
@@ -36,7 +37,8 @@ def test_same_split_as_hf_trainer():
     from transformers.trainer_pt_utils import get_parameter_names
 
     model = _model()
-    hf = get_parameter_names(model, [nn.LayerNorm], [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"])
+    hf = get_parameter_names(model, [nn.LayerNorm],
+                             [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"])
     decay, _ = param_groups(model, 0.1)
     assert set(_names(model, decay)) == set(hf) - {"lm_head.weight"}  # HF lists the tied head under both names
 
