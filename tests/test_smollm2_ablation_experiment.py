@@ -30,12 +30,13 @@ ARMS = ["a_srlm", "b_cream", "c_cream_controls", "d_srlm_controls", "e_fixed_c"]
 
 
 def _env(overrides: str) -> dict:
-    return {**os.environ, "CREAM_TRAIN": str(Path(sys.executable).parent / "cream-train"), "CREAM_PYTHON": sys.executable,
-            "CREAM_OVERRIDES": overrides}
+    return {**os.environ, "CREAM_TRAIN": str(Path(sys.executable).parent / "cream-train"),
+            "CREAM_PYTHON": sys.executable, "CREAM_OVERRIDES": overrides}
 
 
 def _script(name: str, *args: str, overrides: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(HERE / name), "null", *args], capture_output=True, text=True, env=_env(overrides), timeout=3000)
+    proc = subprocess.run([str(HERE / name), "null", *args], capture_output=True, text=True, env=_env(overrides),
+                          timeout=3000)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -73,8 +74,8 @@ def test_selection_on_the_dev_split(tmp_path):
     # the dev split, not the test split: the questions are ARC-Easy-Dev's first six
     dev = [json.loads(line)["id"] for line in (ROOT / "cream" / "data" / "sample" / "arc_easy" / "ARC-Easy-Dev.jsonl")
            .read_text().splitlines()[:6]]
-    got = [json.loads(p)["id"] for p in (tmp_path / "select" / "sft1e-5_dpo1e-6" / "eval" / "M0" / "predictions_loglik.jsonl")
-           .read_text().splitlines()]
+    got = [json.loads(p)["id"] for p in (tmp_path / "select" / "sft1e-5_dpo1e-6" / "eval" / "M0"
+                                         / "predictions_loglik.jsonl").read_text().splitlines()]
     assert got == dev
     assert {"base", "eval/M0"} <= _skipped(tmp_path / "select" / "sft3e-6_dpo1e-6")  # copied: only SFT differs
     assert "iter_1/pairs" in _skipped(tmp_path / "select" / f"sft{sft}_dpo1e-5")  # copied: only the DPO lr differs
@@ -90,7 +91,8 @@ def test_every_arm_through_run_sh(tmp_path):
     runs = {a: tmp_path / f"{a}_s0" for a in ARMS}
     for arm, run in runs.items():
         assert [r["model"] for r in read_results(run)] == ["M0", "M1", "M2", "M3"], arm
-    upto_pairs = {"base", "eval/M0", "sft", "eval/M1", "iter_1/sample", "iter_1/reward", "iter_1/consistency", "iter_1/pairs"}
+    upto_pairs = {"base", "eval/M0", "sft", "eval/M1", "iter_1/sample", "iter_1/reward", "iter_1/consistency",
+                  "iter_1/pairs"}
     assert upto_pairs <= _skipped(runs["b_cream"])  # B from A
     assert {"base", "eval/M0", "sft", "eval/M1", "iter_1/sample"} <= _skipped(runs["c_cream_controls"])  # C from A
     assert "iter_1/pairs" not in _skipped(runs["c_cream_controls"])  # the per-token reward changes its pairs

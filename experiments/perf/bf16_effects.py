@@ -72,7 +72,8 @@ def main() -> None:
     enc = [encode_pair(tok, p, r, 768, 512) for p, rs in zip(prompts, resp) for r in rs]
     seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
     lens = [len(s) - st for s, st in zip(seqs, starts)]
-    lp = {k: score_sequences(m, seqs, starts, tok.pad_token_id, batch_size=32, progress=False) for k, m in (("f32", f32), ("bf16", b16))}
+    lp = {k: score_sequences(m, seqs, starts, tok.pad_token_id, batch_size=32, progress=False)
+          for k, m in (("f32", f32), ("bf16", b16))}
     for name, norm in (("logp", False), ("logp_per_token", True)):
         v = {k: [x / n if norm else x for x, n in zip(vals, lens)] for k, vals in lp.items()}
         taus, changed = [], 0
@@ -108,11 +109,14 @@ def main() -> None:
     # generative evaluation
     gq = dev[: a.generate]
     gp = [render(tok, format_prompt(ex)) for ex in gq]
-    outs = {k: generate(m, tok, gp, max_new_tokens=256, batch_size=16, progress=False)[0] for k, m in (("f32", f32), ("bf16", b16))}
+    outs = {k: generate(m, tok, gp, max_new_tokens=256, batch_size=16, progress=False)[0]
+            for k, m in (("f32", f32), ("bf16", b16))}
     ans = {k: [extract(ex, o[0], "lenient") for ex, o in zip(gq, v)] for k, v in outs.items()}
-    out["generate"] = {"questions": len(gq), "same_output": sum(x == y for x, y in zip(outs["f32"], outs["bf16"])) / len(gq),
+    out["generate"] = {"questions": len(gq),
+                       "same_output": sum(x == y for x, y in zip(outs["f32"], outs["bf16"])) / len(gq),
                        "agree": sum(x.answer == y.answer for x, y in zip(ans["f32"], ans["bf16"])) / len(gq),
-                       **{f"acc_{k}": sum(matches(ex, f, "lenient") for ex, f in zip(gq, v)) / len(gq) for k, v in ans.items()}}
+                       **{f"acc_{k}": sum(matches(ex, f, "lenient") for ex, f in zip(gq, v)) / len(gq)
+                          for k, v in ans.items()}}
     print(json.dumps(out), flush=True)
 
 

@@ -28,7 +28,8 @@ SIZES = {
     "smollm2": None,
 }
 MAX_LENGTH, MAX_PROMPT_LENGTH = 256, 192  # conf/model/tiny.yaml
-DPO = dict(lr=5e-4, batch_size=16, warmup_ratio=0.1, weight_decay=0.01, beta=0.1)  # conf/config.yaml, conf/loss/sigmoid.yaml
+# conf/config.yaml, conf/loss/sigmoid.yaml
+DPO = dict(lr=5e-4, batch_size=16, warmup_ratio=0.1, weight_decay=0.01, beta=0.1)
 
 
 def model_dir(size: str) -> Path:
@@ -63,7 +64,8 @@ def n_params(model) -> int:
 def describe(size: str, model) -> str:
     c = model.config
     return (f"{size}: Llama hidden {c.hidden_size}, {c.num_hidden_layers} layers, {c.num_attention_heads} heads, "
-            f"intermediate {c.intermediate_size}, vocab {c.vocab_size}, {n_params(model) / 1e6:.2f}M parameters (tied embeddings)")
+            f"intermediate {c.intermediate_size}, vocab {c.vocab_size}, "
+            f"{n_params(model) / 1e6:.2f}M parameters (tied embeddings)")
 
 
 def arc_examples(n: int | None = None, split: str = "train"):

@@ -60,10 +60,11 @@ def child_ours(size: str, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         out = Path(out)
         t0 = time.perf_counter()
-        dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
-                                  max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
-        module = DPOModule(model, SigmoidLoss(common.DPO["beta"]), lr=common.DPO["lr"], weight_decay=common.DPO["weight_decay"],
-                           warmup_ratio=common.DPO["warmup_ratio"], total_steps=dm.steps(1))
+        dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B,
+                                  max_length=common.MAX_LENGTH, max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
+        module = DPOModule(model, SigmoidLoss(common.DPO["beta"]), lr=common.DPO["lr"],
+                           weight_decay=common.DPO["weight_decay"], warmup_ratio=common.DPO["warmup_ratio"],
+                           total_steps=dm.steps(1))
         trainer = make_trainer(cfg, out, 1, "iter_1/dpo")
         clock = Clock()
         trainer.callbacks.append(clock)
@@ -124,7 +125,8 @@ def child_trl(size: str, steps: int, precompute: bool) -> dict:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         trainer = trl_trainer(model, tok, ds, precompute, out, [clock])
-        init_s = time.perf_counter() - t0  # reference model loaded (default) / reference log-probs computed (precomputed)
+        # reference model loaded (default) / reference log-probs computed (precomputed)
+        init_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         trainer.train()
         fit_s = time.perf_counter() - t1
@@ -159,14 +161,15 @@ def child_numerics(size: str) -> dict:
     pairs = common.preference_pairs(tok, B)
     common.add_ref_logps(ref, tok, pairs)
     # ours: the collated batch of the pipeline's data module (unshuffled: the pairs in order)
-    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * B, batch_size=B, max_length=common.MAX_LENGTH,
-                              max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * B, batch_size=B,
+                              max_length=common.MAX_LENGTH, max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
     ours = dm.collate(dm.items)
     policy.train()
     with torch.no_grad():
         lp = response_logps(policy, ours["input_ids"], ours["attention_mask"], ours["response_mask"])
         pc, pr = lp.chunk(2)
-        losses, _ = SigmoidLoss(common.DPO["beta"])(pc, pr, ours["ref_logp_chosen"], ours["ref_logp_rejected"], ours["weight"])
+        losses, _ = SigmoidLoss(common.DPO["beta"])(pc, pr, ours["ref_logp_chosen"], ours["ref_logp_rejected"],
+                                                    ours["weight"])
     # TRL: its collator on the same token ids, then its loss with the reference model in memory
     ds = make_trl_dataset(tok, pairs)
     theirs = DataCollatorForPreference(pad_token_id=tok.pad_token_id, max_length=common.MAX_LENGTH)(list(ds))
@@ -184,8 +187,8 @@ def child_numerics(size: str) -> dict:
             trl_loss = trainer.compute_loss(trainer.model, theirs).item()
             m = trainer._metrics["train"]
             labels = theirs["input_ids"].masked_fill(theirs["completion_mask"] == 0, -100)
-            trl_lp = trainer.model(input_ids=theirs["input_ids"], attention_mask=theirs["attention_mask"], labels=labels,
-                                   fused_lm_head=True).log_probs.sum(1)
+            trl_lp = trainer.model(input_ids=theirs["input_ids"], attention_mask=theirs["attention_mask"],
+                                   labels=labels, fused_lm_head=True).log_probs.sum(1)
             trl_ref_lp = ref(input_ids=theirs["input_ids"], attention_mask=theirs["attention_mask"], labels=labels,
                              fused_lm_head=True).log_probs.sum(1)
     ref_ours = torch.cat([ours["ref_logp_chosen"], ours["ref_logp_rejected"]])
@@ -211,7 +214,8 @@ def child_numerics(size: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="tiny", choices=list(common.SIZES))
-    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default: tiny 20, 20m 10, smollm2 6)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="optimizer steps per run (default: tiny 20, 20m 10, smollm2 6)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--child", choices=[*VARIANTS, "numerics"], help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -223,7 +227,8 @@ def main() -> None:
         return
 
     model, _ = common.load(a.size)
-    print(common.describe(a.size, model), f"| {steps} steps x {common.DPO['batch_size']} pairs, {a.reps} reps", flush=True)
+    print(common.describe(a.size, model), f"| {steps} steps x {common.DPO['batch_size']} pairs, {a.reps} reps",
+          flush=True)
     del model
     me = Path(__file__).resolve()
     runs = {v: [] for v in VARIANTS}
@@ -247,18 +252,21 @@ def main() -> None:
         "peak_rss_mb": {v: round(med[v]["peak_mb"], 1) for v in VARIANTS},
         "peak_minus_import_rss_mb": {v: round(med[v]["peak_mb"] - med[v]["rss_base_mb"], 1) for v in VARIANTS},
         "numerics": num,
-        "targets": {"vs_trl_default>=1.3": per_rep("trl_default") >= 1.3, "vs_trl_precomputed>=1.0": per_rep("trl_precomputed") >= 1.0,
+        "targets": {"vs_trl_default>=1.3": per_rep("trl_default") >= 1.3,
+                    "vs_trl_precomputed>=1.0": per_rep("trl_precomputed") >= 1.0,
                     "numerics<=1e-5": num["ok"]},
         "steps": steps, "batch_size": common.DPO["batch_size"], "reps": a.reps,
     }
     print(f"\nDPO throughput ({a.size}, medians of {a.reps}):")
     for v in VARIANTS:
-        print(f"  {v:<16} {med[v]['pairs_per_s']:8.1f} pairs/s   fit {med[v]['fit_s']:6.1f} s   peak RSS {med[v]['peak_mb']:7.0f} MiB"
+        print(f"  {v:<16} {med[v]['pairs_per_s']:8.1f} pairs/s   fit {med[v]['fit_s']:6.1f} s"
+              f"   peak RSS {med[v]['peak_mb']:7.0f} MiB"
               f" ({med[v]['peak_mb'] - med[v]['rss_base_mb']:+.0f} over imports)")
     print(f"  ours / TRL default     = {fig['speedup_vs_trl_default']:.2f}x (target >= 1.3)")
     print(f"  ours / TRL precomputed = {fig['speedup_vs_trl_precomputed']:.2f}x (target >= 1.0)")
     print(f"  reference log-probs, once: ours {fig['ref_logps_once_s']['ours_score_sequences']:.2f} s "
-          f"(score_sequences), TRL {fig['ref_logps_once_s']['trl_precompute_in_init']:.2f} s (trainer init incl. precompute)")
+          f"(score_sequences), TRL {fig['ref_logps_once_s']['trl_precompute_in_init']:.2f} s "
+          "(trainer init incl. precompute)")
     print(f"  numerics (first batch): {num}")
     common.emit("dpo_vs_trl", a.size, fig)
 

@@ -8,8 +8,9 @@
   the ratio to the bare step;
 - generation with stops (what sampling and the generative evaluation do): the same prompts, 128 new tokens,
   rows ending at their end of turn: ``generate(engine=loop)`` vs ``generate(engine=hf)`` seconds;
-- loglik evaluation: the first 200 (``--questions``) ARC-Easy test questions in lm-eval's format, every option scored whole
-  (``score_sequences``) vs from the shared context (``score_shared_context``): tokens per question, seconds;
+- loglik evaluation: the first 200 (``--questions``) ARC-Easy test questions in lm-eval's format, every option
+  scored whole (``score_sequences``) vs from the shared context (``score_shared_context``): tokens per question,
+  seconds;
 - reward scoring: ``score_sequences`` on prompt + response sequences (the responses: the reference answers
   of ARC-Easy train questions, 4 per prompt), tokens/s.
 Peak RSS of the process is printed at the end (the model in both dtypes is loaded once).
@@ -70,7 +71,8 @@ def main() -> None:
             last = logits.argmax(-1)
             for _ in range(a.new - 1):
                 mask = torch.cat([mask, mask.new_ones(len(last), 1)], 1)
-                cache, logits = loop._forward(model, cache, input_ids=last[:, None], attention_mask=mask, position_ids=pos[:, None])
+                cache, logits = loop._forward(model, cache, input_ids=last[:, None], attention_mask=mask,
+                                              position_ids=pos[:, None])
                 pos, last = pos + 1, logits.argmax(-1)
 
     def ours(model, bs):
@@ -85,8 +87,8 @@ def main() -> None:
             mask = torch.zeros_like(ids)
             for j, p in enumerate(batch):  # left padding
                 ids[j, T - len(p):], mask[j, T - len(p):] = torch.tensor(p), 1
-            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=a.new, min_new_tokens=a.new, do_sample=False,
-                           pad_token_id=pad, eos_token_id=None, use_cache=True)
+            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=a.new, min_new_tokens=a.new,
+                           do_sample=False, pad_token_id=pad, eos_token_id=None, use_cache=True)
 
     if "decode" in a.parts:
         for dtype, model in models.items():
@@ -108,13 +110,15 @@ def main() -> None:
             for _ in range(a.reps):
                 for eng in ("loop", "hf"):
                     t0 = time.perf_counter()
-                    out, _ = generate(model, tok, prompts, max_new_tokens=128, batch_size=16, progress=False, engine=eng)
+                    out, _ = generate(model, tok, prompts, max_new_tokens=128, batch_size=16, progress=False,
+                                      engine=eng)
                     runs[eng].append(time.perf_counter() - t0)
                     toks[eng] = out
             same = sum(x == y for x, y in zip(toks["loop"], toks["hf"])) / len(prompts)
             med = {k: statistics.median(v) for k, v in runs.items()}
             res[f"generate with stops {dtype}"] = {"loop s": round(med["loop"], 2), "hf s": round(med["hf"], 2),
-                                                   "hf/loop time": round(med["hf"] / med["loop"], 3), "same outputs": same}
+                                                   "hf/loop time": round(med["hf"] / med["loop"], 3),
+                                                   "same outputs": same}
             print(json.dumps({f"generate with stops {dtype}": res[f"generate with stops {dtype}"]}), flush=True)
 
     if "loglik" in a.parts:

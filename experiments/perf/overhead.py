@@ -55,8 +55,8 @@ def main() -> None:
     loss_fn = SigmoidLoss(common.DPO["beta"])
 
     def make_dm():
-        return PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
-                                    max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
+        return PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B,
+                                    max_length=common.MAX_LENGTH, max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
 
     batches = list(make_dm().train_dataloader())  # the batches Lightning will see in epoch 0
     n_tok = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -113,13 +113,15 @@ def main() -> None:
         print(f"  rep {rep}: " + "  ".join(f"{k} {runs[k][-1] * 1e3:7.1f} ms/step" for k in names), flush=True)
 
     med = {k: common.median(v) for k, v in runs.items()}
-    ratio = {k: round(common.median([o / b for o, b in zip(runs["ours"], runs[k])]), 3) for k in ("bare_hf", "bare_min")}
+    ratio = {k: round(common.median([o / b for o, b in zip(runs["ours"], runs[k])]), 3)
+             for k in ("bare_hf", "bare_min")}
     print(f"\nstep time ({a.size}, medians of {a.reps}; {n_tok / len(batches):.0f} tokens/step of which "
           f"{n_resp / len(batches):.0f} response tokens):")
     for k in names:
         print(f"  {k:<9} {med[k] * 1e3:8.1f} ms/step")
     print(f"  ours / bare_hf  = {ratio['bare_hf']:.3f}x (target <= 1.10)")
-    print(f"  ours / bare_min = {ratio['bare_min']:.3f}x (Lightning + data pipeline + logging + clipping over the same math)")
+    print(f"  ours / bare_min = {ratio['bare_min']:.3f}x "
+          "(Lightning + data pipeline + logging + clipping over the same math)")
     common.emit("overhead", a.size, {
         "ms_per_step": {k: round(v * 1e3, 2) for k, v in med.items()}, "ratio_ours_over": ratio,
         "targets": {"ours/bare_hf<=1.10": ratio["bare_hf"] <= 1.10, "ours/bare_min<=1.10": ratio["bare_min"] <= 1.10},

@@ -148,7 +148,8 @@ def main() -> None:
         return
     if a.child:
         d, stage, rows, seq, resp, precision, ckpt = a.child
-        print(json.dumps(child(d, stage, int(rows), int(seq), None if resp == "-" else int(resp), precision, ckpt == "1")))
+        print(json.dumps(child(d, stage, int(rows), int(seq), None if resp == "-" else int(resp), precision,
+                               ckpt == "1")))
         return
     cases = {k: dict(v) for k, v in CASES.items()}
     for item in (a.case.split(",") if a.case else []):
@@ -167,14 +168,15 @@ def main() -> None:
                 continue
             for precision in a.precisions.split(","):
                 for ckpt in (False, True):
-                    args = [d, stage, str(rows), str(seq), "-" if resp is None else str(resp), precision, "1" if ckpt else "0"]
+                    args = [d, stage, str(rows), str(seq), "-" if resp is None else str(resp), precision,
+                            "1" if ckpt else "0"]
                     m = common.run_child(Path(__file__), ["--child", *args])
                     e = estimate(d, stage, rows, seq, resp, precision, ckpt)
                     err = (e["estimated"] - m["measured"]) / m["measured"]
-                    row = {"model": size, "params": e["params"], "stage": stage, "rows": rows, "seq": seq, "precision": precision,
-                           "ckpt": ckpt, "measured_mib": round(m["measured"] / 2**20, 1),
-                           "estimated_mib": round(e["estimated"] / 2**20, 1), "error": round(err, 3), "parts_mib": e["parts"],
-                           "step_s": round(m["step_s"], 2)}
+                    row = {"model": size, "params": e["params"], "stage": stage, "rows": rows, "seq": seq,
+                           "precision": precision, "ckpt": ckpt, "measured_mib": round(m["measured"] / 2**20, 1),
+                           "estimated_mib": round(e["estimated"] / 2**20, 1), "error": round(err, 3),
+                           "parts_mib": e["parts"], "step_s": round(m["step_s"], 2)}
                     rows_out.append(row)
                     report([row])
                     gc.collect()
@@ -183,9 +185,9 @@ def main() -> None:
 
 def report(rows: list[dict]) -> None:
     for r in rows:
-        print(f"{r['model']:>13} {r['stage']} {r['rows']:>2}x{r['seq']} {r['precision']:<10} ckpt={int(r['ckpt'])}  measured "
-              f"{r['measured_mib']:8.1f} MiB  estimated {r['estimated_mib']:8.1f} MiB  error {100 * r['error']:+6.1f}%"
-              f"  step {r.get('step_s', float('nan')):.1f} s", flush=True)
+        print(f"{r['model']:>13} {r['stage']} {r['rows']:>2}x{r['seq']} {r['precision']:<10} ckpt={int(r['ckpt'])}"
+              f"  measured {r['measured_mib']:8.1f} MiB  estimated {r['estimated_mib']:8.1f} MiB"
+              f"  error {100 * r['error']:+6.1f}%  step {r.get('step_s', float('nan')):.1f} s", flush=True)
 
 
 if __name__ == "__main__":

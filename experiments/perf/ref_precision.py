@@ -78,7 +78,8 @@ def main() -> None:
     pol_c, pol_r = [], []
     for b in range(0, len(enc), args.batch):
         chunk = enc[b: b + args.batch]
-        lp = _policy_logps(model, [e[0] for e in chunk] + [e[2] for e in chunk], [e[1] for e in chunk] + [e[3] for e in chunk], pad)
+        lp = _policy_logps(model, [e[0] for e in chunk] + [e[2] for e in chunk],
+                           [e[1] for e in chunk] + [e[3] for e in chunk], pad)
         pol_c += lp[: len(chunk)]
         pol_r += lp[len(chunk):]
     # the reward step's own scoring (length-sorted batches of 32), in three precisions
@@ -97,9 +98,11 @@ def main() -> None:
 
     beta = DPO["beta"]
     tokens = [len(e[0]) - e[1] for e in enc] + [len(e[2]) - e[3] for e in enc]
-    result: dict = {"model": name, "pairs": n, "beta": beta, "repeat": args.repeat, "median_response_tokens": statistics.median(tokens),
+    result: dict = {"model": name, "pairs": n, "beta": beta, "repeat": args.repeat,
+                    "median_response_tokens": statistics.median(tokens),
                     "median_abs_logp": round(statistics.median(abs(x) for x in refs["fp32"]), 2)}
-    print(f"{n} pairs, median response {result['median_response_tokens']} tokens, median |log p| {result['median_abs_logp']}")
+    print(f"{n} pairs, median response {result['median_response_tokens']} tokens, "
+          f"median |log p| {result['median_abs_logp']}")
     print(f"{'reference':>9} | {'|Delta| median':>14} {'p90':>8} {'max':>8} | {'|margin| mean':>13} {'max':>8} | "
           f"{'loss - log2':>11} | {'margin > 0':>10}")
     for key in ("bf16", "mixed", "fp32"):

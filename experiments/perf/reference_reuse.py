@@ -55,7 +55,8 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
     t0 = time.perf_counter()
     prompts = [render(tok, format_prompt(ex)) for ex in exs]
     resp = [[f"The answer is {c}.\nAnswer: {lab}" for c, lab in zip(ex.choices, ex.labels)] for ex in exs]
-    enc = [encode_pair(tok, p, r, common.MAX_LENGTH, common.MAX_PROMPT_LENGTH) for p, rs in zip(prompts, resp) for r in rs]
+    enc = [encode_pair(tok, p, r, common.MAX_LENGTH, common.MAX_PROMPT_LENGTH)
+           for p, rs in zip(prompts, resp) for r in rs]
     seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
     scores = []
     for _ in ("M_t", "M_0", "M_t-1"):
@@ -79,8 +80,8 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
     model = load_model(d)
     cfg = common.compose_cfg(["regularizer=none"])
     B = common.DPO["batch_size"]
-    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B, max_length=common.MAX_LENGTH,
-                              max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
+    dm = PreferenceDataModule(tok, [PairRow.from_json(p) for p in pairs], [1.0] * len(pairs), batch_size=B,
+                              max_length=common.MAX_LENGTH, max_prompt_length=common.MAX_PROMPT_LENGTH, seed=0)
     kw = dict(lr=common.DPO["lr"], weight_decay=common.DPO["weight_decay"], warmup_ratio=common.DPO["warmup_ratio"],
               total_steps=dm.steps(2))
     loss = SigmoidLoss(common.DPO["beta"])
@@ -154,8 +155,9 @@ def main() -> None:
     fig["targets"] = {"peak_reuse/policy_only<=1.1": fig["peak_reuse_over_policy_only"] <= 1.1}
     print(f"\nreference reuse ({a.size}, medians of {a.reps}, {fig['steps']} DPO steps):")
     for v in VARIANTS:
-        print(f"  {v:<12} reward {med[v]['reward_s']:6.2f}s + dpo {med[v]['dpo_s']:6.2f}s = {med[v]['iteration_s']:6.2f}s   "
-              f"DPO peak RSS {med[v]['dpo_peak_mb']:7.0f} MiB (+{fig['dpo_peak_growth_mb'][v]:.0f} during DPO)")
+        print(f"  {v:<12} reward {med[v]['reward_s']:6.2f}s + dpo {med[v]['dpo_s']:6.2f}s "
+              f"= {med[v]['iteration_s']:6.2f}s   DPO peak RSS {med[v]['dpo_peak_mb']:7.0f} MiB "
+              f"(+{fig['dpo_peak_growth_mb'][v]:.0f} during DPO)")
     print(f"  iteration: recompute / reuse = {fig['iteration_recompute_over_reuse']:.3f}x "
           f"(DPO step alone {fig['dpo_recompute_over_reuse']:.3f}x)")
     print(f"  DPO peak RSS: reuse / policy-only = {fig['peak_reuse_over_policy_only']:.3f}x (target <= 1.1), "

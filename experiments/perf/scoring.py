@@ -38,11 +38,13 @@ def main() -> None:
 
     BS, N = 32, 4
     model, tok = common.load(a.size)
-    print(common.describe(a.size, model), f"| {a.prompts} prompts x {N} responses, batch {BS}, {a.reps} reps", flush=True)
+    print(common.describe(a.size, model), f"| {a.prompts} prompts x {N} responses, batch {BS}, {a.reps} reps",
+          flush=True)
     prompts = [render(tok, format_prompt(ex)) for ex in common.arc_examples(a.prompts)]
     responses, _ = generate(model, tok, prompts, n=N, max_new_tokens=48, temperature=0.7, top_p=0.9, batch_size=32,
                             seed=0, max_prompt_length=common.MAX_PROMPT_LENGTH, progress=False)
-    enc = [encode_pair(tok, p, r, common.MAX_LENGTH, common.MAX_PROMPT_LENGTH) for p, rs in zip(prompts, responses) for r in rs]
+    enc = [encode_pair(tok, p, r, common.MAX_LENGTH, common.MAX_PROMPT_LENGTH)
+           for p, rs in zip(prompts, responses) for r in rs]
     seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
     pad = tok.pad_token_id
     V = model.config.vocab_size
@@ -97,21 +99,24 @@ def main() -> None:
             runs[k].append(time.perf_counter() - t0)
         print(f"  rep {rep}: " + "  ".join(f"{k} {runs[k][-1]:.3f}s" for k in names), flush=True)
     med = {k: common.median(v) for k, v in runs.items()}
-    ratio = {k: round(common.median([x / y for x, y in zip(runs["ours"], runs[k])]), 3) for k in ("bare", "unsorted", "full_logits")}
+    ratio = {k: round(common.median([x / y for x, y in zip(runs["ours"], runs[k])]), 3)
+             for k in ("bare", "unsorted", "full_logits")}
     n = len(seqs)
     print(f"\nscoring {n} responses ({a.size}, medians of {a.reps}):")
     for k in names:
         print(f"  {k:<12} {med[k]:7.3f} s   {n / med[k]:8.1f} responses/s")
     print(f"  ours / bare        = {ratio['bare']:.3f}x (target <= 1.2)")
     print(f"  ours / unsorted    = {ratio['unsorted']:.3f}x  (padded tokens: sorted {padded['sorted']}, unsorted "
-          f"{padded['unsorted']}, real {real}: sorting saves {1 - padded['sorted'] / padded['unsorted']:.0%} of the padded tokens)")
-    print(f"  ours / full_logits = {ratio['full_logits']:.3f}x  (float32 logits materialized: {logits_mb['ours']:.0f} MiB "
-          f"instead of {logits_mb['full']:.0f} MiB over the run)")
+          f"{padded['unsorted']}, real {real}: sorting saves {1 - padded['sorted'] / padded['unsorted']:.0%} "
+          "of the padded tokens)")
+    print(f"  ours / full_logits = {ratio['full_logits']:.3f}x  (float32 logits materialized: "
+          f"{logits_mb['ours']:.0f} MiB instead of {logits_mb['full']:.0f} MiB over the run)")
     print(f"  max |ours - full_logits| log-prob: {agree:.2e}")
     common.emit("scoring", a.size, {
         "s": {k: round(v, 4) for k, v in med.items()}, "responses_per_s": {k: round(n / v, 1) for k, v in med.items()},
         "ratio_ours_over": ratio, "targets": {"ours/bare<=1.2": ratio["bare"] <= 1.2},
-        "padded_tokens": padded, "real_tokens": real, "float32_logits_mib": {k: round(v, 1) for k, v in logits_mb.items()},
+        "padded_tokens": padded, "real_tokens": real,
+        "float32_logits_mib": {k: round(v, 1) for k, v in logits_mb.items()},
         "max_abs_diff_vs_full_logits": agree, "n_responses": n, "batch_size": BS, "reps": a.reps})
 
 

@@ -98,8 +98,8 @@ def main() -> None:
     for k in names:
         print(f"  {k:<13} peak RSS {peak[k]:7.0f} MiB   rise over the loaded model {med[k]:7.0f} MiB")
     ratio = {k: round(peak["ours"] / peak[k], 3) for k in ("bare", "bare_decoder", "with_grad")}
-    print(f"  peak RSS ours / bare = {ratio['bare']:.3f}x (target <= 1.1); ours / bare_decoder = {ratio['bare_decoder']:.3f}x; "
-          f"ours / with_grad = {ratio['with_grad']:.3f}x")
+    print(f"  peak RSS ours / bare = {ratio['bare']:.3f}x (target <= 1.1); "
+          f"ours / bare_decoder = {ratio['bare_decoder']:.3f}x; ours / with_grad = {ratio['with_grad']:.3f}x")
     common.emit("scoring_memory", a.model, {
         "peak_rss_mib": {k: round(v, 1) for k, v in peak.items()}, "rise_mib": {k: round(v, 1) for k, v in med.items()},
         "ratio_ours_over": ratio, "targets": {"ours/bare<=1.1": ratio["bare"] <= 1.1},

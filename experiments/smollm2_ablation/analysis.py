@@ -87,7 +87,8 @@ def _fmt(x: float | None, digits: int, sign: str = "+") -> str:
 
 def paired(root: Path) -> str:
     arms = load(root)
-    lines = ["| contrast | quantity | per seed | mean | 95% t interval | p (paired t) | n |", "|---|---|---|---|---|---|---|"]
+    lines = ["| contrast | quantity | per seed | mean | 95% t interval | p (paired t) | n |",
+             "|---|---|---|---|---|---|---|"]
     for x, y, kind in CONTRASTS:
         seeds = sorted(set(arms.get(x, {})) & set(arms.get(y, {})))
         for label, value, scale, digits in QUANTITIES:
@@ -147,9 +148,9 @@ def questions(out: Path) -> str:
 
 # ------------------------------------------------------------------------------------------- mechanism
 DIAGNOSTICS = [("truncated", "truncation_rate", 3), ("length", "mean_length", 0), ("repetition", "repetition_rate", 3),
-               ("distinct-2", "distinct_2", 3), ("chosen len", "chosen_length", 0), ("rejected len", "rejected_length", 0),
-               ("good", "good_pairs", 0), ("bad", "bad_pairs", 0), ("other", "other_pairs", 0),
-               ("verifiable", "n_verifiable", 0)]
+               ("distinct-2", "distinct_2", 3), ("chosen len", "chosen_length", 0),
+               ("rejected len", "rejected_length", 0), ("good", "good_pairs", 0), ("bad", "bad_pairs", 0),
+               ("other", "other_pairs", 0), ("verifiable", "n_verifiable", 0)]
 
 
 def _auc(d: dict) -> str:
@@ -205,9 +206,11 @@ def figures(root: Path) -> dict:
                             "consistency rate C", "C per iteration (mean over seeds, band = min..max)"),
         "accuracy.png": (lambda run: {_model_number(m): 100 * v for m, r in run.rows.items()
                                       if (v := (r.get("eval_acc_norm") or {}).get("arc_easy")) is not None},
-                         "model (M_k)", "ARC-Easy acc_norm (%)", "Accuracy per model (mean over seeds, band = min..max)"),
+                         "model (M_k)", "ARC-Easy acc_norm (%)",
+                         "Accuracy per model (mean over seeds, band = min..max)"),
         "repetition.png": (_by_iteration(lambda r: (r.get("diagnostics") or {}).get("repetition_rate")), "iteration",
-                           "repetition rate of the samples", "Repetition per iteration (mean over seeds, band = min..max)"),
+                           "repetition rate of the samples",
+                           "Repetition per iteration (mean over seeds, band = min..max)"),
     }
     out = {}
     for name, (points, xlabel, ylabel, title) in specs.items():

@@ -91,7 +91,8 @@ def fixed_c(out: Path, seeds: list[str], arm: str = "c_cream_controls") -> float
         manifests = sorted(run.glob("iter_*/dpo/manifest.json"))
         iterations = _iterations(run)
         if len(manifests) != iterations:
-            raise SystemExit(f"{run}: {len(manifests)} of {iterations} DPO steps done; arm E needs every seed of arm C complete")
+            raise SystemExit(f"{run}: {len(manifests)} of {iterations} DPO steps done; "
+                             "arm E needs every seed of arm C complete")
         for m in manifests:
             if int(m.parents[1].name.removeprefix("iter_")) >= 2:
                 weights.append(json.loads(m.read_text())["summary"]["mean_weight"])
@@ -130,9 +131,11 @@ def lr_table(root: Path, sft: str) -> list[dict]:
         run = root / f"sft{sft}_dpo{lr}"
         rows = _rows(run)
         m1, m2 = rows["M1"], rows["M2"]
-        preds = [json.loads(line) for line in (run / "eval" / "M2" / "predictions.jsonl").read_text().splitlines() if line]
+        preds = [json.loads(line) for line in (run / "eval" / "M2" / "predictions.jsonl").read_text().splitlines()
+                 if line]
         loops = sum(looping(p["output"]) for p in preds) / len(preds)
-        acc1, se1, acc2 = m1["eval_acc_norm"]["arc_easy"], m1["eval_acc_norm_stderr"]["arc_easy"], m2["eval_acc_norm"]["arc_easy"]
+        acc1, se1, acc2 = (m1["eval_acc_norm"]["arc_easy"], m1["eval_acc_norm_stderr"]["arc_easy"],
+                           m2["eval_acc_norm"]["arc_easy"])
         table.append({"lr": lr, "m1": acc1, "se": se1, "m2": acc2, "looping": loops,
                       "passes": loops < LOOP_LIMIT and acc2 >= acc1 - se1})
     return table
@@ -145,9 +148,10 @@ def select_lr(table: list[dict]) -> str:
 
 def _lr_report(root: Path, sft: str) -> str:
     table = lr_table(root, sft)
-    lines = [f"sft.lr={sft}", "| dpo.lr | M1 acc_norm (se) | M2 acc_norm | M2 looping | passes |", "|---|---|---|---|---|"]
-    lines += [f"| {r['lr']} | {100 * r['m1']:.1f} ({100 * r['se']:.1f}) | {100 * r['m2']:.1f} | {100 * r['looping']:.1f}% "
-              f"| {'yes' if r['passes'] else 'no'} |" for r in table]
+    lines = [f"sft.lr={sft}", "| dpo.lr | M1 acc_norm (se) | M2 acc_norm | M2 looping | passes |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['lr']} | {100 * r['m1']:.1f} ({100 * r['se']:.1f}) | {100 * r['m2']:.1f} "
+              f"| {100 * r['looping']:.1f}% | {'yes' if r['passes'] else 'no'} |" for r in table]
     return "\n".join(lines + [f"dpo.lr={select_lr(table)}"])
 
 
