@@ -65,7 +65,7 @@ def child_ours(size: str, steps: int) -> dict:
         module = DPOModule(model, SigmoidLoss(common.DPO["beta"]), lr=common.DPO["lr"],
                            weight_decay=common.DPO["weight_decay"], warmup_ratio=common.DPO["warmup_ratio"],
                            total_steps=dm.steps(1))
-        trainer = make_trainer(cfg, out, 1, "iter_1/dpo")
+        trainer = make_trainer(cfg, out, 1)
         clock = Clock()
         trainer.callbacks.append(clock)
         fit(trainer, module, dm, out)
@@ -237,7 +237,7 @@ def main() -> None:
         for v in order:
             r = common.run_child(me, ["--child", v, "--size", a.size, "--steps", str(steps)])
             runs[v].append(r)
-            print(f"  rep {rep} {v:<16} {r['pairs_per_s']:8.1f} pairs/s  peak {r['peak_mb']:7.0f} MiB", flush=True)
+            print(f"  rep {rep} {v:<16} {r['pairs_per_s']:8.3f} pairs/s  peak {r['peak_mb']:7.0f} MiB", flush=True)
     num = common.run_child(me, ["--child", "numerics", "--size", a.size])
 
     med = {v: {k: common.median([r[k] for r in runs[v]]) for k in runs[v][0]} for v in VARIANTS}

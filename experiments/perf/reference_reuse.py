@@ -108,7 +108,7 @@ def child(size: str, variant: str, n_prompts: int) -> dict:
 
         module = PolicyOnly(model, loss, **kw)
     with tempfile.TemporaryDirectory() as out:
-        trainer = make_trainer(cfg, Path(out), 2, "iter_1/dpo")
+        trainer = make_trainer(cfg, Path(out), 2)
         fit(trainer, module, dm, Path(out))
     dpo_s = time.perf_counter() - t1
     m = common.rss_mb()
