@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--parts", default="decode,stops,loglik,reward")
     ap.add_argument("--batches", default="16,64")
     ap.add_argument("--questions", type=int, default=200)
+    ap.add_argument("--dtypes", default="float32,bfloat16")
     a = ap.parse_args()
 
     import torch
@@ -50,7 +51,8 @@ def main() -> None:
 
     d = a.model or smollm2_dir()
     tok = load_tokenizer(d)
-    models = {"float32": load_model(d), "bfloat16": load_model(d).to(torch.bfloat16)}
+    dtypes = a.dtypes.split(",")
+    models = {k: load_model(d).to(getattr(torch, k)) for k in ("float32", "bfloat16") if k in dtypes}
     data = str(common.ROOT.parent / "shared" / "data")
     train = load_benchmark("arc_easy", "train", data)
     prompts = [render(tok, format_prompt(ex)) for ex in train[: a.prompts]]
