@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from cream import distributed
 from cream.progress import show_progress
@@ -22,23 +23,51 @@ def pad_batch(seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int)
         resp[i, st: len(s)] = True
     return {"input_ids": ids, "attention_mask": att, "response_mask": resp}
 
+# The LM head's float32 logits are [N, V] for N scored positions: with SmolLM2's 49k vocabulary a DPO batch of 8 pairs
+# x 256 response tokens is 0.8 GB each for the logits, their log-softmax and their gradients. Above this many
+# elements the head runs on chunks of positions (under autograd each chunk is recomputed in the backward pass), so
+# only one chunk's logits exist at a time. Each position's logp is the same function of its hidden state either way.
+LOGIT_CHUNK_ELEMENTS = 2 ** 26  # 256 MB of float32 logits per chunk
+
+
 def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    response_mask: torch.Tensor) -> torch.Tensor:
     """Sum over response tokens of log p(token | prefix), one value per row: [B, T] ids and masks -> [B].
 
     Runs the decoder once and applies the LM head only at positions that predict a response token,
-    so no float32 logits are materialized for prompt or padding positions.
+    so no float32 logits are materialized for prompt or padding positions (and for many positions, only one
+    chunk of them at a time: ``LOGIT_CHUNK_ELEMENTS``).
     """
     decoder = model.get_decoder()
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, T, H]
     target_mask = response_mask[:, 1:]  # [B, T-1]: position t predicts token t+1, a response token
     rows, cols = target_mask.nonzero(as_tuple=True)  # [N] each: the N predicting positions of the batch
     h = hidden[rows, cols]  # [N, H]
-    logits = model.get_output_embeddings()(h).float()  # [N, V]
     targets = input_ids[rows, cols + 1]  # [N]
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)  # [N]: log p(y_t+1 | y_<=t)
+    lp = target_logps(model.get_output_embeddings(), h, targets)  # [N]: log p(y_t+1 | y_<=t)
     # sum each row's N_b terms: [N] -> [B]
     return torch.zeros(input_ids.shape[0], dtype=torch.float32, device=lp.device).index_add_(0, rows, lp)
+
+
+def _head_logps(head, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = head(h).float()  # [n, V]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+
+
+def target_logps(head, h: torch.Tensor, targets: torch.Tensor, max_elements: int | None = None) -> torch.Tensor:
+    """log softmax(head(h))[target] per position, [N, H] -> [N], at most ``max_elements`` logits at a time
+    (default ``LOGIT_CHUNK_ELEMENTS``)."""
+    n, vocab = h.shape[0], head.weight.shape[0]
+    chunk = max(1, (max_elements or LOGIT_CHUNK_ELEMENTS) // vocab)
+    if n <= chunk:
+        return _head_logps(head, h, targets)
+    recompute = torch.is_grad_enabled() and (h.requires_grad or head.weight.requires_grad)
+    parts = []
+    for i in range(0, n, chunk):
+        hi, ti = h[i: i + chunk], targets[i: i + chunk]
+        parts.append(checkpoint(_head_logps, head, hi, ti, use_reentrant=False) if recompute
+                     else _head_logps(head, hi, ti))
+    return torch.cat(parts)
 
 
 @torch.inference_mode()

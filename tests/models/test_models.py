@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from conftest import direct_logp
+from cream.models import scoring
 from cream.models.loading import load_model, load_tokenizer
-from cream.models.scoring import pad_batch, response_logps, score_sequences
+from cream.models.scoring import pad_batch, response_logps, score_sequences, target_logps
 from cream.models.tokens import encode_pair
 from cream.training.datamodules import SFTDataModule
 from cream.training.sft_module import sft_loss
@@ -41,6 +42,42 @@ def test_response_logps_match_direct_computation(tok_model):
     got2 = score_sequences(model, [e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id, batch_size=2,
                            progress=False)
     assert got2 == pytest.approx(want, abs=1e-4)
+
+
+def test_chunked_head_gives_the_same_logps_and_gradients(tok_model, monkeypatch):
+    """The LM head over chunks of positions (recomputed in backward) equals one pass over all positions."""
+    tok, model = tok_model
+    head = model.get_output_embeddings()
+    vocab = head.weight.shape[0]
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(23, head.weight.shape[1], generator=g)
+    targets = torch.randint(0, vocab, (23,), generator=g)
+
+    def run(max_elements):
+        x = h.clone().requires_grad_(True)
+        head.weight.grad = None
+        lp = target_logps(head, x, targets, max_elements=max_elements)
+        (lp * torch.arange(1.0, 24.0)).sum().backward()  # position-dependent weights: a mixed-up order would show
+        return lp.detach(), x.grad, head.weight.grad.clone()
+
+    whole, chunked = run(10 ** 9), run(5 * vocab)  # one pass; chunks of 5 positions (the last one of 3)
+    for a, b in zip(whole, chunked):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+    assert whole[1].abs().sum() > 0 and not torch.equal(whole[0], torch.zeros_like(whole[0]))
+    head.weight.grad = None
+    # and through response_logps on real rows, with and without autograd
+    enc = [encode_pair(tok, p, r, 128, 64) for p, r in [("Which gas do plants take in?", "carbon dioxide"),
+                                                         ("Natalia sold 48 clips", "Answer: 72 clips in all")]]
+    batch = pad_batch([e[0] for e in enc], [e[1] for e in enc], tok.pad_token_id)
+    args = [batch[k] for k in ("input_ids", "attention_mask", "response_mask")]
+    with torch.no_grad():
+        want = response_logps(model, *args)
+    monkeypatch.setattr(scoring, "LOGIT_CHUNK_ELEMENTS", 3 * vocab)
+    with torch.no_grad():
+        got = response_logps(model, *args)
+    assert torch.allclose(got, want, atol=1e-5)
+    got_grad = response_logps(model, *args)
+    assert got_grad.requires_grad and torch.allclose(got_grad.detach(), want, atol=1e-5)
 
 
 def test_sft_labels_cover_response_tokens_only(tok_model):
