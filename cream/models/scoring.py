@@ -49,6 +49,11 @@ def response_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return torch.zeros(input_ids.shape[0], dtype=torch.float32, device=lp.device).index_add_(0, rows, lp)
 
 
+def logit_chunk(vocab_size: int, max_elements: int | None = None) -> int:
+    """The positions whose logits are computed at once: ``max_elements`` (default ``LOGIT_CHUNK_ELEMENTS``) / V."""
+    return max(1, (max_elements or LOGIT_CHUNK_ELEMENTS) // vocab_size)
+
+
 def _head_logps(head, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits = head(h).float()  # [n, V]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
@@ -57,8 +62,8 @@ def _head_logps(head, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def target_logps(head, h: torch.Tensor, targets: torch.Tensor, max_elements: int | None = None) -> torch.Tensor:
     """log softmax(head(h))[target] per position, [N, H] -> [N], at most ``max_elements`` logits at a time
     (default ``LOGIT_CHUNK_ELEMENTS``)."""
-    n, vocab = h.shape[0], head.weight.shape[0]
-    chunk = max(1, (max_elements or LOGIT_CHUNK_ELEMENTS) // vocab)
+    n = h.shape[0]
+    chunk = logit_chunk(head.weight.shape[0], max_elements)
     if n <= chunk:
         return _head_logps(head, h, targets)
     recompute = torch.is_grad_enabled() and (h.requires_grad or head.weight.requires_grad)

@@ -18,8 +18,8 @@ dtype under LoRA).  Per GPU:
     gradients    T b_p / S_g              S_g = W under any FSDP sharding but NO_SHARD, else 1;
                  x 2 under DDP (its all-reduce buckets are a second copy: gradient_as_bucket_view off)
     optimizer    2 T b_p / S_g            AdamW's exp_avg and exp_avg_sq, in the parameter's dtype
-    activations  for a micro-batch of R rows of s tokens (N of them scored by the LM head):
-                 L R s [4h b_r + (6h + 4i + 3h m + s) b_c + 4H] + 2 R s h b_r + N (12 V + h b_c)
+    activations  for a micro-batch of R rows of s tokens (N of them scored by the LM head, at most N_c at once):
+                 L R s [4h b_r + (6h + 4i + 3h m + s) b_c + 4H] + 2 R s h b_r + min(N, N_c) 12 V + N h b_c
                  - per layer and token: each RMSNorm keeps its float input and normalized output (2h,
                    twice); the attention keeps q, k, v after RoPE and GQA's repeat (3h: with a padding
                    mask transformers repeats the KV heads), its output (h), the projections' input (h) and
@@ -28,7 +28,9 @@ dtype under LoRA).  Per GPU:
                    m = 1 under mixed precision (autocast casts the float residual separately for q, k, v
                    and for gate, up: 3 more copies), else 0 (counted on the saved tensors of a real step);
                  - the LM head: per scored token the float32 log-softmax output, its gradient and the
-                   logits' gradient at the start of the backward (12 V bytes) and the head's input.
+                   logits' gradient at the start of the backward (12 V bytes) and the head's input. DPO's
+                   head runs on chunks of N_c = 2^26 / V positions, each recomputed in the backward
+                   (``cream.models.scoring.LOGIT_CHUNK_ELEMENTS``); SFT's loss takes all its logits at once.
                  With activation checkpointing (``trainer.cream.activation_checkpointing``) the layers keep only
                  their input, L R s h b_r, plus one layer's activations recomputed in the backward.
     peak         weights + compute + optimizer + max(gradients, activations + V h b_p)
@@ -58,6 +60,7 @@ from omegaconf import DictConfig, OmegaConf
 from cream.data.pool import prompt_slice, seed_set
 from cream.distributed import trainer_world_size
 from cream.errors import PlanError
+from cream.models.scoring import logit_chunk
 from cream.training import lora as lora_mod
 from cream.training.trainer import training_dtype
 
@@ -181,8 +184,9 @@ def layer_activation_bytes(a: Arch, lay: Layout, rows: int, tokens: int) -> floa
 
 
 def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int, seq: int,
-                    scored: int) -> dict[str, float]:
-    """Per-GPU bytes of one training step (module docstring): each component and the peak."""
+                    scored: int, at_once: int | None = None) -> dict[str, float]:
+    """Per-GPU bytes of one training step (module docstring): each component and the peak; ``at_once``: the
+    scored positions whose logits exist at one time (N_c; None: all of them)."""
     h, V, L = a.hidden_size, a.vocab_size, a.num_layers
     tokens = rows * seq
     b_r = lay.model_bytes if lay.lora else lay.param_bytes
@@ -199,7 +203,7 @@ def training_memory(a: Arch, params: int, trainable: int, lay: Layout, rows: int
         compute = params * lay.compute_bytes if lay.mixed else 0.0
     grads = trainable * train_bytes / lay.grad_shards * (2 if lay.strategy == "ddp" else 1)
     optimizer = 2 * trainable * train_bytes / lay.grad_shards
-    head = scored * (12 * V + h * lay.compute_bytes) + 2 * tokens * h * b_r
+    head = min(scored, at_once or scored) * 12 * V + scored * h * lay.compute_bytes + 2 * tokens * h * b_r
     one_layer = layer_activation_bytes(a, lay, rows, tokens)
     full = L * one_layer + head
     ckpt = L * tokens * h * b_r + one_layer + head
@@ -299,8 +303,9 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
     for name, rows, seq, scored in (("sft", cfg.sft.batch_size, max_len, cfg.sft.batch_size * max_len),
                                     ("dpo", 2 * cfg.dpo.batch_size, dpo_seq,
                                      2 * cfg.dpo.batch_size * min(new + 1, dpo_seq))):
+        at_once = logit_chunk(arch.vocab_size) if name == "dpo" else None
         plan.stages[name] = {"rows": rows, "seq": seq, "scored": scored,
-                             "memory": training_memory(arch, params, trainable, lay, rows, seq, scored)}
+                             "memory": training_memory(arch, params, trainable, lay, rows, seq, scored, at_once)}
     plan.data = data_sizes(cfg)
     acc = cfg.trainer.accumulate_grad_batches
     plan.steps = {"global_batch": {k: cfg[k].batch_size * acc * lay.world for k in ("sft", "dpo")},

@@ -115,7 +115,10 @@ def estimate(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, 
     lay = Layout("single", param_bytes=4, compute_bytes=4 if precision == "32-true" else 2, model_bytes=4,
                  activation_checkpointing=ckpt)
     scored = rows * seq if stage == "sft" else rows * resp
-    mem = training_memory(arch, params, trainable, lay, rows, seq, scored)
+    from cream.models.scoring import logit_chunk
+
+    mem = training_memory(arch, params, trainable, lay, rows, seq, scored,
+                          logit_chunk(arch.vocab_size) if stage == "dpo" else None)
     return {"params": params, "estimated": mem["peak"] - mem["weights"], "weights": mem["weights"],
             "parts": {k: round(v / 2**20, 1) for k, v in mem.items()}}
 

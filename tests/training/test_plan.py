@@ -32,6 +32,14 @@ def test_small_config_by_hand():
     assert m["activations_ckpt"] == 2 * 20 * 32 + layer + 8 * 1232 + 1280
     # peak: weights + optimizer + max(gradients, activations + V h 4 (the tied head's gradient))
     assert m["peak"] == 8480 + 16960 + (2 * layer + 8 * 1232 + 1280 + 3200)
+    # DPO's head in chunks of N_c positions: 12 V bytes for N_c of the 8, the head's input 4h for all 8
+    from cream.training.plan import layout, model_arch, training_memory
+
+    cfg = compose(SMALL)
+    args = (model_arch(cfg)[0], plan.params, plan.trainable, layout(cfg), 2, 10, 8)
+    chunked = training_memory(*args, at_once=3)
+    assert m["activations"] - chunked["activations"] == (8 - 3) * 1200
+    assert training_memory(*args, at_once=100) == training_memory(*args) == m
     sft = plan.stages["sft"]
     assert (sft["rows"], sft["seq"], sft["scored"]) == (2, 10, 20)  # SFT: every position gets logits
     # steps: smoke seed set 32 examples, SFT 2 epochs of batch 2: 32; DPO at most 16 prompts, batch 1: 16
