@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy the small files of each run of the study (results.jsonl, timings.json, .hydra/, the DPO steps' manifests)
 # from OUT_DIR into experiments/smollm2_ablation/runs/ (the arms, where cream-table, cream-plot and analysis.py
-# read them) and selection/ (the selection runs):   experiments/smollm2_ablation/collect.sh OUT_DIR
+# read them) and selection/ (the selection runs, with M2's dev answers, which the looping rule reads):
+#   experiments/smollm2_ablation/collect.sh OUT_DIR
 set -euo pipefail
 out=$1
 here="$(dirname "$0")"
@@ -14,6 +15,9 @@ for run in "$out"/*_s*/ "$out"/select/sft*/; do
   cp "$run/results.jsonl" "$dest/$rel/"
   [ -f "$run/timings.json" ] && cp "$run/timings.json" "$dest/$rel/"
   cp "$run"/.hydra/*.yaml "$dest/$rel/.hydra/"
+  if [ "$dest" = "$here/selection" ] && [ -f "$run/eval/M2/predictions.jsonl" ]; then
+    mkdir -p "$dest/$rel/eval/M2" && cp "$run/eval/M2/predictions.jsonl" "$dest/$rel/eval/M2/"
+  fi
   for m in "$run"/iter_*/dpo/manifest.json; do
     [ -f "$m" ] || continue
     step=$(basename "$(dirname "$(dirname "$m")")")
