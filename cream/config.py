@@ -171,6 +171,10 @@ class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-pr
     rpo_alpha: float | None = None
     """Extension: + rpo_alpha x the per-token NLL of the chosen responses (iterative RPO; TRL's rpo_alpha, same
     form); null: off."""
+    micro_batch_size: int | None = None
+    """Pairs per forward/backward pass, a divisor of batch_size (null: batch_size). The optimizer update is the
+    same (each micro-batch counts as its share of the update's mean), so only memory and time change; the per-step
+    metrics in logs/metrics.csv are then the update's last micro-batch's."""
 
 
 @dataclass
@@ -451,6 +455,9 @@ def _validate_controls(cfg: DictConfig) -> None:
               "(use reward.length=penalty for it)")
     alpha = cfg.dpo.get("rpo_alpha")
     _need(alpha is None or alpha >= 0, "dpo.rpo_alpha", alpha, "must be >= 0 or null (off)")
+    micro = cfg.dpo.get("micro_batch_size")
+    _need(micro is None or (micro >= 1 and cfg.dpo.batch_size % micro == 0), "dpo.micro_batch_size", micro,
+          f"must divide dpo.batch_size={cfg.dpo.batch_size} (or be null: one pass per batch)")
     min_c = cfg.regularizer.get("min_c")
     _need(min_c is None or 0 <= min_c <= 1, "regularizer.min_c", min_c, "must lie in [0, 1] or be null (off)")
 

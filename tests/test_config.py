@@ -60,7 +60,7 @@ def test_unknown_key_is_refused_with_the_keys_it_could_be(override, process, tmp
             else in_process("train", [override], tmp_path, monkeypatch, capsys))
     line = refused(proc, "cream-train")
     assert line == ("cream-train: error: dpo.learning_rate: unknown key (did you mean dpo.lr?); dpo takes: lr, epochs, "
-                    "batch_size, warmup_ratio, weight_decay, rpo_alpha")
+                    "batch_size, warmup_ratio, weight_decay, rpo_alpha, micro_batch_size")
     assert list(tmp_path.iterdir()) == []  # refused before Hydra wrote a run dir
 
 

@@ -22,6 +22,8 @@ from cream.stages.context import Context
     ("reward.first_consistency=none", "reward.first_consistency='none': must be official, same_scale or skip"),
     ("dpo.rpo_alpha=-1", "dpo.rpo_alpha=-1.0: must be >= 0"),
     ("regularizer.min_c=1.5", "regularizer.min_c=1.5: must lie in [0, 1]"),
+    ("dpo.micro_batch_size=3", "dpo.micro_batch_size=3: must divide dpo.batch_size=16"),
+    ("dpo.micro_batch_size=0", "dpo.micro_batch_size=0: must divide dpo.batch_size=16"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError) as e:
@@ -44,9 +46,11 @@ def test_stages_record_the_controls_only_when_on():
     off = _configs([])
     for name, config in off.items():  # run dirs made before the controls keep their stage configs
         assert not any(k.startswith("reward.") for k in config), name
-        assert "rpo_alpha" not in (config.get("dpo") or {}) and "min_c" not in (config.get("regularizer") or {}), name
+        assert not {"rpo_alpha", "micro_batch_size"} & set(config.get("dpo") or {}), name
+        assert "min_c" not in (config.get("regularizer") or {}), name
     on = _configs(["reward.length=penalty", "reward.drop_truncated=true", "reward.first_consistency=skip",
-                   "regularizer.min_c=0.5", "dpo.rpo_alpha=1.0"])
+                   "regularizer.min_c=0.5", "dpo.rpo_alpha=1.0", "dpo.micro_batch_size=4"])
+    assert on["iter_1/dpo"]["dpo"]["micro_batch_size"] == 4
     assert on["iter_1/reward"]["reward.length"] == "penalty" and on["iter_2/reward"]["reward.drop_truncated"] is True
     assert "reward.length_alpha" not in on["iter_1/reward"]  # still at its default
     assert on["iter_1/dpo"]["reward.first_consistency"] == "skip" and "reward.first_consistency" not in on["iter_2/dpo"]

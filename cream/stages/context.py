@@ -37,8 +37,8 @@ INFERENCE = {"sample": ["inference.sampling_dtype", "inference.decode"], "reward
              "eval": ["inference.eval_dtype", "inference.loglik_dtype"]}
 WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD,
             *(k for ks in INFERENCE.values() for k in ks)}
-# keys inside a recorded group, left out of it while null (the controls, off by default)
-WHEN_SET_INSIDE = {"dpo": ("rpo_alpha",), "regularizer": ("min_c",)}
+# keys inside a recorded group, left out of it while null (the controls and DPO's micro-batches, off by default)
+WHEN_SET_INSIDE = {"dpo": ("rpo_alpha", "micro_batch_size"), "regularizer": ("min_c",)}
 
 
 def writes_base(model_cfg) -> bool:

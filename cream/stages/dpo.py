@@ -55,13 +55,16 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     model = load_model(ctx.model_path(t), training_dtype(cfg), cfg.model.trust_remote_code)
     model = prepare_model(cfg, model)  # model.lora adapters, trainer.activation_checkpointing
     dm = PreferenceDataModule(tok, pairs, weights, batch_size=cfg.dpo.batch_size, max_length=cfg.model.max_length,
-                              max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed + t)
+                              max_prompt_length=cfg.model.max_prompt_length, seed=cfg.seed + t,
+                              micro_batch_size=cfg.dpo.get("micro_batch_size"),
+                              accumulate=cfg.trainer.accumulate_grad_batches)
     module = DPOModule(model, instantiate(cfg.loss), rpo_alpha=cfg.dpo.get("rpo_alpha"), lr=cfg.dpo.lr,
                        weight_decay=cfg.dpo.weight_decay, warmup_ratio=cfg.dpo.warmup_ratio,
                        total_steps=dm.steps(cfg.dpo.epochs, cfg.trainer.accumulate_grad_batches,
                                             trainer_world_size(cfg.trainer)))
     trainer = make_trainer(cfg, out, cfg.dpo.epochs,
-                           wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir))
+                           wandb_log.stage_loggers(cfg, iteration_stage("dpo", t), ctx.run_dir),
+                           accumulate=dm.micro_accumulate())
     fit(trainer, module, dm, out)
     # full weights (LoRA merged); rank 0 writes
     save_model(trainer, model, tok, ctx.paths.model(t + 1), cfg.model.dtype)

@@ -63,10 +63,10 @@ class ResumableLoader(DataLoader):
     _skip: int = 0
 
     def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "consumed": self.consumed}
+        return {"epoch": self.batch_sampler.sampler.epoch, "consumed": self.consumed}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sampler.set_epoch(state["epoch"])
+        self.batch_sampler.sampler.set_epoch(state["epoch"])  # the epoch-seeded sampler under either batching
         # saved after the epoch's last batch: Lightning resumes at the start of the next epoch, skip nothing
         self._skip = self.consumed = state["consumed"] if state["consumed"] < len(self) else 0
 
@@ -152,17 +152,64 @@ class EncodedPair:
     weight: float
 
 
+@dataclass(frozen=True)
+class UpdateSize:
+    """One optimizer update's pairs and the response tokens of their chosen responses (summed)."""
+
+    pairs: int
+    chosen_tokens: int
+
+
+class _MicroBatches(torch.utils.data.Sampler[list]):
+    """The epoch's order (``sampler``) cut into optimizer updates of ``update`` pairs (batch_size x
+    accumulate_grad_batches), each cut into micro-batches of ``micro`` pairs; every index is yielded with its
+    update's :class:`UpdateSize`, so a micro-batch can be weighted as its share of the update's mean. Lightning
+    groups the same micro-batches into each step: ``update / micro`` of them, and the rest at the epoch's end."""
+
+    def __init__(self, sampler: _EpochSeededSampler, update: int, micro: int, chosen_tokens: Sequence[int]):
+        self.sampler, self.update, self.micro, self.chosen_tokens = sampler, update, micro, chosen_tokens
+
+    def __iter__(self):
+        order = list(self.sampler)
+        for start in range(0, len(order), self.update):
+            idx = order[start:start + self.update]
+            size = UpdateSize(len(idx), sum(self.chosen_tokens[i] for i in idx))
+            for m in range(0, len(idx), self.micro):
+                yield [(i, size) for i in idx[m:m + self.micro]]
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.sampler), self.update)
+        return full * (self.update // self.micro) + ceil_div(rest, self.micro)
+
+
+class _Keyed:
+    """``items`` indexed by the (index, update size) keys of :class:`_MicroBatches`."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __getitem__(self, key):
+        return self.items[key[0]], key[1]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
 class PreferenceDataModule(L.LightningDataModule):
     """Pairs (prompt, chosen, rejected) with their reference log-probs and consistency weight.
 
     A batch of B pairs is one tensor of 2B rows, chosen first then rejected, so the policy runs a single
-    forward per step.
+    forward per step. With ``micro_batch_size`` m (a divisor of B) the loader yields micro-batches of m pairs
+    instead, each with its update's size (``update_pairs``, ``update_chosen_tokens``; the trainer then
+    accumulates ``accumulate`` x B / m of them per step, :meth:`micro_accumulate`).
     """
 
     def __init__(self, tokenizer, pairs: Sequence[PairRow], weights: Sequence[float], *, batch_size: int,
-                 max_length: int, max_prompt_length: int, seed: int):
+                 max_length: int, max_prompt_length: int, seed: int, micro_batch_size: int | None = None,
+                 accumulate: int = 1):
         super().__init__()
         self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
+        self.micro_batch_size, self.accumulate = micro_batch_size, accumulate
         self.items: list[EncodedPair] = []
         self.n_truncated = 0
         for pair, w in zip(pairs, weights):
@@ -185,6 +232,22 @@ class PreferenceDataModule(L.LightningDataModule):
         b["weight"] = torch.tensor([i.weight for i in items], dtype=torch.float32)
         return b
 
+    def micro_accumulate(self) -> int | None:
+        """Lightning's accumulate_grad_batches with micro-batches (None without them)."""
+        m = self.micro_batch_size
+        return None if m is None else self.accumulate * (self.batch_size // m)
+
+    def collate_micro(self, keyed: list[tuple[EncodedPair, UpdateSize]]):
+        b = self.collate([item for item, _ in keyed])
+        size = keyed[0][1]
+        b["update_pairs"] = torch.tensor(size.pairs, dtype=torch.float32)
+        b["update_chosen_tokens"] = torch.tensor(size.chosen_tokens, dtype=torch.float32)
+        return b
+
     def train_dataloader(self):
-        return ResumableLoader(self.items, batch_size=self.batch_size,
-                               sampler=_EpochSeededSampler(len(self.items), self.seed), collate_fn=self.collate)
+        sampler = _EpochSeededSampler(len(self.items), self.seed)
+        if self.micro_batch_size is None:
+            return ResumableLoader(self.items, batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate)
+        tokens = [len(i.chosen_ids) - i.chosen_start for i in self.items]
+        batches = _MicroBatches(sampler, self.accumulate * self.batch_size, self.micro_batch_size, tokens)
+        return ResumableLoader(_Keyed(self.items), batch_sampler=batches, collate_fn=self.collate_micro)

@@ -2,7 +2,8 @@
 
 The reference model is M_t, and its log-probs of every response were computed in the reward step, so
 no reference model is held in memory here: the batch carries ``ref_logp_chosen`` and
-``ref_logp_rejected``.  One forward over the 2B rows (chosen then rejected) per step.
+``ref_logp_rejected``.  One forward over the 2B rows (chosen then rejected) per batch, or per micro-batch
+(``dpo.micro_batch_size``: the same update in several passes, for memory).
 """
 from __future__ import annotations
 
@@ -44,7 +45,19 @@ class DPOModule(L.LightningModule):
         for k, v in metrics.items():
             self.log(f"train/{k}", v.float().mean(), batch_size=n)
         self.log("train/consistency_weight", batch["weight"].mean(), batch_size=n)
+        if "update_pairs" in batch:
+            return self._share_of_update(losses, chosen, batch)
         return loss
+
+    def _share_of_update(self, losses, chosen, batch):
+        """A micro-batch's exact share of its update's loss: summed over the update's micro-batches these give
+        the mean preference loss over all its pairs (+ rpo_alpha x the NLL pooled over all their chosen tokens),
+        as one pass over the whole update would. Lightning divides each micro-batch's loss by
+        accumulate_grad_batches (also for a shorter last update of the epoch), so that factor is put back."""
+        share = losses.sum() / batch["update_pairs"]
+        if self.rpo_alpha is not None:
+            share = share + self.rpo_alpha * rpo_nll(chosen, batch["update_chosen_tokens"])
+        return share * self.trainer.accumulate_grad_batches
 
     def configure_optimizers(self):
         return adamw_cosine(self.model, self.lr, self.weight_decay, self.warmup_ratio, self.total_steps)

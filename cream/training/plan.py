@@ -300,9 +300,9 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
                 overhead_gb=(2.0 if on_gpu else 0.0) if overhead_gb is None else overhead_gb, notes=plan_notes)
     max_len, max_prompt, new = cfg.model.max_length, cfg.model.max_prompt_length, cfg.sampling.max_new_tokens
     dpo_seq = min(max_len, max_prompt + new + 1)
+    dpo_pass = cfg.dpo.get("micro_batch_size") or cfg.dpo.batch_size  # pairs per forward/backward pass
     for name, rows, seq, scored in (("sft", cfg.sft.batch_size, max_len, cfg.sft.batch_size * max_len),
-                                    ("dpo", 2 * cfg.dpo.batch_size, dpo_seq,
-                                     2 * cfg.dpo.batch_size * min(new + 1, dpo_seq))):
+                                    ("dpo", 2 * dpo_pass, dpo_seq, 2 * dpo_pass * min(new + 1, dpo_seq))):
         at_once = logit_chunk(arch.vocab_size) if name == "dpo" else None
         plan.stages[name] = {"rows": rows, "seq": seq, "scored": scored,
                              "memory": training_memory(arch, params, trainable, lay, rows, seq, scored, at_once)}

@@ -80,12 +80,16 @@ def _stage_name(out: Path) -> str:
     return "/".join(out.parts[-2:]) if out.parent.name.startswith("iter_") else out.name
 
 
-def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[Logger] = ()) -> L.Trainer:
+def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[Logger] = (),
+                 accumulate: int | None = None) -> L.Trainer:
     """A Lightning Trainer: every key of ``trainer`` but ``trainer.cream`` (the project's own options:
     checkpoint interval and keeping here, activation checkpointing in :func:`prepare_model`, GPU size in the plan).
-    It logs to ``out/logs/metrics.csv`` and to ``loggers`` (the stage's wandb logger with logger=wandb)."""
+    It logs to ``out/logs/metrics.csv`` and to ``loggers`` (the stage's wandb logger with logger=wandb).
+    ``accumulate``: batches per optimizer step in place of ``trainer.accumulate_grad_batches`` (DPO's micro-batches)."""
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     own = tcfg.pop("cream")
+    if accumulate is not None:
+        tcfg["accumulate_grad_batches"] = accumulate
     every = own["checkpoint_every_n_steps"]
     if isinstance(tcfg.get("strategy"), dict) and "_target_" in tcfg["strategy"]:
         from hydra.utils import instantiate  # e.g. trainer=fsdp: a strategy object built by cream.training.strategies
