@@ -14,6 +14,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cream.artifacts import atomic_write
 from cream.report.runs import KINDS, Run, group_runs, model_index, models_of, summarize, taus, value
 
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -137,6 +138,12 @@ def write_plots(runs: list[Run], out: Path, metric: str = "gen") -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures(runs, metric).items():
-        fig.savefig(out / name, dpi=DPI)
+        save_figure(fig, out / name)
         paths.append(out / name)
     return paths
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """A PNG written whole or not at all (a kill mid-write leaves the previous file)."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=DPI)

@@ -22,7 +22,7 @@ from pathlib import Path
 from scipy import stats
 
 from cream.artifacts import read_jsonl
-from cream.report.plots import _band_plot, _figure, _no_data
+from cream.report.plots import _band_plot, _figure, _no_data, save_figure
 from cream.report.runs import summarize
 
 HERE = Path(__file__).resolve().parent
@@ -228,7 +228,7 @@ def write_plots(root: Path, dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures(root).items():
-        fig.savefig(dest / name)
+        save_figure(fig, dest / name)
         paths.append(dest / name)
     return paths
 
