@@ -28,9 +28,9 @@ dtype under LoRA).  Per GPU:
                    m = 1 under mixed precision (autocast casts the float residual separately for q, k, v
                    and for gate, up: 3 more copies), else 0 (counted on the saved tensors of a real step);
                  - the LM head: per scored token the float32 log-softmax output, its gradient and the
-                   logits' gradient at the start of the backward (12 V bytes) and the head's input. DPO's
-                   head runs on chunks of N_c = 2^26 / V positions, each recomputed in the backward
-                   (``cream.models.scoring.LOGIT_CHUNK_ELEMENTS``); SFT's loss takes all its logits at once.
+                   logits' gradient at the start of the backward (12 V bytes) and the head's input. Both
+                   stages' heads run on chunks of N_c = 2^26 / V positions, each recomputed in the backward
+                   (``cream.models.scoring.LOGIT_CHUNK_ELEMENTS``; SFT only past N_c positions in the batch).
                  With activation checkpointing (``trainer.cream.activation_checkpointing``) the layers keep only
                  their input, L R s h b_r, plus one layer's activations recomputed in the backward.
     peak         weights + compute + optimizer + max(gradients, activations + V h b_p)
@@ -303,7 +303,7 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
     dpo_pass = cfg.dpo.get("micro_batch_size") or cfg.dpo.batch_size  # pairs per forward/backward pass
     for name, rows, seq, scored in (("sft", cfg.sft.batch_size, max_len, cfg.sft.batch_size * max_len),
                                     ("dpo", 2 * dpo_pass, dpo_seq, 2 * dpo_pass * min(new + 1, dpo_seq))):
-        at_once = logit_chunk(arch.vocab_size) if name == "dpo" else None
+        at_once = logit_chunk(arch.vocab_size)  # both stages' heads run on chunks of positions past this many
         plan.stages[name] = {"rows": rows, "seq": seq, "scored": scored,
                              "memory": training_memory(arch, params, trainable, lay, rows, seq, scored, at_once)}
     plan.data = data_sizes(cfg)

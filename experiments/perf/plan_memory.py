@@ -118,7 +118,7 @@ def estimate(model_dir: str, stage: str, rows: int, seq: int, resp: int | None, 
     from cream.models.scoring import logit_chunk
 
     mem = training_memory(arch, params, trainable, lay, rows, seq, scored,
-                          logit_chunk(arch.vocab_size) if stage == "dpo" else None)
+                          logit_chunk(arch.vocab_size))
     return {"params": params, "estimated": mem["peak"] - mem["weights"], "weights": mem["weights"],
             "parts": {k: round(v / 2**20, 1) for k, v in mem.items()}}
 

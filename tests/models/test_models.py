@@ -9,7 +9,7 @@ from cream.models.loading import load_model, load_tokenizer
 from cream.models.scoring import pad_batch, response_logps, score_sequences, target_logps
 from cream.models.tokens import encode_pair
 from cream.training.datamodules import SFTDataModule
-from cream.training.sft_module import sft_loss
+from cream.training.sft_module import causal_lm_loss, sft_loss
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,38 @@ def test_chunked_head_gives_the_same_logps_and_gradients(tok_model, monkeypatch)
     assert torch.allclose(got, want, atol=1e-5)
     got_grad = response_logps(model, *args)
     assert got_grad.requires_grad and torch.allclose(got_grad.detach(), want, atol=1e-5)
+
+
+def test_sft_loss_with_the_head_in_chunks_equals_the_whole_logits(tok_model, monkeypatch):
+    """Past LOGIT_CHUNK_ELEMENTS the SFT loss runs the head on labelled positions only, in chunks: the same loss and
+    gradients as the cross-entropy of the whole logits."""
+    tok, model = tok_model
+    dm = SFTDataModule(tok, ["Which gas do plants take in?\n", "Natalia sold 48 clips.\n", "Name a planet.\n"],
+                       ["carbon dioxide", "72 clips in all", "Mars"], batch_size=3, max_length=64,
+                       max_prompt_length=32, seed=0)
+    batch = next(iter(dm.train_dataloader()))
+    args = [batch[k] for k in ("input_ids", "attention_mask", "labels")]
+    vocab = model.get_output_embeddings().weight.shape[0]
+    calls = []
+    monkeypatch.setattr(scoring, "_head_logps", lambda *a, f=scoring._head_logps: calls.append(1) or f(*a))
+
+    def run():
+        model.zero_grad()
+        loss = causal_lm_loss(model, *args)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    whole = run()
+    assert not calls  # below the threshold: HF's logits, as before
+    monkeypatch.setattr(scoring, "LOGIT_CHUNK_ELEMENTS", 4 * vocab)  # chunks of 4 positions
+    chunked = run()
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    assert len(calls) >= 2 * -(-n // 4)  # every chunk, forward and recomputed in the backward
+    assert torch.allclose(chunked[0], whole[0], atol=1e-6, rtol=1e-5)
+    assert torch.allclose(whole[0], sft_loss(model(input_ids=args[0], attention_mask=args[1]).logits, args[2]))
+    for a, b in zip(whole[1], chunked[1]):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    model.zero_grad()
 
 
 def test_sft_labels_cover_response_tokens_only(tok_model):
