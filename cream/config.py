@@ -172,9 +172,10 @@ class DPOConfig(OptimizerConfig):  # M_t -> M_{t+1}, reference = M_t (its log-pr
     """Extension: + rpo_alpha x the per-token NLL of the chosen responses (iterative RPO; TRL's rpo_alpha, same
     form); null: off."""
     micro_batch_size: int | None = None
-    """Pairs per forward/backward pass, a divisor of batch_size (null: batch_size). The optimizer update is the
-    same (each micro-batch counts as its share of the update's mean), so only memory and time change; the per-step
-    metrics in logs/metrics.csv are then the update's last micro-batch's."""
+    """Pairs per forward/backward pass: a divisor of batch_size, or batch_size or more for one pass per batch (null:
+    one pass per batch, and Lightning's own accumulation). Each pass counts as its exact share of the update's mean,
+    also in the epoch's shorter last update, so only memory and time change; the per-step metrics in
+    logs/metrics.csv are then the update's last pass's."""
 
 
 @dataclass
@@ -456,7 +457,8 @@ def _validate_controls(cfg: DictConfig) -> None:
     alpha = cfg.dpo.get("rpo_alpha")
     _need(alpha is None or alpha >= 0, "dpo.rpo_alpha", alpha, "must be >= 0 or null (off)")
     micro = cfg.dpo.get("micro_batch_size")
-    _need(micro is None or (micro >= 1 and cfg.dpo.batch_size % micro == 0), "dpo.micro_batch_size", micro,
+    _need(micro is None or micro >= cfg.dpo.batch_size or (micro >= 1 and cfg.dpo.batch_size % micro == 0),
+          "dpo.micro_batch_size", micro,
           f"must divide dpo.batch_size={cfg.dpo.batch_size} (or be null: one pass per batch)")
     min_c = cfg.regularizer.get("min_c")
     _need(min_c is None or 0 <= min_c <= 1, "regularizer.min_c", min_c, "must lie in [0, 1] or be null (off)")

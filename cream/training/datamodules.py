@@ -209,7 +209,9 @@ class PreferenceDataModule(L.LightningDataModule):
                  accumulate: int = 1):
         super().__init__()
         self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
-        self.micro_batch_size, self.accumulate = micro_batch_size, accumulate
+        # micro-batches at least as large as the batch: one pass per batch, each update still weighted exactly
+        self.micro_batch_size = None if micro_batch_size is None else min(micro_batch_size, batch_size)
+        self.accumulate = accumulate
         self.items: list[EncodedPair] = []
         self.n_truncated = 0
         for pair, w in zip(pairs, weights):

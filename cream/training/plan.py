@@ -300,7 +300,7 @@ def make_plan(cfg: DictConfig, overhead_gb: float | None = None) -> Plan:
                 overhead_gb=(2.0 if on_gpu else 0.0) if overhead_gb is None else overhead_gb, notes=plan_notes)
     max_len, max_prompt, new = cfg.model.max_length, cfg.model.max_prompt_length, cfg.sampling.max_new_tokens
     dpo_seq = min(max_len, max_prompt + new + 1)
-    dpo_pass = cfg.dpo.get("micro_batch_size") or cfg.dpo.batch_size  # pairs per forward/backward pass
+    dpo_pass = min(cfg.dpo.get("micro_batch_size") or cfg.dpo.batch_size, cfg.dpo.batch_size)  # pairs per pass
     for name, rows, seq, scored in (("sft", cfg.sft.batch_size, max_len, cfg.sft.batch_size * max_len),
                                     ("dpo", 2 * dpo_pass, dpo_seq, 2 * dpo_pass * min(new + 1, dpo_seq))):
         at_once = logit_chunk(arch.vocab_size)  # both stages' heads run on chunks of positions past this many

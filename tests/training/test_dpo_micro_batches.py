@@ -93,6 +93,17 @@ def test_a_run_killed_mid_update_resumes_on_the_right_micro_batch(tiny_dir, tmp_
         torch.testing.assert_close(g, w, rtol=0, atol=0, msg=f"step {step}")
 
 
+def test_micro_batches_as_large_as_the_batch_are_one_pass(tiny_dir, tmp_path):
+    from cream.config import validate_config
+
+    validate_config(compose(["dpo.batch_size=2", "dpo.micro_batch_size=4"]))  # e.g. the SmolLM2 preset's 4
+    want, _ = _train(tiny_dir, tmp_path / "one", 8, 1, None, None)
+    got, trainer = _train(tiny_dir, tmp_path / "big", 4, 2, 16, None)  # passes of 4, two per update
+    assert trainer.accumulate_grad_batches == 2
+    for w, g in zip(want, got):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+
+
 def test_the_plan_counts_one_micro_batch():
     whole = make_plan(compose(["dpo.batch_size=8"])).stages["dpo"]
     micro = make_plan(compose(["dpo.batch_size=8", "dpo.micro_batch_size=2"])).stages["dpo"]
