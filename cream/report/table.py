@@ -8,8 +8,8 @@ for every method, are shown once, as "all methods". The best value of each colum
 is bold. Incomplete runs are listed under the table and never averaged in. ``--metric`` picks the accuracy
 (``cream.report.runs.METRICS``; default ``auto``: acc_norm when the runs have log-likelihood accuracies, else gen).
 ``table_<metric>.md``, ``table_<metric>.tex`` and ``runs_<metric>.csv`` (one row per run x model, accuracies and
-their standard errors ``<col>_se`` in %) are written to the first DIR (or ``--out``); ``--format`` picks what is
-printed.
+their standard errors ``<col>_se`` in %, then every diagnostic) are written to the first DIR (or ``--out``);
+``--format`` picks what is printed.
 """
 from __future__ import annotations
 
@@ -214,16 +214,19 @@ def to_latex(table: Table) -> str:
 
 
 def to_csv(runs: list[Run], metric: str = "gen") -> str:
-    """Every run's numbers, one row per run x model (accuracies in %, C as a rate, pairs as a count)."""
+    """Every run's numbers, one row per run x model (accuracies in %, C as a rate, pairs as a count), then the
+    standard errors and, last, the iteration's diagnostics (empty for M0 and M1)."""
     benches = benchmarks(runs, metric)
     cols = benches + list(EXTRA_COLUMNS)
     se_cols = benches + ["avg"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["run_dir", "method", "seed", "model", "complete", *cols, *(f"{c}_se" for c in se_cols)])
+    w.writerow(["run_dir", "method", "seed", "model", "complete", *cols, *(f"{c}_se" for c in se_cols),
+                *DIAGNOSTIC_COLUMNS])
     for r in runs:
         for row in r.rows:
-            vals = [value(row, c, metric) for c in cols] + [stderr_value(row, c, metric) for c in se_cols]
+            vals = ([value(row, c, metric) for c in cols] + [stderr_value(row, c, metric) for c in se_cols]
+                    + [value(row, c, metric) for c in DIAGNOSTIC_COLUMNS])
             w.writerow([str(r.path), r.method, r.seed, row.get("model"), r.complete,
                         *("" if v is None else v for v in vals)])
     return buf.getvalue()

@@ -132,6 +132,14 @@ def test_cream_table_shows_diagnostics_by_name(tmp_path, capsys):
     # the default table keeps its columns
     assert cli.table([str(tmp_path)]) == 0
     assert "good_pairs" not in capsys.readouterr().out
+    # the CSV has every diagnostic of every run, M2's filled, M0's and M1's empty
+    import csv
+
+    rows = {(r["run_dir"], r["model"]): r for r in csv.DictReader((tmp_path / "runs_gen.csv").open())}
+    assert rows[(str(tmp_path / "1"), "M2")]["good_pairs"] == "0.4"
+    last = rows[(str(tmp_path / "3"), "M2")]
+    assert last["auc_c"] == "" and last["chosen_length"] == "20.0"
+    assert rows[(str(tmp_path / "0"), "M0")]["good_pairs"] == ""
 
 
 def test_diagnostics_of_rows_without_finished_flags_or_lengths():
