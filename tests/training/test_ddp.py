@@ -90,20 +90,27 @@ def test_ddp_two_ranks_match_one_process(tiny_dir, tmp_path):
         ("single", 1, ["trainer=cpu", "dpo.batch_size=4"]),
         ("ddp", 2, ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
                     "trainer.deterministic=true", "dpo.batch_size=2"]),
+        # the same updates in passes of fewer pairs (dpo.micro_batch_size), through the stage's wiring
+        ("single_micro", 1, ["trainer=cpu", "dpo.batch_size=4", "dpo.micro_batch_size=2"]),
+        ("ddp_micro", 2, ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+                          "trainer.deterministic=true", "dpo.batch_size=2", "dpo.micro_batch_size=1"]),
     ):
         run_dir = tmp_path / name
         _prepare(run_dir, tiny_dir)
         runs[name] = _run(script, run_dir, [*common, *overrides], nproc)
-    assert runs["single"]["world"] == 1 and runs["ddp"]["world"] == 2
-    assert runs["single"]["steps"] == runs["ddp"]["steps"] == 4  # 8 pairs / global batch 4 x 2 epochs
-    single = load_file(str(tmp_path / "single" / "iter_1" / "dpo" / "model" / "model.safetensors"))
-    ddp = load_file(str(tmp_path / "ddp" / "iter_1" / "dpo" / "model" / "model.safetensors"))
+    assert runs["single"]["world"] == runs["single_micro"]["world"] == 1
+    assert runs["ddp"]["world"] == runs["ddp_micro"]["world"] == 2
+    assert {r["steps"] for r in runs.values()} == {4}  # 8 pairs / global batch 4 x 2 epochs
+    weights = {name: load_file(str(tmp_path / name / "iter_1" / "dpo" / "model" / "model.safetensors"))
+               for name in runs}
+    single = weights["single"]
     base = load_file(str(tiny_dir / "model.safetensors"))
-    assert single.keys() == ddp.keys()
     moved = max((single[k] - base[k]).abs().max().item() for k in single)
     assert moved > 1e-3  # training changed the weights
-    for k in single:
-        torch.testing.assert_close(ddp[k], single[k], atol=2e-5, rtol=1e-4, msg=k)
+    for name in ("ddp", "single_micro", "ddp_micro"):
+        assert weights[name].keys() == single.keys()
+        for k in single:
+            torch.testing.assert_close(weights[name][k], single[k], atol=2e-5, rtol=1e-4, msg=f"{name}: {k}")
     # only rank 0 wrote: one manifest, one model, the per-step logs of rank 0
     assert (tmp_path / "ddp" / "iter_1" / "dpo" / "manifest.json").exists()
     assert not (tmp_path / "ddp" / "iter_1" / "dpo" / ".inprogress.json").exists()
