@@ -199,9 +199,9 @@ class PreferenceDataModule(L.LightningDataModule):
     """Pairs (prompt, chosen, rejected) with their reference log-probs and consistency weight.
 
     A batch of B pairs is one tensor of 2B rows, chosen first then rejected, so the policy runs a single
-    forward per step. With ``micro_batch_size`` m (a divisor of B) the loader yields micro-batches of m pairs
-    instead, each with its update's size (``update_pairs``, ``update_chosen_tokens``; the trainer then
-    accumulates ``accumulate`` x B / m of them per step, :meth:`micro_accumulate`).
+    forward per step. With ``micro_batch_size`` m (a divisor of B; B or more counts as B) the loader yields
+    passes of m pairs instead, each with its update's size (``update_pairs``, ``update_chosen_tokens``; the
+    trainer then accumulates ``accumulate`` x B / m of them per step, :meth:`micro_accumulate`).
     """
 
     def __init__(self, tokenizer, pairs: Sequence[PairRow], weights: Sequence[float], *, batch_size: int,

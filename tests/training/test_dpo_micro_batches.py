@@ -2,8 +2,8 @@
 
 11 pairs, updates of 8: one full update and a shorter last one (3 pairs), where Lightning's accumulation alone
 would divide by the full count. Every step's gradient (before clipping) must equal the one-pass gradient. The
-learning rate is 0: Adam turns the last-digit differences of near-zero gradient entries into full-size steps of
-opposite sign, which would hide a wrong weighting behind rounding.
+learning rate is 0, so every step is compared at the same weights: otherwise Adam turns last-digit differences of
+near-zero gradient entries into full-size steps, and the second step's gradients differ by more than rounding.
 """
 from __future__ import annotations
 
