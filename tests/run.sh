@@ -14,5 +14,11 @@ cd "$(dirname "$0")/.."
 if [ -x ../shared/slurm-local/start.sh ]; then ../shared/slurm-local/start.sh >/dev/null; fi
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false WANDB_MODE=offline CREAM_PROGRESS=0
 .venv/bin/ruff check cream tests experiments   # lint first (pyproject.toml [tool.ruff])
-if [ $# -eq 0 ]; then set -- -m "not gpu"; fi
+# Without arguments: everything but gpu, on two workers of one thread each (pytest-xdist). On 2 cores two
+# one-thread processes do about twice the work of one two-thread process; --dist loadfile keeps each test file
+# on one worker, so a file's fixtures are built once and the SLURM tests queue one after another.
+if [ $# -eq 0 ]; then
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+  set -- -m "not gpu" -n "${CREAM_TEST_WORKERS:-2}" --dist loadfile
+fi
 exec .venv/bin/python -m pytest -q "$@"
