@@ -149,8 +149,8 @@ def questions(out: Path) -> str:
 # ------------------------------------------------------------------------------------------- mechanism
 DIAGNOSTICS = [("truncated", "truncation_rate", 3), ("length", "mean_length", 0), ("repetition", "repetition_rate", 3),
                ("distinct-2", "distinct_2", 3), ("chosen len", "chosen_length", 0),
-               ("rejected len", "rejected_length", 0), ("good", "good_pairs", 0), ("bad", "bad_pairs", 0),
-               ("other", "other_pairs", 0), ("verifiable", "n_verifiable", 0)]
+               ("rejected len", "rejected_length", 0), ("good", "good_pairs", 3), ("bad", "bad_pairs", 3),
+               ("other", "other_pairs", 3), ("verifiable", "n_verifiable", 0)]
 
 
 def _auc(d: dict) -> str:

@@ -82,12 +82,12 @@ def test_questions_per_benchmark_from_the_run_dirs(tmp_path):
 def test_mechanism_table_and_mean_auc(tmp_path):
     d1 = {"auc_c": 0.6, "auc_c_lo": 0.45, "auc_c_hi": 0.75, "truncation_rate": 0.125, "mean_length": 40.4,
           "repetition_rate": 0.05, "distinct_2": 0.812, "chosen_length": 52.0, "rejected_length": 30.0,
-          "good_pairs": 20, "bad_pairs": 18, "other_pairs": 200, "n_verifiable": 38}
+          "good_pairs": 0.2, "bad_pairs": 0.175, "other_pairs": 0.625, "n_verifiable": 38}
     for seed, auc in ((0, 0.6), (1, 0.7)):
         _results(tmp_path / f"c_cream_controls_s{seed}",
                  [_row("M1", 0.4, 0), _row("M2", 0.4, 1, 1.0, {**d1, "auc_c": auc})])
     lines = _analysis().mechanism(tmp_path).splitlines()
-    assert lines[2] == ("| C | s0 | 1 | 0.60 [0.45, 0.75] | 0.125 | 40 | 0.050 | 0.812 | 52 | 30 | 20 | 18 | 200 "
+    assert lines[2] == ("| C | s0 | 1 | 0.60 [0.45, 0.75] | 0.125 | 40 | 0.050 | 0.812 | 52 | 30 | 0.200 | 0.175 | 0.625 "
                         "| 38 |")
     assert lines[-1] == "| C | 1 | 0.65 | 2 |"
 
