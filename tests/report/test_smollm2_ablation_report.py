@@ -87,8 +87,8 @@ def test_mechanism_table_and_mean_auc(tmp_path):
         _results(tmp_path / f"c_cream_controls_s{seed}",
                  [_row("M1", 0.4, 0), _row("M2", 0.4, 1, 1.0, {**d1, "auc_c": auc})])
     lines = _analysis().mechanism(tmp_path).splitlines()
-    assert lines[2] == ("| C | s0 | 1 | 0.60 [0.45, 0.75] | 0.125 | 40 | 0.050 | 0.812 | 52 | 30 | 0.200 | 0.175 | 0.625 "
-                        "| 38 |")
+    assert lines[2] == ("| C | s0 | 1 | 0.60 [0.45, 0.75] | 0.125 | 40 | 0.050 | 0.812 | 52 | 30 "
+                        "| 0.200 | 0.175 | 0.625 | 38 |")
     assert lines[-1] == "| C | 1 | 0.65 | 2 |"
 
 
