@@ -4,6 +4,7 @@
     python experiments/smollm2_ablation/analysis.py questions OUT_DIR   # per-question McNemar within seed (run dirs)
     python experiments/smollm2_ablation/analysis.py mechanism [RUNS]    # AUC of per-prompt C, pairs, diagnostics
     python experiments/smollm2_ablation/analysis.py plots [RUNS] [OUT]  # consistency.png, accuracy.png, repetition.png
+    python experiments/smollm2_ablation/analysis.py progress [RUNS]     # every evaluated model of every run, so far
 
 A run dir is ``<arm>_s<seed>`` (run.sh). A contrast X - Y is paired within a seed: the two runs share M0, M1 and
 the stages run.sh copied, so the seed's noise in those cancels. For each quantity, the table gives the difference
@@ -180,6 +181,34 @@ def mechanism(root: Path) -> str:
     return "\n".join(lines + ["", "| arm | t | mean AUC over seeds | n |", "|---|---|---|---|", *means])
 
 
+# -------------------------------------------------------------------------------------------- progress
+PROGRESS = [("ARC-Easy acc_norm", "eval_acc_norm", "arc_easy"),
+            ("ARC-Challenge acc_norm", "eval_acc_norm", "arc_challenge"),
+            ("ARC-Easy strict", "eval_strict", "arc_easy"), ("ARC-Easy lenient", "eval_lenient", "arc_easy"),
+            ("ARC-Challenge lenient", "eval_lenient", "arc_challenge")]
+
+
+def _points(row: dict, metric: str, bench: str) -> str:
+    acc, se = (row.get(metric) or {}).get(bench), (row.get(f"{metric}_stderr") or {}).get(bench)
+    return "-" if acc is None else f"{100 * acc:.1f} ± {100 * se:.1f}"
+
+
+def progress(root: Path) -> str:
+    """Every model evaluated so far in every run (complete or not), accuracy ± standard error in points, with the C
+    and the number of pairs of the iteration that trained it: the study's state before its analyses can run."""
+    lines = ["| run | model | " + " | ".join(label for label, *_ in PROGRESS) + " | C of the step before | pairs |",
+             "|---|---|" + "---|" * (len(PROGRESS) + 2)]
+    for path in sorted(root.glob("*_s*/results.jsonl")):
+        if not ((m := re.fullmatch(r"(.+)_s(\d+)", path.parent.name)) and m.group(1) in ARMS):
+            continue
+        for row in read_jsonl(path):
+            c = (row.get("consistency") or {}).get("mean")
+            cells = [_points(row, metric, bench) for _, metric, bench in PROGRESS]
+            cells += [_fmt(c, 3, ""), "-" if row.get("n_pairs") is None else str(row["n_pairs"])]
+            lines.append(f"| {path.parent.name} | {row['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------------------- plots
 class _Run:  # what cream.report.plots._band_plot reads of a run
     def __init__(self, rows: dict[str, dict]):
@@ -242,6 +271,8 @@ def main(argv: list[str]) -> str:
         return questions(root)
     if cmd == "mechanism":
         return mechanism(root)
+    if cmd == "progress":
+        return progress(root)
     if cmd == "plots":
         return "\n".join(map(str, write_plots(root, Path(argv[2]) if len(argv) > 2 else HERE)))
     raise SystemExit(__doc__)

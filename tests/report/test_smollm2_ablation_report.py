@@ -92,6 +92,35 @@ def test_mechanism_table_and_mean_auc(tmp_path):
     assert lines[-1] == "| C | 1 | 0.65 | 2 |"
 
 
+def test_progress_lists_every_evaluated_model_of_every_run(tmp_path):
+    m2 = {"model": "M2", "iteration": 1, "consistency": {"mean": 0.2978}, "n_pairs": 250,
+          "eval_acc_norm": {"arc_easy": 0.458, "arc_challenge": 0.268},
+          "eval_acc_norm_stderr": {"arc_easy": 0.0102, "arc_challenge": 0.0129},
+          "eval_lenient": {"arc_easy": 0.2233}, "eval_lenient_stderr": {"arc_easy": 0.0241}}
+    _results(tmp_path / "a_srlm_s1", [{"model": "M0", "iteration": None, "consistency": None, "n_pairs": None,
+                                       "eval_acc_norm": {"arc_easy": 0.5}, "eval_acc_norm_stderr": {"arc_easy": 0.01}},
+                                      m2])
+    _results(tmp_path / "select_s0", [{"model": "M0"}])  # not an arm's run dir: left out
+    lines = _analysis().progress(tmp_path).splitlines()
+    assert lines[0].startswith("| run | model | ARC-Easy acc_norm | ARC-Challenge acc_norm |")
+    assert lines[2] == "| a_srlm_s1 | M0 | 50.0 ± 1.0 | - | - | - | - | - | - |"
+    assert lines[3] == "| a_srlm_s1 | M2 | 45.8 ± 1.0 | 26.8 ± 1.3 | - | 22.3 ± 2.4 | - | 0.298 | 250 |"
+    assert len(lines) == 4
+
+
+def test_the_page_quotes_the_analyses_on_the_committed_runs():
+    """README.md's tables are what the scripts print today on runs/ (collect.sh's copies): a table cannot go stale
+    when a run is added or a summary changes."""
+    page = (HERE / "README.md").read_text()
+    runs = HERE / "runs"
+    costs = run_script(ROOT / "experiments" / "smollm2" / "costs.py").main(runs)
+    for name, printed in (("progress", _analysis().progress(runs)), ("mechanism", _analysis().mechanism(runs)),
+                          ("costs.py", costs)):
+        assert printed.count("\n") >= 3 and printed in page, f"README.md does not quote {name}'s table:\n{printed}"
+    paired = _analysis().paired(runs)
+    assert paired.count("\n") < 2 or paired in page, f"README.md does not quote the paired table:\n{paired}"
+
+
 def test_plots_draw_the_mean_over_seeds_per_arm(tmp_path):
     for seed, c3 in ((0, 0.8), (1, 0.6)):
         _arm(tmp_path / f"a_srlm_s{seed}", 0.45, c3)
