@@ -32,6 +32,7 @@ def _steps(path: Path) -> list[int]:
     "iter_1/reward:SIGKILL",
     "iter_1/dpo:step=2:SIGKILL",  # mid-epoch, after the checkpoint of step 2
     "eval/M2:SIGKILL",
+    "eval/M2:step=1:SIGKILL",     # after its first part (one benchmark in one mode) was saved
 ])
 def test_sigkill_then_rerun(reference, tmp_path, fault):
     stage = fault.split(":")[0]
@@ -42,11 +43,17 @@ def test_sigkill_then_rerun(reference, tmp_path, fault):
     assert (run_dir / stage / ".fault_fired").exists() and not (run_dir / stage / "manifest.json").exists()
     finished = stage_mtimes(run_dir)
     assert finished, "no stage had finished before the kill"
-    run_cli(args, cwd=tmp_path, env=env)  # the same command and environment: the fault has fired, once
+    saved = sorted(p.name for p in (run_dir / stage / ".parts").glob("*.json")) if stage.startswith("eval") else []
+    assert len(saved) == (1 if "step=" in fault and stage.startswith("eval") else 0), saved
+    rerun = run_cli(args, cwd=tmp_path, env=env)  # the same command and environment: the fault has fired, once
+    for part in saved:  # read back, not computed again; the scratch is gone once the stage is complete
+        mode, name = part.removesuffix(".json").split("-", 1)
+        assert f"{mode} {name}: read from" in rerun.stdout + rerun.stderr
+    assert not (run_dir / stage / ".parts").exists()
     after = stage_mtimes(run_dir)
     for name, mtime in finished.items():
         assert after[name] == mtime, f"{name} was recomputed"
-    if "step=" in fault:  # went on from the checkpoint of step 2, not from step 0
+    if "step=" in fault and "dpo" in stage:  # went on from the checkpoint of step 2, not from step 0
         logs = run_dir / stage / "logs"
         assert _steps(logs / "metrics.attempt1.csv") == [0, 1]
         assert _steps(logs / "metrics.csv")[0] == 2

@@ -18,6 +18,11 @@ cover many more questions than the generative one.
 
 Every accuracy comes with its standard error (``<key>_stderr``: sqrt(p (1 - p) / (n - 1)), lm-eval's), and
 every average over benchmarks (``<key>_avg``) with ``<key>_avg_stderr`` = sqrt(sum se_b^2) / #benchmarks.
+A killed evaluation resumes part by part: each (mode, benchmark) part is saved in the stage's ``.parts/`` as it
+finishes, and the rerun of the same stage (same config and inputs, as the pipeline checks) reads the saved parts
+instead of computing them again. A part is computed from the model alone, so the result is the same either way;
+``.parts/`` is removed once the stage's outputs are written.
+
 ``predictions.jsonl`` (generate): one line per example with the rendered prompt, the raw output, and
 for each rule set the answer, the rule that found it and whether it is right (``correct``: under
 ``eval.extraction``).  ``predictions_loglik.jsonl`` (loglik): one line per example with the context and
@@ -26,12 +31,13 @@ each option's continuation, log-likelihood, length in characters and tokens, and
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cream import artifacts
+from cream import artifacts, faults
 from cream.config import EvalMode
 from cream.data.pool import eval_sets
 from cream.data.prompts import format_prompt, render
@@ -150,37 +156,66 @@ def run(ctx: Context, out: Path, k: int) -> dict:
     def load():
         return on_device(load_model(ctx.model_path(k), cfg.model.dtype, cfg.model.trust_remote_code), cfg)
 
-    result, predictions, loglik_predictions = evaluate_model(load, tok, sets, cfg, f"M{k}")
+    result, predictions, loglik_predictions = evaluate_model(load, tok, sets, cfg, f"M{k}", parts=out / PARTS)
     if is_main():  # several ranks: each evaluated a shard, all hold every result; rank 0 writes
         artifacts.write_jsonl(out / "predictions.jsonl", predictions)
         artifacts.write_jsonl(out / "predictions_loglik.jsonl", loglik_predictions)
         artifacts.write_json(ctx.paths.eval_result(k), result)
+        shutil.rmtree(out / PARTS, ignore_errors=True)
     return result
 
 
-def evaluate_model(load: Callable, tok, sets: dict, cfg, label: str) -> tuple[dict, list[dict], list[dict]]:
+PARTS = ".parts"  # hidden: scratch, not an output of the stage
+
+
+def _part(parts: Path | None, mode: str, name: str, compute: Callable) -> tuple[dict, list[dict]]:
+    """One part's (scores, predictions): read back when a killed run of this stage saved it, else ``compute()``d
+    and saved (by rank 0) into ``parts``. ``CREAM_FAULT=<stage>:step=<n>:...`` fires before the part that follows
+    n saved ones."""
+    if parts is None:
+        return compute()
+    path = parts / f"{mode}-{name}.json"
+    if path.exists():
+        saved = artifacts.read_json(path)
+        log.info("%s %s: read from %s (saved before the stage was stopped)", mode, name, path)
+        return saved["scores"], saved["predictions"]
+    faults.before_part(parts.parent, len(list(parts.glob("*.json"))) if parts.exists() else 0)
+    scores, predictions = compute()
+    if is_main():
+        artifacts.write_json(path, {"scores": scores, "predictions": predictions})
+    return scores, predictions
+
+
+def evaluate_model(load: Callable, tok, sets: dict, cfg, label: str,
+                   parts: Path | None = None) -> tuple[dict, list[dict], list[dict]]:
     """(result, generative predictions, log-likelihood predictions) of one model on ``sets`` (name -> examples);
     ``load()`` gives the model on its device (called again only to undo a cast); ``label`` names it in progress
-    lines."""
+    lines; ``parts``: where each finished part is saved, and read back from on a rerun (None: nothing saved)."""
     headline = cfg.eval.extraction
     per_item: dict[str, dict[str, list[float]]] = {fam: {} for fam in FAMILIES}
     predictions: list[dict] = []
     loglik_predictions: list[dict] = []
-    model = None
+    held = [None]  # the model, loaded (or cast) only when a part must be computed
+
+    def model_in(mode: str):
+        held[0] = model_for(held[0], load, cfg, mode)
+        return held[0]
+
     for mode in in_dtype_order(cfg):  # a mode that keeps the loaded dtype runs before one that casts the weights
-        model = model_for(model, load, cfg, mode)
         for name, examples in sets.items():
             if not examples:
                 continue
             if mode == "generate":
                 few = examples if cfg.eval.generate_limit is None else examples[: cfg.eval.generate_limit]
-                scores, preds = generative(model, tok, few, cfg, f"eval {label} {name}")
+                scores, preds = _part(parts, mode, name, lambda m=mode, n=name, ex=few: generative(
+                    model_in(m), tok, ex, cfg, f"eval {label} {n}"))
                 for rules, s in scores.items():
                     per_item[f"eval_{rules}"][name] = s
                 per_item["eval"][name] = scores[headline]
                 predictions += preds
             if mode == "loglik" and examples[0].is_multiple_choice:
-                scores, preds = loglik(model, tok, examples, cfg, f"loglik {label} {name}")
+                scores, preds = _part(parts, mode, name, lambda m=mode, n=name, ex=examples: loglik(
+                    model_in(m), tok, ex, cfg, f"loglik {label} {n}"))
                 per_item["eval_acc"][name], per_item["eval_acc_norm"][name] = scores["acc"], scores["acc_norm"]
                 loglik_predictions += preds
     result = {"extraction": headline, "n": {name: len(ex) for name, ex in sets.items()}, **summarize(per_item)}
