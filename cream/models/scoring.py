@@ -177,15 +177,26 @@ def score_shared_context(model, seqs: Sequence[Sequence[int]], starts: Sequence[
     """``score_sequences`` for groups of sequences that share their context (``sizes``: consecutive group
     lengths, e.g. a question's options): each context is computed once and its options are scored from its
     KV cache (``batch_size``: option rows per forward).  Groups whose sequences do not share ``seq[:start]``
-    (``shared_groups``), and every group under several ranks, are scored sequence by sequence.  Returns (the
-    log-likelihoods, input order; {"tokens_per_sequence": ..., "tokens_shared": ...}: tokens run through the
-    model, summed, by each way)."""
+    (``shared_groups``) are scored sequence by sequence.  Under several ranks each scores its share of the groups
+    (whole questions).  Returns (the log-likelihoods, input order; {"tokens_per_sequence": ..., "tokens_shared":
+    ...}: tokens run through the model, summed, by each way, over every rank)."""
     from tqdm.auto import tqdm
 
     if sum(sizes) != len(seqs):
         raise ValueError(f"group sizes sum to {sum(sizes)} for {len(seqs)} sequences")
     offsets = [sum(sizes[:g]) for g in range(len(sizes))]
-    ok = [False] * len(sizes) if distributed.sharding() else shared_groups(seqs, starts, sizes)
+    if distributed.sharding():  # several ranks in a stage they all run: each scores its share of the groups
+        mine = distributed.shard(range(len(sizes)))
+        rows = [i for g in mine for i in range(offsets[g], offsets[g] + sizes[g])]
+        with distributed.collective(False):
+            lps, tokens = score_shared_context(model, [seqs[i] for i in rows], [starts[i] for i in rows],
+                                               [sizes[g] for g in mine], pad_id, batch_size=batch_size, desc=desc,
+                                               progress=progress and distributed.is_main())
+        cuts = [sum(sizes[h] for h in mine[:k]) for k in range(len(mine) + 1)]
+        groups = distributed.gather([lps[cuts[k]: cuts[k + 1]] for k in range(len(mine))])
+        counts = distributed.gather([tokens])
+        return [v for group in groups for v in group], {k: sum(c[k] for c in counts) for k in tokens}
+    ok = shared_groups(seqs, starts, sizes)
     out: list[float] = [0.0] * len(seqs)
     alone = [i for g, o in enumerate(offsets) if not ok[g] for i in range(o, o + sizes[g])]
     if alone:

@@ -1,10 +1,13 @@
-"""cream.distributed: shard/gather on two gloo processes; sharded scoring equals single-process scoring."""
+"""cream.distributed: shard/gather on two gloo processes; sharded scoring (per sequence, and with shared contexts per
+question) equals single-process scoring."""
 from __future__ import annotations
 
 import os
 
 import pytest
 import torch
+
+SIZES = [5, 5, 5]  # the five responses of each prompt share it: one group each (2 groups on rank 0, 1 on rank 1)
 
 
 def _worker(rank: int, world: int, store: str, model_dir: str, seqs, starts, out_dir: str) -> None:
@@ -16,7 +19,7 @@ def _worker(rank: int, world: int, store: str, model_dir: str, seqs, starts, out
 
     from cream import distributed
     from cream.models.loading import load_model, load_tokenizer
-    from cream.models.scoring import score_sequences
+    from cream.models.scoring import score_sequences, score_shared_context
     from cream.sampling.hf import generate
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
@@ -34,10 +37,13 @@ def _worker(rank: int, world: int, store: str, model_dir: str, seqs, starts, out
             assert mine == items[rank::world]
             back = distributed.gather([x * 10 for x in mine])
             scores = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=3, progress=False)
+            shared, tokens = score_shared_context(model, seqs, starts, SIZES, tok.pad_token_id, batch_size=4,
+                                                  progress=False)
             texts, n_trunc = generate(model, tok, ["Which gas do plants take in?", "48 + 24 =", "Answer:"] * 3, n=2,
                                       max_new_tokens=4, temperature=0.7, top_p=0.9, batch_size=2, progress=False)
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-            json.dump({"back": back, "scores": scores, "n_texts": [len(t) for t in texts], "n_trunc": n_trunc,
+            json.dump({"back": back, "scores": scores, "shared": shared, "tokens": tokens,
+                       "n_texts": [len(t) for t in texts], "n_trunc": n_trunc,
                        "rank": distributed.rank(), "world": distributed.world_size()}, f)
         distributed.shutdown()  # a group it did not create is left to its owner
         assert torch.distributed.is_initialized()
@@ -50,7 +56,7 @@ def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
     import json
 
     from cream.models.loading import load_model, load_tokenizer
-    from cream.models.scoring import score_sequences
+    from cream.models.scoring import score_sequences, score_shared_context
     from cream.models.tokens import encode_pair
 
     tok = load_tokenizer(tiny_dir)
@@ -59,6 +65,8 @@ def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
     enc = [encode_pair(tok, p, r, 64, 32) for p in prompts for r in responses]
     seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
     single = score_sequences(load_model(tiny_dir), seqs, starts, tok.pad_token_id, batch_size=3, progress=False)
+    _, one_tokens = score_shared_context(load_model(tiny_dir), seqs, starts, SIZES, tok.pad_token_id, progress=False)
+    assert one_tokens["tokens_shared"] < one_tokens["tokens_per_sequence"]  # the prompts are shared
 
     torch.multiprocessing.spawn(_worker, args=(2, str(tmp_path / "store"), str(tiny_dir), seqs, starts, str(tmp_path)),
                                 nprocs=2, join=True)
@@ -67,8 +75,10 @@ def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
         assert (res["rank"], res["world"]) == (r, 2)
         assert res["back"] == [x * 10 for x in range(11)]
         assert res["scores"] == pytest.approx(single, abs=1e-4)  # every rank holds every score, in input order
+        assert res["shared"] == pytest.approx(single, abs=1e-4)
+        assert res["tokens"] == one_tokens  # each question's context ran once, on one of the ranks
         assert res["n_texts"] == [2] * 9 and res["n_trunc"] == 0
-    assert results[0]["scores"] == results[1]["scores"]
+    assert results[0]["scores"] == results[1]["scores"] and results[0]["shared"] == results[1]["shared"]
 
 
 def test_single_process_defaults(monkeypatch):
