@@ -88,9 +88,8 @@ def at_stage_start(folder: Path) -> None:
 
 def before_part(folder: Path, saved: int) -> None:
     """Called by an evaluation stage before it computes a part, ``saved`` parts being saved."""
-    fault = current()
-    if fault is not None and fault.step is not None and saved >= fault.step and fault.matches(folder) \
-            and not (Path(folder) / FIRED).exists():
+    fault = _due(folder, saved)
+    if fault is not None:
         fire(fault, folder)
 
 

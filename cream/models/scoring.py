@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -192,7 +193,7 @@ def score_shared_context(model, seqs: Sequence[Sequence[int]], starts: Sequence[
             lps, tokens = score_shared_context(model, [seqs[i] for i in rows], [starts[i] for i in rows],
                                                [sizes[g] for g in mine], pad_id, batch_size=batch_size, desc=desc,
                                                progress=progress and distributed.is_main())
-        cuts = [sum(sizes[h] for h in mine[:k]) for k in range(len(mine) + 1)]
+        cuts = [0, *accumulate(sizes[g] for g in mine)]
         groups = distributed.gather([lps[cuts[k]: cuts[k + 1]] for k in range(len(mine))])
         counts = distributed.gather([tokens])
         return [v for group in groups for v in group], {k: sum(c[k] for c in counts) for k in tokens}
