@@ -1,7 +1,7 @@
 """The ablation study's declared analyses (PLAN.md, "Analyses"), from the committed run summaries in runs/:
 
     python experiments/smollm2_ablation/analysis.py paired [RUNS]       # contrasts per seed, mean, 95% t interval
-    python experiments/smollm2_ablation/analysis.py questions OUT_DIR   # per-question McNemar within seed (run dirs)
+    python experiments/smollm2_ablation/analysis.py questions [RUNS]    # per-question McNemar within seed at M4
     python experiments/smollm2_ablation/analysis.py mechanism [RUNS]    # AUC of per-prompt C, pairs, diagnostics
     python experiments/smollm2_ablation/analysis.py plots [RUNS] [OUT]  # consistency.png, accuracy.png, repetition.png
     python experiments/smollm2_ablation/analysis.py progress [RUNS]     # every evaluated model of every run, so far
@@ -126,8 +126,9 @@ def mcnemar(x: dict[str, bool], y: dict[str, bool]) -> tuple[int, int, float]:
     return b, c, (stats.binomtest(b, b + c).pvalue if b + c else 1.0)
 
 
-def questions(out: Path) -> str:
-    """Per primary contrast, seed and measure at M4: b / c and p, from the run dirs' predictions."""
+def questions(out: Path, final: str = FINAL) -> str:
+    """Per contrast, seed and measure at M4 (``final``): b / c and p, from the per-question predictions of the run
+    dirs or of their committed copies (collect.sh)."""
     names = {v: k for k, v in ARMS.items()}
     lines = ["| contrast | seed | " + " | ".join(f"{label}: b / c | p" for label, *_ in FILES) + " |",
              "|---|---|" + "---|---|" * len(FILES)]
@@ -137,7 +138,7 @@ def questions(out: Path) -> str:
             other = out / f"{names[y]}_s{seed}"
             cells = []
             for _, name, key, bench in FILES:
-                a, b = run / "eval" / FINAL / name, other / "eval" / FINAL / name
+                a, b = run / "eval" / final / name, other / "eval" / final / name
                 if not (a.exists() and b.exists()):
                     break
                 nb, nc, p = mcnemar(_correct(a, key, bench), _correct(b, key, bench))
@@ -267,7 +268,7 @@ def main(argv: list[str]) -> str:
     root = Path(argv[1]) if len(argv) > 1 else HERE / "runs"
     if cmd == "paired":
         return paired(root)
-    if cmd == "questions" and len(argv) > 1:
+    if cmd == "questions":
         return questions(root)
     if cmd == "mechanism":
         return mechanism(root)

@@ -2,21 +2,42 @@
 # Copy the small files of each run of the study (results.jsonl, timings.json, .hydra/, the DPO steps' manifests)
 # from OUT_DIR into experiments/smollm2_ablation/runs/ (the arms, where cream-table, cream-plot and analysis.py
 # read them) and selection/ (the selection runs, with M2's dev answers, which the looping rule reads):
-#   experiments/smollm2_ablation/collect.sh OUT_DIR
+#   experiments/smollm2_ablation/collect.sh OUT_DIR [DEST]
+# For an arm, the last evaluated model's per-question correctness goes with them (eval/M<k>/predictions*.jsonl cut
+# to id, benchmark and each measure's `correct`), so that the McNemar tests (analysis.py questions) need no run dir.
+# DEST (default: this folder) holds runs/ and selection/; CREAM_PYTHON names the python.
 set -euo pipefail
 out=$1
 here="$(dirname "$0")"
+root=${2:-$here}
+py=${CREAM_PYTHON:-python}
 for run in "$out"/*_s*/ "$out"/select/sft*/; do
   [ -f "$run/results.jsonl" ] || continue
   rel=${run#"$out"/}
   rel=${rel%/}
-  case $rel in select/*) dest=$here/selection rel=${rel#select/} ;; *) dest=$here/runs ;; esac
+  case $rel in select/*) dest=$root/selection rel=${rel#select/} ;; *) dest=$root/runs ;; esac
   mkdir -p "$dest/$rel/.hydra"
   cp "$run/results.jsonl" "$dest/$rel/"
   [ -f "$run/timings.json" ] && cp "$run/timings.json" "$dest/$rel/"
   cp "$run"/.hydra/*.yaml "$dest/$rel/.hydra/"
-  if [ "$dest" = "$here/selection" ] && [ -f "$run/eval/M2/predictions.jsonl" ]; then
+  if [ "$dest" = "$root/selection" ] && [ -f "$run/eval/M2/predictions.jsonl" ]; then
     mkdir -p "$dest/$rel/eval/M2" && cp "$run/eval/M2/predictions.jsonl" "$dest/$rel/eval/M2/"
+  fi
+  last=$(find "$run/eval" -maxdepth 2 -name predictions_loglik.jsonl 2>/dev/null | sort -V | tail -n 1)
+  if [ "$dest" = "$root/runs" ] && [ -n "$last" ]; then
+    model=$(basename "$(dirname "$last")")
+    rm -rf "$dest/$rel/eval" && mkdir -p "$dest/$rel/eval/$model"
+    for f in "$run/eval/$model/predictions.jsonl" "$last"; do
+      [ -f "$f" ] || continue
+      "$py" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    row = json.loads(line)
+    keep = {k: row[k] for k in ("id", "benchmark") if k in row}
+    keep.update({k: {"correct": v["correct"]} for k, v in row.items() if isinstance(v, dict) and "correct" in v})
+    print(json.dumps(keep))
+' "$f" > "$dest/$rel/eval/$model/$(basename "$f")"
+    done
   fi
   for m in "$run"/iter_*/dpo/manifest.json; do
     [ -f "$m" ] || continue
@@ -24,4 +45,4 @@ for run in "$out"/*_s*/ "$out"/select/sft*/; do
     mkdir -p "$dest/$rel/$step/dpo" && cp "$m" "$dest/$rel/$step/dpo/"
   done
 done
-ls "$here/runs" "$here/selection" 2>/dev/null || true
+ls "$root/runs" "$root/selection" 2>/dev/null || true

@@ -109,16 +109,20 @@ def test_progress_lists_every_evaluated_model_of_every_run(tmp_path):
 
 
 def test_the_page_quotes_the_analyses_on_the_committed_runs():
-    """README.md's tables are what the scripts print today on runs/ (collect.sh's copies): a table cannot go stale
-    when a run is added or a summary changes."""
+    """README.md's tables are what the scripts print today on every committed folder of runs: runs/ (collect.sh's
+    copies) and attempt_1/ (the first attempt's summaries, PLAN.md section 12): a table cannot go stale when a run is
+    added or a summary changes."""
     page = (HERE / "README.md").read_text()
-    runs = HERE / "runs"
-    costs = run_script(ROOT / "experiments" / "smollm2" / "costs.py").main(runs)
-    for name, printed in (("progress", _analysis().progress(runs)), ("mechanism", _analysis().mechanism(runs)),
-                          ("costs.py", costs)):
-        assert printed.count("\n") >= 3 and printed in page, f"README.md does not quote {name}'s table:\n{printed}"
-    paired = _analysis().paired(runs)
-    assert paired.count("\n") < 2 or paired in page, f"README.md does not quote the paired table:\n{paired}"
+    folders = [HERE / name for name in ("runs", "attempt_1") if any((HERE / name).glob("*_s*/results.jsonl"))]
+    assert HERE / "attempt_1" in folders
+    for runs in folders:
+        costs = run_script(ROOT / "experiments" / "smollm2" / "costs.py").main(runs)
+        for name, printed in (("progress", _analysis().progress(runs)), ("mechanism", _analysis().mechanism(runs)),
+                              ("costs.py", costs)):
+            assert printed.count("\n") >= 3 and printed in page, \
+                f"README.md does not quote {name}'s table on {runs.name}/:\n{printed}"
+        paired = _analysis().paired(runs)
+        assert paired.count("\n") < 2 or paired in page, f"README.md does not quote the paired table:\n{paired}"
 
 
 def test_plots_draw_the_mean_over_seeds_per_arm(tmp_path):
