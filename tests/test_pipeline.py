@@ -25,11 +25,11 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def test_smoke_results_unchanged(smoke_run):
     """The seeded smoke run gives the very bytes of the stored copy (made before the restructuring)."""
-    made_on = json.loads((GOLDEN / "smoke_seed0_machine.json").read_text())
+    checked_on = json.loads((GOLDEN / "smoke_seed0_machine.json").read_text())
     here = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "machine": platform.machine()}
-    if here != made_on:
-        pytest.skip(f"the golden copy was made with {made_on}; this machine has {here} (floats may differ)")
+    if here not in checked_on:
+        pytest.skip(f"the golden copy was checked on {checked_on}; this machine has {here} (floats may differ)")
     # every key the copy has, byte for byte; the per-iteration diagnostics (measured, added after the copy was
     # made) are the one key it lacks: they are taken out and the rows written back as write_jsonl writes them
     rows = [json.loads(line) for line in (smoke_run / "results.jsonl").read_text().splitlines()]
