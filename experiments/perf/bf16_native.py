@@ -16,7 +16,7 @@ import torch
 
 from cream.models import precision
 
-SHAPES = {"decode (16 x 576 -> 1536)": 16, "scoring (4096 x 576 -> 1536)": 16 * 256}
+SHAPES = {"decode (16 x 576 -> 1536)": (16, 400), "scoring (4096 x 576 -> 1536)": (16 * 256, 10)}  # rows, calls
 
 
 def seconds(rows: int, dtype: torch.dtype, calls: int) -> float:
@@ -38,8 +38,7 @@ def main() -> None:
           f"threads {torch.get_num_threads()}, native bf16 flag: {precision.cpu_has_bf16()}")
     print("| shape | float32 (ms per call) | bf16 (ms per call) | bf16 time / float32 time |")
     print("|---|---|---|---|")
-    for name, rows in SHAPES.items():
-        calls = 400 if rows == 16 else 10
+    for name, (rows, calls) in SHAPES.items():
         times: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
         for _ in range(args.repeats):  # interleaved: both dtypes see the same machine load
             for dtype in times:
