@@ -23,12 +23,12 @@ from omegaconf import DictConfig
 from cream import artifacts
 from cream.config import composition_error
 from cream.errors import CreamError
-from cream.models.loading import is_local
 from cream.paths import conf_dir
-from cream.report import plots as plots_mod
 from cream.report import table as table_mod
 from cream.report.runs import METRICS, default_metric, runs_or_error
-from cream.training import train_rm as train_rm_mod
+
+# torch, transformers, lightning and matplotlib are imported by the scripts that use them, not here: cream-table
+# and every --help start in a fraction of the time
 
 CONF_DIR = str(conf_dir())  # conf/ of the checkout, or the copy inside an installed wheel
 log = logging.getLogger("cream")
@@ -94,6 +94,8 @@ def prepare_environment(cfg: DictConfig) -> None:
     """Offline unless the hub is reachable (no long retries); quiet tokenizers; CPU threads."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import transformers
+
+    from cream.models.loading import is_local
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -237,6 +239,8 @@ def evaluate() -> None:
 
 # ---------------------------------------------------------------------------------------- cream-train-rm
 def train_rm_parser() -> argparse.ArgumentParser:
+    from cream.training import train_rm as train_rm_mod
+
     """The options of ``cream-train-rm``; the training defaults are ``rewarder.train`` of
     conf/rewarder/reward_model.yaml (``RMTraining.defaults``), the others those of
     :func:`cream.training.train_rm.train_reward_model`."""
@@ -271,6 +275,8 @@ def train_rm(argv: Sequence[str] | None = None) -> int:
     a = train_rm_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     pairs = artifacts.read_jsonl(Path(a.pairs))
+    from cream.training import train_rm as train_rm_mod
+
     summary = train_rm_mod.train_reward_model(
         a.model, pairs, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, weight_decay=a.weight_decay,
         warmup_ratio=a.warmup_ratio, max_length=a.max_length, max_prompt_length=a.max_prompt_length, seed=a.seed,
@@ -348,6 +354,8 @@ def table(argv: Sequence[str] | None = None) -> int:
 
 
 def plot_parser() -> argparse.ArgumentParser:
+    from cream.report import plots as plots_mod
+
     p = _parser("cream-plot", plots_mod.__doc__, PLOT_EXAMPLES)
     _runs_arguments(p)
     p.add_argument("--out", type=Path, help="where the PNGs go (default: the first DIR)")
@@ -364,6 +372,8 @@ def plot(argv: Sequence[str] | None = None) -> int:
         if not r.complete:
             print(f"incomplete (left out): {r.path}: {r.problem}", file=sys.stderr)
     metric = default_metric(runs) if args.metric == "auto" else args.metric
+    from cream.report import plots as plots_mod
+
     for path in plots_mod.write_plots(runs, args.out or args.dirs[0], metric):
         print(path)
     return 0

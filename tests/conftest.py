@@ -23,6 +23,19 @@ TEXTS = [
     "Natalia sold 48 clips in April and half as many in May. 48/2 = 24. 48 + 24 = 72. Answer: 72",
 ] * 20
 
+# The test files that take longest (pytest --durations, summed per file), longest first. tests/run.sh hands whole
+# files to its two workers in collection order (--dist loadfile --no-loadscope-reorder); starting with the longest
+# keeps one worker from running a long file alone at the end. A file missing here runs after these, as collected.
+LONGEST_FIRST = ("test_experiments.py", "test_help_examples.py", "test_mutations.py", "test_kill_resume.py",
+                 "test_real_model.py", "test_lm_eval_crosscheck.py", "test_pipeline.py", "test_config.py",
+                 "test_readme.py", "test_bad_input.py", "test_report.py", "test_smollm2_ablation_experiment.py",
+                 "test_slurm.py", "test_ddp.py", "test_decode.py", "test_smollm2_experiment.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:

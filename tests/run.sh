@@ -16,9 +16,10 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false WANDB
 .venv/bin/ruff check cream tests experiments   # lint first (pyproject.toml [tool.ruff])
 # Without arguments: everything but gpu, on two workers of one thread each (pytest-xdist). On 2 cores two
 # one-thread processes do about twice the work of one two-thread process; --dist loadfile keeps each test file
-# on one worker, so a file's fixtures are built once and the SLURM tests queue one after another.
+# on one worker, so a file's fixtures are built once and the SLURM tests queue one after another; the files go out
+# in collection order, longest first (tests/conftest.py, LONGEST_FIRST), not by their number of tests.
 if [ $# -eq 0 ]; then
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-  set -- -m "not gpu" -n "${CREAM_TEST_WORKERS:-2}" --dist loadfile
+  set -- -m "not gpu" -n "${CREAM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder
 fi
 exec .venv/bin/python -m pytest -q "$@"
