@@ -103,3 +103,11 @@ def test_the_methods_maths_and_the_records_import_without_hydra_or_torch_trainin
 def test_the_records_import_without_torch():
     code = "import sys, cream.records; assert 'torch' not in sys.modules and 'omegaconf' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_console_scripts_module_imports_without_torch_lightning_or_matplotlib():
+    # cream-table, every --help and every command line refused at composition start without them (0.1x the CPU
+    # time: experiments/perf/startup.py); the scripts that train, evaluate or plot import them where they need them
+    code = ("import sys, cream.cli; bad = [m for m in ('torch', 'transformers', 'lightning', 'matplotlib') "
+            "if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
