@@ -183,6 +183,10 @@ class TrainerOptions:  # this project's own training options (not Lightning Trai
     checkpoint_every_n_steps: int = 50  # last.ckpt for mid-epoch resume
     keep_checkpoints: bool = False
     """Keep each training stage's checkpoints/ (weights + optimizer state) after it completes."""
+    checkpoint_every_minutes: float | None = None
+    """Also write last.ckpt once this many minutes of training have passed since the last one, whichever of the two
+    intervals comes first (null: by steps only). For slow steps (SmolLM2 on a CPU takes about a minute a DPO step),
+    where a kill would otherwise lose up to checkpoint_every_n_steps of them."""
     activation_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
     gpu_memory_gb: float | None = None
     """One GPU's memory: what plan=true checks the per-GPU estimate against (null: no check)."""
@@ -460,6 +464,9 @@ def _validate_controls(cfg: DictConfig) -> None:
     _need(micro is None or micro >= cfg.dpo.batch_size or (micro >= 1 and cfg.dpo.batch_size % micro == 0),
           "dpo.micro_batch_size", micro,
           f"must divide dpo.batch_size={cfg.dpo.batch_size} (or be null: one pass per batch)")
+    minutes = cfg.trainer.cream.get("checkpoint_every_minutes")
+    _need(minutes is None or minutes > 0, "trainer.cream.checkpoint_every_minutes", minutes,
+          "must be > 0 or null (off)")
     min_c = cfg.regularizer.get("min_c")
     _need(min_c is None or 0 <= min_c <= 1, "regularizer.min_c", min_c, "must lie in [0, 1] or be null (off)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import warnings
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -65,9 +66,12 @@ class StageCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt`` (weights + optimizer state) for resuming a stage; removed by
     :func:`save_model` once the stage's model is saved, unless ``keep`` (``trainer.cream.keep_checkpoints=true``)."""
 
-    def __init__(self, dirpath: Path, every: int, keep: bool):
+    def __init__(self, dirpath: Path, every: int, keep: bool, minutes: float | None = None):
         super().__init__(dirpath=str(dirpath), save_last=True, save_top_k=0, every_n_train_steps=every,
                          save_on_train_epoch_end=True)
+        # Lightning's constructor takes one trigger, but its check at each step's end saves when either the step
+        # or the time interval has come (the time decision broadcast from rank 0), so the time one is set here
+        self._train_time_interval = timedelta(minutes=minutes) if minutes else None
         self.keep = keep
 
     def remove(self) -> None:
@@ -98,8 +102,11 @@ def make_trainer(cfg: DictConfig, out: Path, max_epochs: int, loggers: Sequence[
     # our samplers shard by rank themselves (cream.training.datamodules): Lightning must not wrap them
     tcfg.setdefault("use_distributed_sampler", False)
     _keep_earlier_log(out / "logs")
-    csv = CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=every)  # flushed with each checkpoint
-    ckpt = StageCheckpoint(out / "checkpoints", every, keep=own["keep_checkpoints"])
+    minutes = own["checkpoint_every_minutes"]
+    # flushed with each checkpoint; with a time interval, at every step (metrics.attempt<k>.csv then also holds the
+    # steps after the last checkpoint, which the resumed attempt runs again)
+    csv = CSVLogger(str(out), name="logs", version="", flush_logs_every_n_steps=1 if minutes else every)
+    ckpt = StageCheckpoint(out / "checkpoints", every, keep=own["keep_checkpoints"], minutes=minutes)
     callbacks = [TrackConsumed(), StepStats(), ckpt, StepFault(out), *step_lines(_stage_name(out))]
     return L.Trainer(max_epochs=max_epochs, logger=[csv, *loggers], callbacks=callbacks,
                      plugins=[AtomicCheckpointIO()], enable_model_summary=False,

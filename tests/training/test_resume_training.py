@@ -53,6 +53,32 @@ def test_resume_mid_epoch_gives_same_weights(tiny_dir, tmp_path, crash_at):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
 
+def test_a_time_interval_checkpoints_where_the_step_interval_has_not_come(tiny_dir, tmp_path):
+    """trainer.cream.checkpoint_every_minutes: killed at step 5 of 8 with a step interval of 1000, training resumes
+    from the last timed checkpoint (not from scratch) and ends with the uninterrupted run's weights."""
+    timed = ["trainer.cream.checkpoint_every_n_steps=1000", "trainer.cream.checkpoint_every_minutes=1e-9"]
+    ref, _ = _train(tiny_dir, tmp_path / "ref", overrides=timed)
+    with pytest.raises(SystemError):
+        _train(tiny_dir, tmp_path / "run", crash_at=5, overrides=timed)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 4  # the crash comes before the checkpoint at the end of the 5th step
+    resumed, trainer = _train(tiny_dir, tmp_path / "run", overrides=timed)
+    assert trainer.global_step == 8
+    logs = tmp_path / "run" / "logs"
+    steps = lambda f: {int(r["step"]) for r in csv.DictReader(f.open()) if r.get("train/loss")}  # noqa: E731
+    assert steps(logs / "metrics.csv") == set(range(4, 8))  # resumed at step 4, not 0
+    for (name, a), b in zip(ref.named_parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_a_time_interval_must_be_positive():
+    from cream.config import validate_config
+    from cream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer.cream.checkpoint_every_minutes.*must be > 0"):
+        validate_config(compose(["trainer.cream.checkpoint_every_minutes=0"]))
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_checkpoints_removed_once_the_model_is_saved(tiny_dir, tmp_path, keep):
     from cream.training.trainer import save_model

@@ -19,8 +19,9 @@ LIGHTNING_ARGS = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"
 def test_trainer_keys_are_lightning_arguments_beside_the_projects_own(name):
     cfg = compose([f"trainer={name}"])
     assert set(cfg.trainer) - {"cream"} <= LIGHTNING_ARGS, set(cfg.trainer) - {"cream"} - LIGHTNING_ARGS
-    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "keep_checkpoints", "activation_checkpointing",
-                                      "gpu_memory_gb"}
+    assert set(cfg.trainer.cream) == {"checkpoint_every_n_steps", "keep_checkpoints", "checkpoint_every_minutes",
+                                      "activation_checkpointing", "gpu_memory_gb"}
+    assert cfg.trainer.cream.checkpoint_every_minutes is None  # by steps only, unless asked
     assert cfg.trainer.cream.activation_checkpointing is False and cfg.trainer.gradient_clip_val == 1.0
     assert cfg.trainer.cream.gpu_memory_gb == (None if name == "cpu" else 80)
 
