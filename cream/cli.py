@@ -239,11 +239,11 @@ def evaluate() -> None:
 
 # ---------------------------------------------------------------------------------------- cream-train-rm
 def train_rm_parser() -> argparse.ArgumentParser:
-    from cream.training import train_rm as train_rm_mod
-
     """The options of ``cream-train-rm``; the training defaults are ``rewarder.train`` of
     conf/rewarder/reward_model.yaml (``RMTraining.defaults``), the others those of
     :func:`cream.training.train_rm.train_reward_model`."""
+    from cream.training import train_rm as train_rm_mod
+
     d = {k: p.default for k, p in inspect.signature(train_rm_mod.train_reward_model).parameters.items()}
     d |= vars(train_rm_mod.RMTraining.defaults())
     ap = argparse.ArgumentParser(prog="cream-train-rm", description="Train a Bradley-Terry reward model on preference "
@@ -272,11 +272,11 @@ See README.md, section "Config groups" (rewarder).""")
 
 @user_errors("cream-train-rm")
 def train_rm(argv: Sequence[str] | None = None) -> int:
+    from cream.training import train_rm as train_rm_mod
+
     a = train_rm_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     pairs = artifacts.read_jsonl(Path(a.pairs))
-    from cream.training import train_rm as train_rm_mod
-
     summary = train_rm_mod.train_reward_model(
         a.model, pairs, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, weight_decay=a.weight_decay,
         warmup_ratio=a.warmup_ratio, max_length=a.max_length, max_prompt_length=a.max_prompt_length, seed=a.seed,
@@ -364,6 +364,8 @@ def plot_parser() -> argparse.ArgumentParser:
 
 @user_errors("cream-plot")
 def plot(argv: Sequence[str] | None = None) -> int:
+    from cream.report import plots as plots_mod
+
     args = plot_parser().parse_args(argv)
     runs = runs_or_error("cream-plot", args.dirs, args.filter)
     if runs is None:
@@ -372,8 +374,6 @@ def plot(argv: Sequence[str] | None = None) -> int:
         if not r.complete:
             print(f"incomplete (left out): {r.path}: {r.problem}", file=sys.stderr)
     metric = default_metric(runs) if args.metric == "auto" else args.metric
-    from cream.report import plots as plots_mod
-
     for path in plots_mod.write_plots(runs, args.out or args.dirs[0], metric):
         print(path)
     return 0

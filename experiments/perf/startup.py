@@ -28,16 +28,16 @@ COMMANDS = {  # name: (console script's function in cream.cli, its arguments)
 }
 
 
-def _run(checkout: Path, fn: str, args: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall s, cpu s) of one console script run imported from ``checkout``."""
+def _run(checkout: Path, fn: str, args: list[str], cwd: Path) -> tuple[float, float, int]:
+    """(wall s, cpu s, exit status) of one console script run imported from ``checkout``."""
     code = f"import sys; sys.argv[0] = 'cream'; from cream.cli import {fn}; sys.exit({fn}())"
     env = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.returncode
 
 
 def _imports_from(checkout: Path, cwd: Path) -> str:
@@ -71,7 +71,9 @@ def main() -> None:
     print(f"{'command':<46} {'ours wall':>9} {'base wall':>9} {'ratio':>6} {'ours cpu':>8} {'base cpu':>8} "
           f"{'ratio':>6}")
     figures = {}
-    for command, by in times.items():
+    for command, by in times.items():  # both checkouts end each command alike (0 for --help, 2 when refused)
+        codes = {t[2] for v in by.values() for t in v}
+        assert len(codes) == 1, f"{command}: exit statuses differ: {codes}"
         w = {k: common.median([t[0] for t in v]) for k, v in by.items()}
         c = {k: common.median([t[1] for t in v]) for k, v in by.items()}
         print(f"{command:<46} {w['ours']:9.2f} {w['base']:9.2f} {w['ours'] / w['base']:6.2f} {c['ours']:8.2f} "
