@@ -20,7 +20,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,42 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
+
+
+class Journal:
+    """An append-only JSON-lines file of the finished pieces of a stage's work (a batch of samples, one model's
+    scores), kept in the stage's hidden ``.parts/`` so that a killed stage, rerun, reads them back instead of
+    computing them again.  Each piece is one line, written whole and flushed when the piece ends; a line the
+    kill cut short (the last, with no newline) is dropped on opening.  ``path`` None: nothing is kept.
+    ``after_piece(n)``, when given, is called once a piece is saved, n pieces being saved (the stage's fault
+    hook, ``cream.faults.before_part``: a test kills the stage there)."""
+
+    def __init__(self, path: str | os.PathLike | None, after_piece: Callable[[int], None] | None = None):
+        self.path = None if path is None else Path(path)
+        self.after_piece = after_piece
+        self.rows: list[dict] = []
+        if self.path is None or not self.path.exists():
+            return
+        text = self.path.read_text(encoding="utf-8")
+        whole = text[: text.rfind("\n") + 1]
+        if whole != text:  # the kill came mid-line: keep the lines before it, so appends start on a new line
+            self.path.write_text(whole, encoding="utf-8")
+        for i, line in enumerate(whole.splitlines(), 1):
+            try:
+                self.rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ArtifactError(f"{self.path}:{i}: not valid JSON ({e.msg}); delete the file to compute "
+                                    "its pieces again") from e
+
+    def add(self, row: dict) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(_clean(row)) + "\n")
+        self.rows.append(row)
+        if self.after_piece is not None:
+            self.after_piece(len(self.rows))
 
 
 def file_digest(path: Path) -> str:

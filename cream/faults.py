@@ -9,12 +9,13 @@ Set ``CREAM_FAULT=<stage>[:step=<n>]:<action>``:
 
 ``<stage>`` matches the end of the stage's folder path (``iter_1/dpo``, or ``0/sft`` for the run dir
 ``.../0``).  ``step=n`` fires in a training stage at the start of the first batch after n optimizer steps
-(so the checkpoint of step n, when one is due, is already written), and in an evaluation stage before the
-part (one benchmark in one mode) that follows n saved parts; without it the fault fires before the stage's
-work begins.  ``<action>`` is a signal name the process sends itself (``SIGKILL``, ``SIGTERM``,
-``SIGUSR1``, ...) or ``HANG``.  Before it acts, the fault writes ``.fault_fired`` into the stage folder (a
-test waits for that file), and a folder holding one does not fire again: the rerun, or the requeued job,
-with the same environment goes on past that point.
+(so the checkpoint of step n, when one is due, is already written), in an evaluation stage before the
+part (one benchmark in one mode) that follows n saved parts, and in a sample or reward stage once n pieces are
+saved (sample: batches of ``generate`` or rows of the decode loop; reward: models' log-probs); without it the
+fault fires before the stage's work begins.  ``<action>`` is a signal name the process sends itself
+(``SIGKILL``, ``SIGTERM``, ``SIGUSR1``, ...) or ``HANG``.  Before it acts, the fault writes ``.fault_fired``
+into the stage folder (a test waits for that file), and a folder holding one does not fire again: the rerun,
+or the requeued job, with the same environment goes on past that point.
 """
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def at_stage_start(folder: Path) -> None:
 
 
 def before_part(folder: Path, saved: int) -> None:
-    """Called by an evaluation stage before it computes a part, ``saved`` parts being saved."""
+    """Called by an evaluation stage before it computes a part, ``saved`` parts being saved (by a sample or
+    reward stage once a piece is saved, ``saved`` with it)."""
     fault = _due(folder, saved)
     if fault is not None:
         fire(fault, folder)

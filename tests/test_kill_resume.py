@@ -12,7 +12,7 @@ from conftest import read_results, run_cli, stage_mtimes
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["debug=smoke", "dpo.batch_size=2", "trainer.cream.checkpoint_every_n_steps=1"]
+ARGS = ["debug=smoke", "dpo.batch_size=2", "trainer.cream.checkpoint_every_n_steps=1", "sampling.batch_size=4"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def _steps(path: Path) -> list[int]:
 
 @pytest.mark.parametrize("fault", [
     "iter_1/sample:SIGKILL",      # as the stage starts: its folder marked in progress, nothing written yet
+    "iter_1/sample:step=2:SIGKILL",  # after 2 of its 4 batches (16 prompts, 4 per batch) were saved
     "iter_1/reward:SIGKILL",
+    "iter_1/reward:step=1:SIGKILL",  # after M1's log-probs were saved (M0's remain)
     "iter_1/dpo:step=2:SIGKILL",  # mid-epoch, after the checkpoint of step 2
     "eval/M2:SIGKILL",
     "eval/M2:step=1:SIGKILL",     # after its first part (one benchmark in one mode) was saved
@@ -43,12 +45,22 @@ def test_sigkill_then_rerun(reference, tmp_path, fault):
     assert (run_dir / stage / ".fault_fired").exists() and not (run_dir / stage / "manifest.json").exists()
     finished = stage_mtimes(run_dir)
     assert finished, "no stage had finished before the kill"
-    saved = sorted(p.name for p in (run_dir / stage / ".parts").glob("*.json")) if stage.startswith("eval") else []
+    parts = run_dir / stage / ".parts"
+    saved = sorted(p.name for p in parts.glob("*.json")) if stage.startswith("eval") else []
     assert len(saved) == (1 if "step=" in fault and stage.startswith("eval") else 0), saved
+    pieces = parts / "rank0.jsonl"  # sample: batches; reward: models' log-probs
+    n_pieces = len(pieces.read_text().splitlines()) if pieces.exists() else 0
+    journaled = "step=" in fault and stage.endswith(("sample", "reward"))
+    assert n_pieces == (int(fault.split("step=")[1].split(":")[0]) if journaled else 0)
     rerun = run_cli(args, cwd=tmp_path, env=env)  # the same command and environment: the fault has fired, once
+    log = rerun.stdout + rerun.stderr
     for part in saved:  # read back, not computed again; the scratch is gone once the stage is complete
         mode, name = part.removesuffix(".json").split("-", 1)
-        assert f"{mode} {name}: read from" in rerun.stdout + rerun.stderr
+        assert f"{mode} {name}: read from" in log
+    if n_pieces and "sample" in stage:
+        assert "sample M1: 2 of 4 batches read from" in log
+    if n_pieces and "reward" in stage:
+        assert "log-probs of M1: read from" in log and "log-probs of M0: read from" not in log
     assert not (run_dir / stage / ".parts").exists()
     after = stage_mtimes(run_dir)
     for name, mtime in finished.items():

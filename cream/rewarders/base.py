@@ -24,6 +24,7 @@ Optional hooks, for a rewarder that takes part in training; the stages call them
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,11 +32,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from cream.artifacts import Journal
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.precision import for_inference
 from cream.models.scoring import score_sequences
 from cream.models.tokens import encode_pair
 from cream.records import SampleRow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,10 +56,13 @@ class RewardInputs:
     uses (``encode_pair``), and the models M_0..M_t on demand (``path``, ``tokenizer``, ``load``, ``logps``)."""
 
     def __init__(self, cfg: DictConfig, samples: list[SampleRow], model_paths: Sequence[str], batch_size: int = 32,
-                 fitted: Path | None = None):
+                 fitted: Path | None = None, journal: Journal | None = None):
         self.cfg, self.samples, self.model_paths = cfg, samples, list(model_paths)
         self.batch_size, self.fitted = batch_size, fitted
-        self._logps: dict[int, list[float]] = {}
+        self.journal = journal or Journal(None)  # each model's log-probs, saved as computed (a killed stage's)
+        self._logps: dict[int, list[float]] = {r["model"]: r["logps"] for r in self.journal.rows}
+        for k in self._logps:
+            log.info("log-probs of M%d: read from %s (saved before the stage was stopped)", k, self.journal.path)
 
     @cached_property
     def _encoded(self) -> tuple[list[list[int]], list[int], int]:
@@ -108,6 +115,7 @@ class RewardInputs:
                                              desc=f"score M{k}")
             del model
             self.free()
+            self.journal.add({"model": k, "logps": self._logps[k]})
         return self._logps[k]
 
     def normalized_loglik(self, k: int) -> list[float]:

@@ -5,7 +5,9 @@ A sampler is a callable with the signature of :func:`cream.sampling.hf.generate`
 ``fn(model, tokenizer, prompts, *, n, max_new_tokens, temperature, top_p, batch_size, seed,
 max_prompt_length, desc, progress, return_finished) -> (completions per prompt, [finished flags,]
 number of prompts truncated)``, and a ``moves_model`` attribute: whether the stage must put M_t on the
-accelerator first (false when the backend loads the weights itself).  A new sampler: one class plus
+accelerator first (false when the backend loads the weights itself), and a ``resumes`` attribute: whether it
+takes a ``journal`` (``cream.artifacts.Journal``) where it saves finished pieces, so that a killed sample stage
+goes on from them.  A new sampler: one class plus
 ``conf/sampler/<name>.yaml`` with its ``_target_`` and constructor arguments.
 """
 from __future__ import annotations

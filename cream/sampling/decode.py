@@ -130,7 +130,8 @@ def _choose(logits: torch.Tensor, rows: Sequence[Row], gens, temperature: float,
 @torch.inference_mode()
 def decode(model, rows: Sequence[Row], *, max_new_tokens: int, stops: Sequence[int], pad_id: int,
            batch_size: int = 16, temperature: float = 0.0, top_p: float = 1.0, on_row_done=None) -> list[Row]:
-    """Generate for every row (in place: ``row.tokens``, stop id included, and ``row.finished``); see the module."""
+    """Generate for every row (in place: ``row.tokens``, stop id included, and ``row.finished``); see the module.
+    ``on_row_done(i)`` is called as ``rows[i]`` ends."""
     device = next(model.parameters()).device
     waiting = sorted(range(len(rows)), key=lambda i: len(rows[i].prompt), reverse=True)  # pop() takes the shortest
     stop = set(int(s) for s in stops)
@@ -167,7 +168,7 @@ def decode(model, rows: Sequence[Row], *, max_new_tokens: int, stops: Sequence[i
             row.finished = tok in stop
             if row.finished or len(row.tokens) >= max_new_tokens:
                 if on_row_done is not None:
-                    on_row_done()
+                    on_row_done(i)
             else:
                 keep.append(j)
         last = torch.tensor(chosen, device=device)

@@ -22,6 +22,7 @@ class VLLMSampler:
     model is loaded by vLLM from M_t's folder, so the sample stage leaves it on the CPU."""
 
     moves_model = False  # vLLM loads the weights itself, from M_t's folder
+    resumes = False  # one call for every prompt: a killed sample stage starts again
 
     def __init__(self, gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1, dtype: str = "auto",
                  max_model_len: int | None = None, enforce_eager: bool = False, swap_space: float = 4):

@@ -18,19 +18,26 @@ length-controlled (``length``), the rewarder's own scores kept as ``raw_reward``
 t = 1 with ``first_consistency=same_scale``, M0's side is log pi_0(y|x) summed over tokens, then given the
 same length control as the reward: C compares M1's ranking, the one the pairs come from, with M0's on the
 same scale (``official``: log pi_0 / |y| whatever the reward's scale).
+
+A killed stage resumes per model: each model's log-probs are saved in the stage's ``.parts/`` once computed, and
+the rerun of the same stage reads them back (a rewarder's other work, such as a judge's generations, is redone).
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from cream.distributed import is_main
+from cream import faults
+from cream.artifacts import Journal
+from cream.distributed import is_main, rank
 from cream.method.length import control_rewards
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
 from cream.stages.context import INFERENCE, MODEL, Context
 
 EVERY_RANK = True  # each rank scores its share of the responses
+PARTS = ".parts"  # hidden: scratch (each model's log-probs, for a killed stage's rerun), not an output
 
 
 # the controls' defaults (``reward`` section): a key is recorded only when it differs, so run dirs made
@@ -90,12 +97,16 @@ def controlled(rows: list[RewardRow], samples: list[SampleRow], controls,
 def run(ctx: Context, out: Path, t: int) -> dict:
     samples = read_rows(ctx.paths.samples(t), SampleRow)
     rewarder = ctx.rewarder
+    # each model's log-probs are saved as they are computed: a killed stage, rerun, reads them back
+    # (CREAM_FAULT=<stage>:step=<n>:... fires once n models' are saved)
+    journal = Journal(out / PARTS / f"rank{rank()}.jsonl", lambda n: faults.before_part(out, n))
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
-                          fitted=ctx.paths.rewarder if rewarder.trains else None)
+                          fitted=ctx.paths.rewarder if rewarder.trains else None, journal=journal)
     controls = ctx.cfg.get("reward")
     same_scale = bool(controls) and controls.first_consistency == "same_scale"
     rows = reward_rows(rewarder, inputs, t, same_scale)
     rows, summary = controlled(rows, samples, controls, prev_is_reward=same_scale or not base_fallback(rewarder, t))
     if is_main():  # several ranks: each scored a shard, all hold every score; rank 0 writes
         write_rows(ctx.paths.rewards(t), rows)
+        shutil.rmtree(out / PARTS, ignore_errors=True)
     return {"n_prompts": len(samples), "rewarder": ctx.cfg.rewarder._target_, **summary}

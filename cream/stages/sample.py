@@ -1,14 +1,22 @@
-"""Sample: N responses per prompt of this iteration's slice of the unlabeled pool, from M_t."""
+"""Sample: N responses per prompt of this iteration's slice of the unlabeled pool, from M_t.
+
+A killed stage resumes where it stopped (``sampler=hf``): each finished batch (``generate``) or row (the decode
+loop) is saved in the stage's ``.parts/`` as it ends, and the rerun of the same stage (same config and inputs, as
+the pipeline checks) reads them back instead of sampling them again (``cream.sampling.hf.generate``).  ``.parts/``
+is removed once the stage's outputs are written.
+"""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cream import artifacts
+from cream import artifacts, faults
+from cream.artifacts import Journal
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
-from cream.distributed import is_main
+from cream.distributed import is_main, rank
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.precision import for_inference
 from cream.records import SampleRow, write_rows
@@ -34,6 +42,8 @@ def run(ctx: Context, out: Path, t: int) -> dict:
                               "inference.sampling_dtype")
     # HF: the decode loop or generate
     engine = {"engine": OmegaConf.select(cfg, "inference.decode", default="auto")} if generate_fn.moves_model else {}
+    if getattr(generate_fn, "resumes", False):  # CREAM_FAULT=<stage>:step=<n>:... fires once n pieces are saved
+        engine["journal"] = Journal(out / PARTS / f"rank{rank()}.jsonl", lambda n: faults.before_part(out, n))
     messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]
     responses, finished, n_trunc = generate_fn(
@@ -55,4 +65,8 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     labelled = [x for x in items if x.answer is not None]
     if labelled:
         artifacts.write_jsonl(ctx.paths.labels(t), ({"prompt_id": x.id, "answer": x.answer} for x in labelled))
+    shutil.rmtree(out / PARTS, ignore_errors=True)
     return summary
+
+
+PARTS = ".parts"  # hidden: scratch, not an output of the stage
