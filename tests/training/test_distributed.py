@@ -1,5 +1,5 @@
 """cream.distributed: shard/gather on two gloo processes; sharded scoring (per sequence, and with shared contexts per
-question) equals single-process scoring."""
+question) equals single-process scoring; each rank's sampling keeps and reads back its own share's batches."""
 from __future__ import annotations
 
 import os
@@ -18,6 +18,7 @@ def _worker(rank: int, world: int, store: str, model_dir: str, seqs, starts, out
     import json
 
     from cream import distributed
+    from cream.artifacts import Journal
     from cream.models.loading import load_model, load_tokenizer
     from cream.models.scoring import score_sequences, score_shared_context
     from cream.sampling.hf import generate
@@ -39,11 +40,18 @@ def _worker(rank: int, world: int, store: str, model_dir: str, seqs, starts, out
             scores = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=3, progress=False)
             shared, tokens = score_shared_context(model, seqs, starts, SIZES, tok.pad_token_id, batch_size=4,
                                                   progress=False)
-            texts, n_trunc = generate(model, tok, ["Which gas do plants take in?", "48 + 24 =", "Answer:"] * 3, n=2,
-                                      max_new_tokens=4, temperature=0.7, top_p=0.9, batch_size=2, progress=False)
+            # each rank saves its own share's batches (a killed sample stage's rerun reads them back)
+            journal = os.path.join(out_dir, f"journal{rank}.jsonl")
+            kw = dict(n=2, max_new_tokens=4, temperature=0.7, top_p=0.9, batch_size=2, progress=False)
+            prompts = ["Which gas do plants take in?", "48 + 24 =", "Answer:"] * 3
+            texts, n_trunc = generate(model, tok, prompts, journal=Journal(journal), **kw)
+            again, _ = generate(model, tok, prompts, journal=Journal(journal), **kw)
+        with open(journal) as f:
+            pieces = [json.loads(line)["prompts"] for line in f]
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
             json.dump({"back": back, "scores": scores, "shared": shared, "tokens": tokens,
-                       "n_texts": [len(t) for t in texts], "n_trunc": n_trunc,
+                       "n_texts": [len(t) for t in texts], "n_trunc": n_trunc, "again": again == texts,
+                       "pieces": pieces,
                        "rank": distributed.rank(), "world": distributed.world_size()}, f)
         distributed.shutdown()  # a group it did not create is left to its owner
         assert torch.distributed.is_initialized()
@@ -78,6 +86,9 @@ def test_shard_gather_and_sharded_scoring_match_one_process(tiny_dir, tmp_path):
         assert res["shared"] == pytest.approx(single, abs=1e-4)
         assert res["tokens"] == one_tokens  # each question's context ran once, on one of the ranks
         assert res["n_texts"] == [2] * 9 and res["n_trunc"] == 0
+        # rank r's share: prompts r, r + 2, ... (5 and 4), in batches of 2, each saved once and read back once
+        assert sorted(i for batch in res["pieces"] for i in batch) == list(range(len(range(r, 9, 2))))
+        assert len(res["pieces"]) == (3, 2)[r] and res["again"]
     assert results[0]["scores"] == results[1]["scores"] and results[0]["shared"] == results[1]["shared"]
 
 
