@@ -60,7 +60,9 @@ class RewardInputs:
         self.cfg, self.samples, self.model_paths = cfg, samples, list(model_paths)
         self.batch_size, self.fitted = batch_size, fitted
         self.journal = journal or Journal(None)  # each model's log-probs, saved as computed (a killed stage's)
-        self._logps: dict[int, list[float]] = {r["model"]: r["logps"] for r in self.journal.rows}
+        n = sum(len(row.responses) for row in samples)  # (a saved list of another length is not these responses')
+        self._logps: dict[int, list[float]] = {r["model"]: r["logps"] for r in self.journal.rows
+                                               if len(r["logps"]) == n}
         for k in self._logps:
             log.info("log-probs of M%d: read from %s (saved before the stage was stopped)", k, self.journal.path)
 

@@ -9,6 +9,8 @@ one draw per row of the batch and step) is what earlier runs used.  A model the 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 
@@ -56,7 +58,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, max_new_to
     ran into ``max_new_tokens`` before a stop id.
 
     ``journal``: where finished pieces are saved as they end (the decode loop: each row; ``generate``: each batch)
-    and read back from when a killed stage runs again; under several ranks, this rank's own.  A batch of
+    and read back from when a killed stage runs again (only for the same prompt tokens, seed and settings, which
+    each piece's fingerprint records); under several ranks, this rank's own.  A batch of
     ``generate`` is seeded by its index, so the batches a rerun computes get the tokens of an uninterrupted run;
     the loop's rows are seeded by row, and the rows left to decode share batches differently (the last bits of
     float arithmetic may differ, as for any change of batch size).
@@ -95,8 +98,11 @@ def _with_loop(model, tokenizer, encoded, *, n, max_new_tokens, temperature, top
     sample = temperature > 0
     per = n if sample else 1  # greedy: the n completions are one and the same
     rows = [loop.Row(p, row_seed(seed, i, j)) for i, p in enumerate(encoded) for j in range(per)]
-    for saved in journal.rows:  # rows a killed run of this stage finished
-        rows[saved["row"]].tokens, rows[saved["row"]].finished = saved["tokens"], saved["finished"]
+    keys = [_key(r.prompt, r.seed, max_new_tokens, temperature, top_p) for r in rows]
+    for saved in journal.rows:  # rows a killed run of this stage finished (the same prompt, seed and settings)
+        k = saved["row"]
+        if k < len(rows) and saved.get("key") == keys[k]:
+            rows[k].tokens, rows[k].finished = saved["tokens"], saved["finished"]
     todo = [k for k, r in enumerate(rows) if not r.tokens]
     if journal.rows:
         log.info("%s: %d of %d rows read from %s (saved before the stage was stopped)", bar["desc"],
@@ -104,7 +110,7 @@ def _with_loop(model, tokenizer, encoded, *, n, max_new_tokens, temperature, top
 
     def done(i: int) -> None:
         row = rows[todo[i]]
-        journal.add({"row": todo[i], "tokens": row.tokens, "finished": row.finished})
+        journal.add({"row": todo[i], "key": keys[todo[i]], "tokens": row.tokens, "finished": row.finished})
         pbar.update(1)
 
     with tqdm(total=len(rows), initial=len(rows) - len(todo), **bar) as pbar:
@@ -125,23 +131,31 @@ def _with_generate(model, tokenizer, encoded, *, n, max_new_tokens, temperature,
     finished: list[list[bool]] = [[] for _ in encoded]
     device = next(model.parameters()).device
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    saved = {r["batch"]: r for r in journal.rows}  # batches a killed run of this stage finished
-    if saved:
+    keys = [_key([encoded[i] for i in idx], seed * 100_003 + b, n, max_new_tokens, temperature, top_p)
+            for b, idx in enumerate(batches)]
+    # batches a killed run of this stage finished (the same prompts, seed and settings)
+    saved = {r["batch"]: r for r in journal.rows if r["batch"] < len(keys) and r.get("key") == keys[r["batch"]]}
+    if journal.rows:
         log.info("%s: %d of %d batches read from %s (saved before the stage was stopped)", bar["desc"],
-                 sum(saved.get(b, {}).get("prompts") == idx for b, idx in enumerate(batches)), len(batches),
-                 journal.path)
+                 len(saved), len(batches), journal.path)
     for b, idx in enumerate(tqdm(batches, **bar)):
-        if b in saved and saved[b]["prompts"] == idx:
+        if b in saved:
             texts, ended = saved[b]["texts"], saved[b]["finished"]
         else:
             texts, ended = _generate_batch(model, tokenizer, [encoded[i] for i in idx], n=n,
                                            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                            seed=seed * 100_003 + b, stops=stops, device=device)
-            journal.add({"batch": b, "prompts": idx, "texts": texts, "finished": ended})
+            journal.add({"batch": b, "key": keys[b], "prompts": idx, "texts": texts, "finished": ended})
         for j, i in enumerate(idx):
             out[i] = texts[j * n:(j + 1) * n]
             finished[i] = ended[j * n:(j + 1) * n]
     return out, finished
+
+
+def _key(*what) -> str:
+    """A saved piece's fingerprint: its prompts' token ids, seed and settings (a rerun uses a piece only when they
+    are the same, e.g. not when the prompts were split across another number of ranks)."""
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
 
 
 def _generate_batch(model, tokenizer, seqs, *, n, max_new_tokens, temperature, top_p, seed, stops, device):

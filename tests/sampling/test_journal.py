@@ -66,6 +66,19 @@ def test_killed_sampling_resumes_from_its_saved_pieces(tiny, tmp_path, monkeypat
         assert len(computed) == pieces - 2
 
 
+@pytest.mark.parametrize("engine", ["hf", "loop"])
+def test_pieces_saved_for_other_prompts_or_seeds_are_not_used(tiny, tmp_path, engine):
+    """A journal written for another seed (or, the same way, another share of the prompts under another number of
+    ranks) is not read back: every piece is computed again, and the completions are this seed's."""
+    model, tok = tiny
+    path = tmp_path / "rank0.jsonl"
+    generate(model, tok, PROMPTS, engine=engine, journal=Journal(path), **dict(KW, seed=8))
+    before = len(path.read_text().splitlines())
+    again = generate(model, tok, PROMPTS, engine=engine, journal=Journal(path), **KW)
+    assert again == generate(model, tok, PROMPTS, engine=engine, **KW)
+    assert len(path.read_text().splitlines()) == 2 * before  # none of the other seed's pieces was used
+
+
 def test_a_damaged_journal_line_names_the_file_and_line(tmp_path):
     path = tmp_path / "rank0.jsonl"
     path.write_text('{"model": 0, "logps": [1.5]}\n{"model": 1, "lo\n{"model": 2, "logps": [0.5]}\n')
