@@ -41,6 +41,19 @@ WHEN_SET = {"model.gguf_file", "model.lora", "eval.generate_limit", WORLD,
 WHEN_SET_INSIDE = {"dpo": ("rpo_alpha", "micro_batch_size"), "regularizer": ("min_c",)}
 
 
+PARTS = ".parts"  # a stage's hidden scratch: what a killed attempt finished, read back by the rerun; not an output
+
+
+def journal(out: Path):
+    """This rank's ``cream.artifacts.Journal`` in the stage folder ``out``; ``CREAM_FAULT=<stage>:step=<n>:...``
+    fires once n pieces are saved."""
+    from cream import faults
+    from cream.artifacts import Journal
+    from cream.distributed import rank
+
+    return Journal(out / PARTS / f"rank{rank()}.jsonl", lambda n: faults.before_part(out, n))
+
+
 def writes_base(model_cfg) -> bool:
     """Whether the base stage writes M0 to ``base/model``: it builds the tiny model (``name_or_path`` null)
     or converts a GGUF checkpoint; otherwise M0 is ``name_or_path`` itself (a hub id or a folder)."""

@@ -49,7 +49,7 @@ from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.precision import for_inference, resolve
 from cream.models.scoring import score_shared_context
 from cream.sampling.hf import generate
-from cream.stages.context import EVAL, INFERENCE, MODEL, Context
+from cream.stages.context import EVAL, INFERENCE, MODEL, PARTS, Context
 
 log = logging.getLogger(__name__)
 DTYPE_KEYS = {"generate": "inference.eval_dtype", "loglik": "inference.loglik_dtype"}
@@ -164,8 +164,6 @@ def run(ctx: Context, out: Path, k: int) -> dict:
         shutil.rmtree(out / PARTS, ignore_errors=True)
     return result
 
-
-PARTS = ".parts"  # hidden: scratch, not an output of the stage
 
 
 def _part(parts: Path | None, mode: str, name: str, compute: Callable) -> tuple[dict, list[dict]]:

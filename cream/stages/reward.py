@@ -28,16 +28,13 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from cream import faults
-from cream.artifacts import Journal
-from cream.distributed import is_main, rank
+from cream.distributed import is_main
 from cream.method.length import control_rewards
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
-from cream.stages.context import INFERENCE, MODEL, Context
+from cream.stages.context import INFERENCE, MODEL, PARTS, Context, journal
 
 EVERY_RANK = True  # each rank scores its share of the responses
-PARTS = ".parts"  # hidden: scratch (each model's log-probs, for a killed stage's rerun), not an output
 
 
 # the controls' defaults (``reward`` section): a key is recorded only when it differs, so run dirs made
@@ -99,9 +96,8 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     rewarder = ctx.rewarder
     # each model's log-probs are saved as they are computed: a killed stage, rerun, reads them back
     # (CREAM_FAULT=<stage>:step=<n>:... fires once n models' are saved)
-    journal = Journal(out / PARTS / f"rank{rank()}.jsonl", lambda n: faults.before_part(out, n))
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
-                          fitted=ctx.paths.rewarder if rewarder.trains else None, journal=journal)
+                          fitted=ctx.paths.rewarder if rewarder.trains else None, journal=journal(out))
     controls = ctx.cfg.get("reward")
     same_scale = bool(controls) and controls.first_consistency == "same_scale"
     rows = reward_rows(rewarder, inputs, t, same_scale)

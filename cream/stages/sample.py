@@ -12,16 +12,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cream import artifacts, faults
-from cream.artifacts import Journal
+from cream import artifacts
 from cream.data.pool import prompt_slice
 from cream.data.prompts import last_user_text, pool_messages, render_messages
-from cream.distributed import is_main, rank
+from cream.distributed import is_main
 from cream.models.loading import load_model, load_tokenizer, on_device
 from cream.models.precision import for_inference
 from cream.records import SampleRow, write_rows
 from cream.sampling import make_sampler
-from cream.stages.context import DATA, INFERENCE, MODEL, Context
+from cream.stages.context import DATA, INFERENCE, MODEL, PARTS, Context, journal
 
 EVERY_RANK = True  # each rank samples its share of the prompts
 
@@ -43,7 +42,7 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     # HF: the decode loop or generate
     engine = {"engine": OmegaConf.select(cfg, "inference.decode", default="auto")} if generate_fn.moves_model else {}
     if getattr(generate_fn, "resumes", False):  # CREAM_FAULT=<stage>:step=<n>:... fires once n pieces are saved
-        engine["journal"] = Journal(out / PARTS / f"rank{rank()}.jsonl", lambda n: faults.before_part(out, n))
+        engine["journal"] = journal(out)
     messages = [pool_messages(x, s.instruction) for x in items]  # sampling.instruction: cot | none
     prompts = [render_messages(tok, m) for m in messages]
     responses, finished, n_trunc = generate_fn(
@@ -68,5 +67,3 @@ def run(ctx: Context, out: Path, t: int) -> dict:
     shutil.rmtree(out / PARTS, ignore_errors=True)
     return summary
 
-
-PARTS = ".parts"  # hidden: scratch, not an output of the stage
