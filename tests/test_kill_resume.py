@@ -28,12 +28,10 @@ def _steps(path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("fault", [
-    "iter_1/sample:SIGKILL",      # as the stage starts: its folder marked in progress, nothing written yet
     "iter_1/sample:step=2:SIGKILL",  # after 2 of its 4 batches (16 prompts, 4 per batch) were saved
-    "iter_1/reward:SIGKILL",
     "iter_1/reward:step=1:SIGKILL",  # after M1's log-probs were saved (M0's remain)
     "iter_1/dpo:step=2:SIGKILL",  # mid-epoch, after the checkpoint of step 2
-    "eval/M2:SIGKILL",
+    "eval/M2:SIGKILL",            # as the stage starts: its folder marked in progress, nothing written yet
     "eval/M2:step=1:SIGKILL",     # after its first part (one benchmark in one mode) was saved
 ])
 def test_sigkill_then_rerun(reference, tmp_path, fault):
