@@ -26,6 +26,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from cream.config import validate_config
 from cream.errors import ArtifactError, ConfigChanged, CreamError
 from cream.paths import MANIFEST, RunPaths, eval_stage, iteration_stage, model_stage
 from cream.report import memory, wandb_log
+from cream.report.attempts import Attempt
 from cream.report.results import print_results, print_timings, write_results
 from cream.stages import base, consistency, dpo, evaluate, pairs, reward, sample, sft
 from cream.stages import rewarder as rewarder_stage
@@ -172,10 +174,12 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
     reset_ok = memory.reset_peaks()
     t0 = time.perf_counter()
     summary = {}
+    attempt = Attempt(folder) if main else nullcontext()  # this attempt's time, kept if a kill cuts it short
     if main or everyone:
-        faults.at_stage_start(folder)  # CREAM_FAULT=<stage>:<action> (tests: a kill at an exact point)
-        with distributed.collective(everyone):
-            summary = stage.fn(ctx, folder, **stage.kwargs) or {}
+        with attempt:
+            faults.at_stage_start(folder)  # CREAM_FAULT=<stage>:<action> (tests: a kill at an exact point)
+            with distributed.collective(everyone):
+                summary = stage.fn(ctx, folder, **stage.kwargs) or {}
     seconds = time.perf_counter() - t0
     mem = memory.peaks(reset_ok)
     manifest = None
@@ -185,6 +189,8 @@ def run_stage(ctx: Context, stage: Stage, done: dict[str, dict]) -> tuple[dict, 
         log.info("%s%s", head, _brief(summary, SUMMARY_LINE - len(head)))
         manifest = dict(want, outputs=artifacts.output_files(folder), summary=summary,
                         seconds=round(seconds, 3), memory=mem)
+        if earlier := attempt.summary():  # the stage ran in pieces: `seconds` are the last attempt's
+            manifest["earlier_attempts"] = earlier
         manifest["digest"] = artifacts.manifest_digest(manifest)
         artifacts.write_json(folder / MANIFEST, manifest)
         (folder / ".inprogress.json").unlink(missing_ok=True)
@@ -306,10 +312,14 @@ def record_timing(path: Path, name: str, manifest: dict, ran: bool) -> None:
     The record (``seconds``, ``ran``, peak memory) is the first invocation's that reached the stage: ``ran`` is
     true when it computed the stage, false when it found the stage complete (a folder copied from another run
     dir).  Later invocations that skip the stage leave it as it is (``invocations.jsonl`` lists what each one
-    ran and skipped); one that recomputes the stage (``pipeline.on_config_change=redo``) replaces it."""
+    ran and skipped); one that recomputes the stage (``pipeline.on_config_change=redo``) replaces it.  A stage
+    that kills made run in pieces also has ``earlier_attempts`` (``cream.report.attempts``): ``seconds`` are then
+    the last attempt's alone."""
     records = artifacts.read_json(path) if path.exists() else {}
     if ran or name not in records:
         records[name] = {"seconds": manifest.get("seconds"), "ran": ran, **manifest.get("memory", {})}
+        if "earlier_attempts" in manifest:
+            records[name]["earlier_attempts"] = manifest["earlier_attempts"]
         artifacts.write_json(path, records)
 
 

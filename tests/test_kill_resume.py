@@ -71,6 +71,9 @@ def test_sigkill_then_rerun(reference, tmp_path, fault):
     # every stage was computed in this run dir, before or after the kill: no record says otherwise
     timings = json.loads((run_dir / "timings.json").read_text())
     assert set(timings) == set(after) and all(t["ran"] for t in timings.values()), timings
+    # the killed stage ran in two attempts, and its record says so (the others in one)
+    assert {k for k, t in timings.items() if "earlier_attempts" in t} == {stage}
+    assert timings[stage]["earlier_attempts"]["count"] == 1 and not (run_dir / stage / ".attempts").exists()
     killed, resumed = [json.loads(line) for line in (run_dir / "invocations.jsonl").read_text().splitlines()]
     assert (set(killed["ran"]), killed["finished"]) == (set(finished), False)
     assert (set(resumed["skipped"]), resumed["finished"]) == (set(finished), True)

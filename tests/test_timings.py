@@ -87,3 +87,33 @@ def test_an_interrupted_invocation_keeps_the_records_of_the_stages_it_finished(f
     after, invocations = _read(tmp_path)
     assert after["a"] == timings["a"] and after["b"]["ran"] is True
     assert [(i["ran"], i["skipped"], i["finished"]) for i in invocations] == [(["a"], [], False), (["b"], ["a"], True)]
+
+
+def test_a_stage_run_in_pieces_records_the_time_of_every_attempt(fake_plan, monkeypatch, tmp_path):
+    """b is interrupted twice after 0.3 s of work each, then completes: its record has its last attempt's seconds
+    and, apart, the two earlier attempts' (each written when the attempt ended, and every 0.05 s while it ran)."""
+    monkeypatch.setattr("cream.report.attempts.INTERVAL", 0.05)
+    stages = pipeline.plan(fake_plan)
+
+    def interrupted(ctx, folder, text):
+        time.sleep(0.3)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "plan",
+                        lambda cfg: [stages[0], Stage("b", interrupted, ["a"], {"seed": 0}, {"text": "BB"})])
+    for n in (1, 2):
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run(fake_plan, tmp_path)
+        records = sorted((tmp_path / "b" / ".attempts").glob("*.json"))
+        assert [p.name for p in records] == [f"{k}.json" for k in range(1, n + 1)]
+    kept = [json.loads(p.read_text()) for p in records]
+    assert all(0.3 <= r["seconds"] < 2 and r["peak_rss_mb"] > 0 for r in kept), kept
+    monkeypatch.setattr(pipeline, "plan", lambda cfg: stages)
+    pipeline.run(fake_plan, tmp_path)
+    timings, _ = _read(tmp_path)
+    b = timings["b"]
+    assert b["earlier_attempts"] == {"count": 2, "seconds": round(sum(r["seconds"] for r in kept), 3),
+                                     "peak_rss_mb": max(r["peak_rss_mb"] for r in kept)}
+    assert b["seconds"] < 0.3  # the last attempt alone: it only wrote the output
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["earlier_attempts"] == b["earlier_attempts"]
+    assert not (tmp_path / "b" / ".attempts").exists() and "earlier_attempts" not in timings["a"]

@@ -6,7 +6,8 @@ Reads every ``<run>/timings.json`` (the stage manifests' ``seconds`` and ``peak_
 of a resumed run computed the stage). An SRLM run starts from copies of its seed's CREAM stages up to
 iteration 1's pairs (``run.sh``); a copied stage keeps its manifest, so its figures equal the source's to
 the millisecond. Such a stage is shown once, under the run that computed it (the first by name), and left
-blank in the others.
+blank in the others. A stage that kills made run in pieces (``earlier_attempts``, ``cream.report.attempts``) is
+shown with the time and largest peak of all its attempts, and how many there were.
 """
 from __future__ import annotations
 
@@ -15,8 +16,19 @@ import sys
 from pathlib import Path
 
 
+def _all_attempts(s: dict) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, attempts) of a stage over every attempt at it."""
+    e = s.get("earlier_attempts") or {"count": 0, "seconds": 0.0, "peak_rss_mb": 0.0}
+    return s["seconds"] + e["seconds"], max(s["peak_rss_mb"], e["peak_rss_mb"]), 1 + e["count"]
+
+
+def _cell(s: dict) -> str:
+    seconds, peak, n = _all_attempts(s)
+    return f"{seconds / 60:.1f} min, {peak / 1024:.1f} GB" + (f" ({n} attempts)" if n > 1 else "")
+
+
 def _key(s: dict) -> tuple:
-    return s["seconds"], s["peak_rss_mb"]
+    return _all_attempts(s)
 
 
 def main(root: Path) -> str:
@@ -32,10 +44,9 @@ def main(root: Path) -> str:
                 own[name][stage] = s
     lines = ["| stage | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
     for stage in stages:
-        cells = [f"{s['seconds'] / 60:.1f} min, {s['peak_rss_mb'] / 1024:.1f} GB" if (s := own[name].get(stage)) else ""
-                 for name in runs]
+        cells = [_cell(s) if (s := own[name].get(stage)) else "" for name in runs]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    total = [sum(s["seconds"] for s in own[name].values()) / 60 for name in runs]
+    total = [sum(_all_attempts(s)[0] for s in own[name].values()) / 60 for name in runs]
     lines.append("| **total (stages computed)** | " + " | ".join(f"{m:.0f} min" for m in total) + " |")
     return "\n".join(lines)
 
