@@ -165,7 +165,6 @@ def run(ctx: Context, out: Path, k: int) -> dict:
     return result
 
 
-
 def _part(parts: Path | None, mode: str, name: str, compute: Callable) -> tuple[dict, list[dict]]:
     """One part's (scores, predictions): read back when a killed run of this stage saved it, else ``compute()``d
     and saved (by rank 0) into ``parts``. ``CREAM_FAULT=<stage>:step=<n>:...`` fires before the part that follows
