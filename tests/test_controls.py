@@ -138,3 +138,20 @@ def test_no_pairs_left_after_dropping_truncated_responses_says_why(tmp_path):
                              r"and left 1 prompts with fewer than 2"):
         pairs.run(Context(compose(["reward.drop_truncated=true"]), tmp_path), it / "pairs", t=1)
     assert not (it / "pairs" / "pairs.jsonl").exists()
+
+
+def test_drop_truncated_refuses_samples_without_finished_flags(tmp_path):
+    """A samples file without ``finished`` (an older version's, or hand-made) would drop nothing: the reward stage
+    names the file, line and prompt before it scores anything, and writes nothing."""
+    from cream.errors import ArtifactError
+    from cream.stages import reward
+
+    it = tmp_path / "iter_1"
+    (it / "sample").mkdir(parents=True)
+    (it / "reward").mkdir()
+    rows = [{"prompt_id": "p1", "prompt": "q", "responses": ["a", "b"], "finished": [False, True]},
+            {"prompt_id": "p2", "prompt": "q", "responses": ["a", "b"]}]
+    (it / "sample" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ArtifactError, match=r"samples.jsonl, line 2 \(prompt p2\): no `finished` flags"):
+        reward.run(Context(compose(["reward.drop_truncated=true"]), tmp_path), it / "reward", t=1)
+    assert list((it / "reward").iterdir()) == []

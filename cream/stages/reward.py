@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cream.distributed import is_main
+from cream.errors import ArtifactError
 from cream.method.length import control_rewards
 from cream.records import RewardRow, SampleRow, read_rows, write_rows
 from cream.rewarders.base import Rewarder, RewardInputs, Scores
@@ -91,14 +92,27 @@ def controlled(rows: list[RewardRow], samples: list[SampleRow], controls,
     return out, summary
 
 
+def _check_finished(samples: list[SampleRow], path: Path) -> None:
+    """reward.drop_truncated reads each response's ``finished`` flag: refuse, before any scoring, a samples file
+    without it, rather than drop nothing."""
+    for line, s in enumerate(samples, 1):
+        if s.finished is None:
+            raise ArtifactError(
+                f"{path}, line {line} (prompt {s.prompt_id}): no `finished` flags, and reward.drop_truncated=true "
+                "needs them to tell responses cut at sampling.max_new_tokens. Sample again with this version, or "
+                "set reward.drop_truncated=false.")
+
+
 def run(ctx: Context, out: Path, t: int) -> dict:
     samples = read_rows(ctx.paths.samples(t), SampleRow)
+    controls = ctx.cfg.get("reward")
+    if controls and controls.get("drop_truncated"):
+        _check_finished(samples, ctx.paths.samples(t))
     rewarder = ctx.rewarder
     # each model's log-probs are saved as they are computed: a killed stage, rerun, reads them back
     # (CREAM_FAULT=<stage>:step=<n>:... fires once n models' are saved)
     inputs = RewardInputs(ctx.cfg, samples, [ctx.model_path(k) for k in range(t + 1)], rewarder.batch_size,
                           fitted=ctx.paths.rewarder if rewarder.trains else None, journal=journal(out))
-    controls = ctx.cfg.get("reward")
     same_scale = bool(controls) and controls.first_consistency == "same_scale"
     rows = reward_rows(rewarder, inputs, t, same_scale)
     rows, summary = controlled(rows, samples, controls, prev_is_reward=same_scale or not base_fallback(rewarder, t))
