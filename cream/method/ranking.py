@@ -2,7 +2,8 @@
 
 A measure takes the current model's and the previous model's reward vectors and returns C in [0, 1],
 or ``None`` when it is undefined (a constant vector ranks nothing).  Rewards are used raw, ties and all
-(the official CREAM code breaks ties by position, which biases tau).
+(the official CREAM code breaks ties by position, which biases tau).  A prompt's duplicated responses tie
+exactly: ``cream.models.scoring.score_sequences`` scores identical sequences once.
 """
 from __future__ import annotations
 

@@ -79,9 +79,19 @@ def target_logps(head, h: torch.Tensor, targets: torch.Tensor, max_elements: int
 @torch.inference_mode()
 def score_sequences(model, seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, *,
                     batch_size: int = 32, desc: str = "score", progress: bool = True) -> list[float]:
-    """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept."""
+    """``response_logps`` for many sequences, in length-sorted batches (little padding); input order kept.
+    Identical sequences (same tokens, same response start) are scored once and share that float."""
     from cream.progress import tqdm
 
+    # A prompt's duplicated responses have one true log-prob. Scored apart, in batches padded to different
+    # lengths, they would differ in the last bits, and a reward tie (pairs, Kendall's tau-b) would become an order.
+    first: dict[tuple, int] = {}
+    which = [first.setdefault((start, *seq), len(first)) for seq, start in zip(seqs, starts, strict=True)]
+    if len(first) < len(seqs):
+        unique = list(first)  # first occurrences, in input order: without duplicates the batches are as before
+        scores = score_sequences(model, [u[1:] for u in unique], [u[0] for u in unique], pad_id,
+                                 batch_size=batch_size, desc=desc, progress=progress)
+        return [scores[j] for j in which]
     if distributed.sharding():  # several ranks in a stage they all run: each scores its share, all get all
         my_seqs, my_starts = distributed.shard(seqs), distributed.shard(starts)
         with distributed.collective(False):

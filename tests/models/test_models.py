@@ -44,6 +44,31 @@ def test_response_logps_match_direct_computation(tok_model):
     assert got2 == pytest.approx(want, abs=1e-4)
 
 
+def test_identical_sequences_are_scored_once_and_tie_exactly(tok_model, monkeypatch):
+    """A prompt's duplicated responses get one float (a tie stays a tie) and are not scored again; the others'
+    scores are those of the list without the duplicates, bit for bit."""
+    tok, model = tok_model
+    prompt = "Which gas do plants take in?"
+    enc = [encode_pair(tok, prompt, r, 128, 64) for r in
+           ("carbon dioxide", "oxygen and a long answer that pads the batch", "carbon dioxide", "CO2", "oxygen")]
+    seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
+    seqs.append(seqs[0][:starts[0] - 1] + seqs[0][starts[0] - 1:])  # the same tokens as the first, a new list
+    starts.append(starts[0])
+    seqs.append(list(seqs[0]))  # the same tokens with the response starting one token later: not a duplicate
+    starts.append(starts[0] + 1)
+    rows = []
+    real = scoring.response_logps
+    monkeypatch.setattr(scoring, "response_logps", lambda m, ids, *a: rows.append(len(ids)) or real(m, ids, *a))
+    got = score_sequences(model, seqs, starts, tok.pad_token_id, batch_size=2, progress=False)
+    assert sum(rows) == 5  # 7 sequences, 2 of them duplicates
+    assert got[0] == got[2] == got[5] and got[6] != got[0]
+    unique = [0, 1, 3, 4, 6]
+    alone = score_sequences(model, [seqs[i] for i in unique], [starts[i] for i in unique], tok.pad_token_id,
+                            batch_size=2, progress=False)
+    assert [got[i] for i in unique] == alone
+    assert got[6] == pytest.approx(direct_logp(model, seqs[6], starts[6]), abs=1e-4)
+
+
 def test_chunked_head_gives_the_same_logps_and_gradients(tok_model, monkeypatch):
     """The LM head over chunks of positions (recomputed in backward) equals one pass over all positions."""
     tok, model = tok_model
