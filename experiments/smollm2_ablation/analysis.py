@@ -1,7 +1,7 @@
 """The ablation study's declared analyses (PLAN.md, "Analyses"), from the committed run summaries in runs/:
 
     python experiments/smollm2_ablation/analysis.py paired [RUNS]       # contrasts per seed, mean, 95% t interval
-    python experiments/smollm2_ablation/analysis.py questions [RUNS]    # per-question McNemar within seed at M4
+    python experiments/smollm2_ablation/analysis.py questions [RUNS] [MODEL]  # per-question McNemar within seed at M4
     python experiments/smollm2_ablation/analysis.py mechanism [RUNS]    # AUC of per-prompt C, pairs, diagnostics
     python experiments/smollm2_ablation/analysis.py plots [RUNS] [OUT]  # consistency.png, accuracy.png, repetition.png
     python experiments/smollm2_ablation/analysis.py progress [RUNS]     # every evaluated model of every run, so far
@@ -268,8 +268,8 @@ def main(argv: list[str]) -> str:
     root = Path(argv[1]) if len(argv) > 1 else HERE / "runs"
     if cmd == "paired":
         return paired(root)
-    if cmd == "questions":
-        return questions(root)
+    if cmd == "questions":  # MODEL (default M4): an earlier model, from the run dirs (collect.sh keeps the last)
+        return questions(root, argv[2] if len(argv) > 2 else FINAL)
     if cmd == "mechanism":
         return mechanism(root)
     if cmd == "progress":

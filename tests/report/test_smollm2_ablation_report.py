@@ -77,6 +77,16 @@ def test_questions_per_benchmark_from_the_run_dirs(tmp_path):
     # ARC-Easy: q0 only B, q2 only A (1 / 1, p = 1); ARC-Challenge: no discordant question (p = 1)
     assert lines[2] == "| B - A | s0 | 1 / 1 | 1 | 0 / 0 | 1 | 1 / 1 | 1 | 1 / 1 | 1 |"
     assert len(lines) == 3
+    # an earlier model on the command line: M2's files, where B answers q0-q2 and A none (3 / 0, p = 2 / 8)
+    for run, right in (("b_cream_s0", True), ("a_srlm_s0", False)):
+        path = tmp_path / run / "eval" / "M2"
+        path.mkdir()
+        for name, key in (("predictions_loglik.jsonl", "acc_norm"), ("predictions.jsonl", "strict")):
+            path.joinpath(name).write_text("".join(json.dumps(
+                {"benchmark": "arc_easy", "id": f"q{i}", key: {"correct": right}, "lenient": {"correct": right}}) + "\n"
+                for i in range(3)))
+    lines = _analysis().main(["questions", str(tmp_path), "M2"]).splitlines()
+    assert lines[2] == "| B - A | s0 | 3 / 0 | 0.25 | 0 / 0 | 1 | 3 / 0 | 0.25 | 3 / 0 | 0.25 |"
 
 
 def test_mechanism_table_and_mean_auc(tmp_path):
