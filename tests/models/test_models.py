@@ -52,7 +52,7 @@ def test_identical_sequences_are_scored_once_and_tie_exactly(tok_model, monkeypa
     enc = [encode_pair(tok, prompt, r, 128, 64) for r in
            ("carbon dioxide", "oxygen and a long answer that pads the batch", "carbon dioxide", "CO2", "oxygen")]
     seqs, starts = [e[0] for e in enc], [e[1] for e in enc]
-    seqs.append(seqs[0][:starts[0] - 1] + seqs[0][starts[0] - 1:])  # the same tokens as the first, a new list
+    seqs.append(list(seqs[0]))  # the same tokens and start as the first, in a list of its own
     starts.append(starts[0])
     seqs.append(list(seqs[0]))  # the same tokens with the response starting one token later: not a duplicate
     starts.append(starts[0] + 1)
