@@ -122,4 +122,9 @@ def test_every_arm_through_run_sh(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     from_runs = analysis.questions(tmp_path, final="M3").splitlines()
     assert len(from_runs) == 2 + 4 and analysis.questions(copy / "runs", final="M3").splitlines() == from_runs
-    assert sorted(p.name for p in (copy / "runs" / "a_srlm_s0" / "eval").iterdir()) == ["M3"]
+    eval_dir = copy / "runs" / "a_srlm_s0" / "eval"
+    assert sorted(p.name for p in eval_dir.iterdir()) == ["M0", "M1", "M2", "M3"]
+    assert [p.parent.name for p in eval_dir.glob("*/predictions_loglik.jsonl")] == ["M3"]
+    # ... and every model's generative answers: what analysis.py answers prints is the same from either
+    answers = analysis.answers(tmp_path).splitlines()
+    assert len(answers) == 2 + 4 * len(ARMS) and analysis.answers(copy / "runs").splitlines() == answers

@@ -5,6 +5,7 @@
     python experiments/smollm2_ablation/analysis.py mechanism [RUNS]    # AUC of per-prompt C, pairs, diagnostics
     python experiments/smollm2_ablation/analysis.py plots [RUNS] [OUT]  # consistency.png, accuracy.png, repetition.png
     python experiments/smollm2_ablation/analysis.py progress [RUNS]     # every evaluated model of every run, so far
+    python experiments/smollm2_ablation/analysis.py answers [RUNS]      # the answer letters each evaluated model gives
 
 A run dir is ``<arm>_s<seed>`` (run.sh). A contrast X - Y is paired within a seed: the two runs share M0, M1 and
 the stages run.sh copied, so the seed's noise in those cancels. For each quantity, the table gives the difference
@@ -210,6 +211,39 @@ def progress(root: Path) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------- answers
+def _answer_row(rows: list[dict], key: str) -> list[str]:
+    """n, no answer, the most common answer with its share, and the accuracy among the questions given that answer
+    and among the others: a model that gives one letter to most questions scores about that letter's share of the
+    gold answers, whatever it knows."""
+    letters = [(r[key].get("answer"), bool(r[key]["correct"])) for r in rows]
+    given = [a for a, _ in letters if a is not None]
+    if not given:
+        return [str(len(rows)), str(len(rows)), "-", "-", "-", "-"]
+    top = max(sorted(set(given)), key=given.count)
+    on_top = [c for a, c in letters if a == top]
+    others = [c for a, c in letters if a != top]
+
+    def share(xs: list[bool]) -> str:
+        return "-" if not xs else f"{100 * sum(xs) / len(xs):.1f}"
+    return [str(len(rows)), str(len(rows) - len(given)), top, f"{100 * len(on_top) / len(rows):.1f}",
+            share(on_top), share(others)]
+
+
+def answers(out: Path, key: str = "strict", bench: str = "arc_easy") -> str:
+    """Per run and evaluated model, what its generative answers are (``key``: strict or lenient extraction), from
+    eval/M<k>/predictions.jsonl of the run dirs or of their committed copies (collect.sh keeps each answer)."""
+    lines = ["| run | model | questions | no answer | most common answer | its share (%) | right when given it (%) "
+             "| right otherwise (%) |", "|---|---|---|---|---|---|---|---|"]
+    runs = [p for p in out.glob("*_s*") if (m := re.fullmatch(r"(.+)_s(\d+)", p.name)) and m.group(1) in ARMS]
+    for run in sorted(runs):
+        for path in sorted(run.glob("eval/M*/predictions.jsonl"), key=lambda p: _model_number(p.parent.name)):
+            rows = [r for r in read_jsonl(path) if r.get("benchmark", bench) == bench and key in r]
+            if rows and "answer" in rows[0][key]:
+                lines.append(f"| {run.name} | {path.parent.name} | " + " | ".join(_answer_row(rows, key)) + " |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------------------- plots
 class _Run:  # what cream.report.plots._band_plot reads of a run
     def __init__(self, rows: dict[str, dict]):
@@ -274,6 +308,8 @@ def main(argv: list[str]) -> str:
         return mechanism(root)
     if cmd == "progress":
         return progress(root)
+    if cmd == "answers":
+        return answers(root)
     if cmd == "plots":
         return "\n".join(map(str, write_plots(root, Path(argv[2]) if len(argv) > 2 else HERE)))
     raise SystemExit(__doc__)

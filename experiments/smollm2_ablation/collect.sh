@@ -3,8 +3,9 @@
 # from OUT_DIR into experiments/smollm2_ablation/runs/ (the arms, where cream-table, cream-plot and analysis.py
 # read them) and selection/ (the selection runs, with M2's dev answers, which the looping rule reads):
 #   experiments/smollm2_ablation/collect.sh OUT_DIR [DEST]
-# For an arm, the last evaluated model's per-question correctness goes with them (eval/M<k>/predictions*.jsonl cut
-# to id, benchmark and each measure's `correct`), so that the McNemar tests (analysis.py questions) need no run dir.
+# For an arm, the per-question predictions go with them, cut to id, benchmark and each measure's `correct` and
+# `answer`: every evaluated model's generative ones (analysis.py answers) and the last model's log-likelihood ones,
+# so that the McNemar tests at M4 (analysis.py questions) need no run dir.
 # DEST (default: this folder) holds runs/ and selection/; CREAM_PYTHON names the python.
 set -euo pipefail
 out=$1
@@ -24,17 +25,18 @@ for run in "$out"/*_s*/ "$out"/select/sft*/; do
     mkdir -p "$dest/$rel/eval/M2" && cp "$run/eval/M2/predictions.jsonl" "$dest/$rel/eval/M2/"
   fi
   last=$(find "$run/eval" -maxdepth 2 -name predictions_loglik.jsonl 2>/dev/null | sort -V | tail -n 1)
-  if [ "$dest" = "$root/runs" ] && [ -n "$last" ]; then
-    model=$(basename "$(dirname "$last")")
-    rm -rf "$dest/$rel/eval" && mkdir -p "$dest/$rel/eval/$model"
-    for f in "$run/eval/$model/predictions.jsonl" "$last"; do
-      [ -f "$f" ] || continue
+  if [ "$dest" = "$root/runs" ] && [ -d "$run/eval" ]; then
+    rm -rf "$dest/$rel/eval"
+    for f in $(find "$run/eval" -mindepth 2 -maxdepth 2 -name predictions.jsonl | sort -V) $last; do
+      model=$(basename "$(dirname "$f")")
+      mkdir -p "$dest/$rel/eval/$model"
       "$py" -c '
 import json, sys
 for line in open(sys.argv[1]):
     row = json.loads(line)
     keep = {k: row[k] for k in ("id", "benchmark") if k in row}
-    keep.update({k: {"correct": v["correct"]} for k, v in row.items() if isinstance(v, dict) and "correct" in v})
+    keep.update({k: {f: v[f] for f in ("correct", "answer") if f in v}
+                 for k, v in row.items() if isinstance(v, dict) and "correct" in v})
     print(json.dumps(keep))
 ' "$f" > "$dest/$rel/eval/$model/$(basename "$f")"
     done

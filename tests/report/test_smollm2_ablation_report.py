@@ -89,6 +89,24 @@ def test_questions_per_benchmark_from_the_run_dirs(tmp_path):
     assert lines[2] == "| B - A | s0 | 3 / 0 | 0.25 | 0 / 0 | 1 | 3 / 0 | 0.25 | 3 / 0 | 0.25 |"
 
 
+def test_answers_show_a_model_that_gives_one_letter(tmp_path):
+    def write(run: str, model: str, answers: list[str | None], gold: str) -> None:
+        path = tmp_path / run / "eval" / model
+        path.mkdir(parents=True)
+        path.joinpath("predictions.jsonl").write_text("".join(json.dumps(
+            {"benchmark": "arc_easy", "id": f"q{i}", "strict": {"answer": a, "correct": a == g}}) + "\n"
+            for i, (a, g) in enumerate(zip(answers, gold))) + json.dumps(
+            {"benchmark": "arc_challenge", "id": "x", "strict": {"answer": "D", "correct": True}}) + "\n")
+    write("b_cream_s0", "M2", ["C"] * 6 + ["A", None], "CCABDDAB")
+    write("b_cream_s0", "M10", [None] * 3, "ABC")
+    write("a_srlm_s0", "M2", ["A", "B", "B", "A"], "ABCD")  # a tie between A and B: the first letter
+    lines = _analysis().main(["answers", str(tmp_path)]).splitlines()
+    assert lines[2:] == ["| a_srlm_s0 | M2 | 4 | 0 | A | 50.0 | 50.0 | 50.0 |",
+                         # C for 6 of 8 (75%), right on 2 of them (gold C); of the others, A right, None wrong
+                         "| b_cream_s0 | M2 | 8 | 1 | C | 75.0 | 33.3 | 50.0 |",
+                         "| b_cream_s0 | M10 | 3 | 3 | - | - | - | - |"]
+
+
 def test_mechanism_table_and_mean_auc(tmp_path):
     d1 = {"auc_c": 0.6, "auc_c_lo": 0.45, "auc_c_hi": 0.75, "truncation_rate": 0.125, "mean_length": 40.4,
           "repetition_rate": 0.05, "distinct_2": 0.812, "chosen_length": 52.0, "rejected_length": 30.0,
@@ -129,7 +147,8 @@ def test_the_page_quotes_the_analyses_on_the_committed_runs():
     for runs in folders:
         costs = run_script(ROOT / "experiments" / "smollm2" / "costs.py").main(runs)
         for name, printed in (("progress", _analysis().progress(runs)), ("mechanism", _analysis().mechanism(runs)),
-                              ("costs.py", costs), ("paired", _analysis().paired(runs))):
+                              ("costs.py", costs), ("paired", _analysis().paired(runs)),
+                              ("answers", _analysis().answers(runs))):
             assert printed.count("\n") < 2 or printed in page, \
                 f"README.md does not quote {name}'s table on {runs.name}/:\n{printed}"
 
