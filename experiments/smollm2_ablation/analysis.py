@@ -6,6 +6,7 @@
     python experiments/smollm2_ablation/analysis.py plots [RUNS] [OUT]  # consistency.png, accuracy.png, repetition.png
     python experiments/smollm2_ablation/analysis.py progress [RUNS]     # every evaluated model of every run, so far
     python experiments/smollm2_ablation/analysis.py answers [RUNS]      # the answer letters each evaluated model gives
+    python experiments/smollm2_ablation/analysis.py pair-answers OUT    # the answer letters of each step's pairs
 
 A run dir is ``<arm>_s<seed>`` (run.sh). A contrast X - Y is paired within a seed: the two runs share M0, M1 and
 the stages run.sh copied, so the seed's noise in those cancels. For each quantity, the table gives the difference
@@ -24,6 +25,7 @@ from pathlib import Path
 from scipy import stats
 
 from cream.artifacts import read_jsonl
+from cream.evaluation.answers import find_choice
 from cream.report.plots import _band_plot, _figure, _no_data, save_figure
 from cream.report.runs import summarize
 
@@ -212,6 +214,11 @@ def progress(root: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------- answers
+def _arm_dirs(out: Path) -> list[Path]:
+    """The arms' run dirs ``<arm>_s<seed>`` in ``out``, sorted."""
+    return sorted(p for p in out.glob("*_s*") if (m := re.fullmatch(r"(.+)_s(\d+)", p.name)) and m.group(1) in ARMS)
+
+
 def _answer_row(rows: list[dict], key: str) -> list[str]:
     """n, no answer, the most common answer with its share, and the accuracy among the questions given that answer
     and among the others: a model that gives one letter to most questions scores about that letter's share of the
@@ -235,12 +242,28 @@ def answers(out: Path, key: str = "strict", bench: str = "arc_easy") -> str:
     eval/M<k>/predictions.jsonl of the run dirs or of their committed copies (collect.sh keeps each answer)."""
     lines = ["| run | model | questions | no answer | most common answer | its share (%) | right when given it (%) "
              "| right otherwise (%) |", "|---|---|---|---|---|---|---|---|"]
-    runs = [p for p in out.glob("*_s*") if (m := re.fullmatch(r"(.+)_s(\d+)", p.name)) and m.group(1) in ARMS]
-    for run in sorted(runs):
+    for run in _arm_dirs(out):
         for path in sorted(run.glob("eval/M*/predictions.jsonl"), key=lambda p: _model_number(p.parent.name)):
             rows = [r for r in read_jsonl(path) if r.get("benchmark", bench) == bench and key in r]
             if rows and "answer" in rows[0][key]:
                 lines.append(f"| {run.name} | {path.parent.name} | " + " | ".join(_answer_row(rows, key)) + " |")
+    return "\n".join(lines)
+
+
+def pair_answers(out: Path, labels: str = "ABCDE") -> str:
+    """Per run and iteration, how many chosen / rejected responses of the pairs end on each answer letter (strict
+    extraction: an "Answer: X" line), from iter_<t>/pairs/pairs.jsonl of the run dirs (collect.sh keeps no pairs).
+    A step weighted by C trains toward the chosen letters with weight C and toward the rejected with 1 - C."""
+    cols = [*labels, None]
+    lines = ["| run | t | pairs | " + " | ".join(c or "no answer" for c in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for run in _arm_dirs(out):
+        for path in sorted(run.glob("iter_*/pairs/pairs.jsonl"), key=lambda p: int(p.parent.parent.name[5:])):
+            rows = read_jsonl(path)
+            count = {side: [find_choice(r[side], labels, strict=True).answer for r in rows]
+                     for side in ("chosen", "rejected")}
+            cells = [f"{count['chosen'].count(c)} / {count['rejected'].count(c)}" for c in cols]
+            lines.append(f"| {run.name} | {path.parent.parent.name[5:]} | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -310,6 +333,8 @@ def main(argv: list[str]) -> str:
         return progress(root)
     if cmd == "answers":
         return answers(root)
+    if cmd == "pair-answers":
+        return pair_answers(root)
     if cmd == "plots":
         return "\n".join(map(str, write_plots(root, Path(argv[2]) if len(argv) > 2 else HERE)))
     raise SystemExit(__doc__)

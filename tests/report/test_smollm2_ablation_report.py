@@ -107,6 +107,19 @@ def test_answers_show_a_model_that_gives_one_letter(tmp_path):
                          "| b_cream_s0 | M10 | 3 | 3 | - | - | - | - |"]
 
 
+def test_pair_answers_count_the_letters_each_side_ends_on(tmp_path):
+    first = [("x\nAnswer: A", "Answer: C"), ("The answer is B.", "loops loops"), ("Answer: A", "Answer: C")]
+    for t, pairs in ((1, first), (10, [("Answer: D", "Answer: (b)")])):
+        path = tmp_path / "b_cream_s1" / f"iter_{t}" / "pairs"
+        path.mkdir(parents=True)
+        path.joinpath("pairs.jsonl").write_text("".join(json.dumps({"chosen": c, "rejected": r}) + "\n"
+                                                        for c, r in pairs))
+    lines = _analysis().main(["pair-answers", str(tmp_path)]).splitlines()
+    assert lines[0] == "| run | t | pairs | A | B | C | D | E | no answer |"
+    assert lines[2:] == ["| b_cream_s1 | 1 | 3 | 2 / 0 | 1 / 0 | 0 / 2 | 0 / 0 | 0 / 0 | 0 / 1 |",
+                         "| b_cream_s1 | 10 | 1 | 0 / 0 | 0 / 1 | 0 / 0 | 1 / 0 | 0 / 0 | 0 / 0 |"]
+
+
 def test_mechanism_table_and_mean_auc(tmp_path):
     d1 = {"auc_c": 0.6, "auc_c_lo": 0.45, "auc_c_hi": 0.75, "truncation_rate": 0.125, "mean_length": 40.4,
           "repetition_rate": 0.05, "distinct_2": 0.812, "chosen_length": 52.0, "rejected_length": 30.0,
