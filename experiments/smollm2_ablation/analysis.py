@@ -22,6 +22,7 @@ import re
 import sys
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from cream.artifacts import read_jsonl
@@ -304,6 +305,7 @@ def figures(root: Path) -> dict:
         fig, ax = _figure()
         if not _band_plot(ax, groups, points):
             _no_data(ax, ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # models and iterations are whole numbers
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)

@@ -176,6 +176,7 @@ def test_plots_draw_the_mean_over_seeds_per_arm(tmp_path):
     acc = figs["accuracy.png"].axes[0].lines[0]
     assert list(acc.get_xdata()) == [0, 1, 2, 3, 4] and list(acc.get_ydata()) == pytest.approx([40, 42, 43, 44, 45])
     assert len(figs["repetition.png"].axes[0].lines) == 0  # no diagnostics in these rows: nothing drawn
+    assert all(t == int(t) for t in figs["accuracy.png"].axes[0].get_xticks())  # M_k: no "M1.5" tick
     paths = _analysis().write_plots(tmp_path, tmp_path / "png")
     assert [p.read_bytes()[:4] for p in paths] == [b"\x89PNG"] * 3
 
