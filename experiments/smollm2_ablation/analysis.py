@@ -240,7 +240,8 @@ def _answer_row(rows: list[dict], key: str) -> list[str]:
 
 def answers(out: Path, key: str = "strict", bench: str = "arc_easy") -> str:
     """Per run and evaluated model, what its generative answers are (``key``: strict or lenient extraction), from
-    eval/M<k>/predictions.jsonl of the run dirs or of their committed copies (collect.sh keeps each answer)."""
+    eval/M<k>/predictions.jsonl of the run dirs or of their committed copies (collect.sh keeps each answer).
+    experiments/smollm2/drift.py gives the modal letter too, with loops and lengths, from run dirs' raw outputs."""
     lines = ["| run | model | questions | no answer | most common answer | its share (%) | right when given it (%) "
              "| right otherwise (%) |", "|---|---|---|---|---|---|---|---|"]
     for run in _arm_dirs(out):

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT, compose, run_script
+from cream import cli
 from cream.artifacts import config_hash
 
 HERE = ROOT / "experiments" / "smollm2_ablation"
@@ -164,6 +165,16 @@ def test_the_page_quotes_the_analyses_on_the_committed_runs():
                               ("answers", _analysis().answers(runs))):
             assert printed.count("\n") < 2 or printed in page, \
                 f"README.md does not quote {name}'s table on {runs.name}/:\n{printed}"
+
+
+@pytest.mark.parametrize("metric", ["acc_norm", "lenient"])
+def test_the_page_quotes_cream_table_on_the_committed_runs(metric, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)  # the table names incomplete run dirs relative to where it ran
+    assert cli.table(["experiments/smollm2_ablation/runs", "--metric", metric, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.count("| M4 ") >= 1
+    assert printed in (HERE / "README.md").read_text(), f"README.md does not quote cream-table --metric {metric}:\n" \
+        + printed
 
 
 def test_plots_draw_the_mean_over_seeds_per_arm(tmp_path):
