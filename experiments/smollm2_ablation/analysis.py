@@ -32,7 +32,10 @@ from cream.report.runs import summarize
 
 HERE = Path(__file__).resolve().parent
 ARMS = {"a_srlm": "A", "b_cream": "B", "c_cream_controls": "C", "d_srlm_controls": "D", "e_fixed_c": "E"}
-CONTRASTS = [("B", "A", "primary"), ("C", "D", "primary"), ("C", "E", "secondary"), ("D", "A", "secondary")]
+# C - A and C - B are descriptive (PLAN.md section 12, item 14): with D cut, C - A mixes the regularizer with the
+# controls, and C - B is the controls' effect within CREAM (with C's floor and first step)
+CONTRASTS = [("B", "A", "primary"), ("C", "D", "primary"), ("C", "E", "secondary"), ("D", "A", "secondary"),
+             ("C", "A", "descriptive"), ("C", "B", "descriptive")]
 FINAL = "M4"
 
 

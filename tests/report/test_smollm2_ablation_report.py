@@ -52,7 +52,10 @@ def test_paired_contrast_with_its_t_interval(tmp_path):
     assert ("| B - A (primary) | C, t = 2 | s0 +0.000, s1 +0.000, s2 +0.000 | +0.000 | [+0.000, +0.000] | - "
             "| 3 |") in lines
     assert not any(line.startswith("| C - D") for line in lines)
-    assert len(lines) == 2 + 3  # the rows with values: C at t = 2 and 3, ARC-Easy acc_norm
+    # C - A, descriptive, in seed 0 alone: +5 points at M4 (no interval from one seed)
+    assert "| C - A (descriptive) | ARC-Easy acc_norm, M4 | s0 +5.0 | +5.0 | [-, -] | - | 1 |" in lines
+    assert "| C - B (descriptive) | ARC-Easy acc_norm, M4 | s0 +4.0 | +4.0 | [-, -] | - | 1 |" in lines
+    assert len(lines) == 2 + 3 + 2 * 3  # the rows with values: C at t = 2 and 3, ARC-Easy acc_norm
 
 
 def test_mcnemar_counts_the_discordant_questions():
