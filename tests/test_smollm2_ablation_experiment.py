@@ -115,13 +115,14 @@ def test_every_arm_through_run_sh(tmp_path):
     analysis = run_script(HERE / "analysis.py")
     paired = analysis.paired(tmp_path)
     assert "| B - A (primary) | C, t = 2 | s0 " in paired and "| C - D (primary) | C, t = 2 | s0 " in paired
+    assert "| C - A (descriptive) | C, t = 2 | s0 " in paired and "| C - B (descriptive) | C, t = 2 | s0 " in paired
     # collect.sh keeps the last model's per-question correctness: the McNemar tests read the committed copies alone
     copy = tmp_path / "committed"
     proc = subprocess.run([str(HERE / "collect.sh"), str(tmp_path), str(copy)], capture_output=True, text=True,
                           env=_env(""), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from_runs = analysis.questions(tmp_path, final="M3").splitlines()
-    assert len(from_runs) == 2 + 4 and analysis.questions(copy / "runs", final="M3").splitlines() == from_runs
+    assert len(from_runs) == 2 + 6 and analysis.questions(copy / "runs", final="M3").splitlines() == from_runs
     eval_dir = copy / "runs" / "a_srlm_s0" / "eval"
     assert sorted(p.name for p in eval_dir.iterdir()) == ["M0", "M1", "M2", "M3"]
     assert [p.parent.name for p in eval_dir.glob("*/predictions_loglik.jsonl")] == ["M3"]
