@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny model built offline, and composed configs."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -96,3 +97,13 @@ def run_script(path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def cream_table_printed(runs: str, metric: str, out: Path, capsys) -> str:
+    """What ``cream-table RUNS --metric METRIC`` prints, run from the repository root as the pages' commands are (the
+    table names incomplete run dirs relative to where it ran)."""
+    from cream import cli
+
+    with contextlib.chdir(ROOT):
+        assert cli.table([runs, "--metric", metric, "--out", str(out)]) == 0
+    return capsys.readouterr().out.strip()

@@ -116,7 +116,7 @@ def test_every_arm_through_run_sh(tmp_path):
     paired = analysis.paired(tmp_path)
     assert "| B - A (primary) | C, t = 2 | s0 " in paired and "| C - D (primary) | C, t = 2 | s0 " in paired
     assert "| C - A (descriptive) | C, t = 2 | s0 " in paired and "| C - B (descriptive) | C, t = 2 | s0 " in paired
-    # collect.sh keeps the last model's per-question correctness: the McNemar tests read the committed copies alone
+    # collect.sh keeps the per-question predictions: the McNemar tests read the committed copies alone
     copy = tmp_path / "committed"
     proc = subprocess.run([str(HERE / "collect.sh"), str(tmp_path), str(copy)], capture_output=True, text=True,
                           env=_env(""), timeout=300)

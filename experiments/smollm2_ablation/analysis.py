@@ -69,6 +69,11 @@ QUANTITIES = [
 ]
 
 
+def _arm_dirs(out: Path) -> list[Path]:
+    """The arms' run dirs ``<arm>_s<seed>`` in ``out``, sorted."""
+    return sorted(p for p in out.glob("*_s*") if (m := re.fullmatch(r"(.+)_s(\d+)", p.name)) and m.group(1) in ARMS)
+
+
 def load(root: Path) -> dict[str, dict[int, dict[str, dict]]]:
     """Arm letter -> seed -> {model: results row}, for every run dir named ``<arm>_s<seed>`` with results."""
     out: dict[str, dict[int, dict[str, dict]]] = {}
@@ -206,23 +211,16 @@ def progress(root: Path) -> str:
     and the number of pairs of the iteration that trained it: the study's state before its analyses can run."""
     lines = ["| run | model | " + " | ".join(label for label, *_ in PROGRESS) + " | C of the step before | pairs |",
              "|---|---|" + "---|" * (len(PROGRESS) + 2)]
-    for path in sorted(root.glob("*_s*/results.jsonl")):
-        if not ((m := re.fullmatch(r"(.+)_s(\d+)", path.parent.name)) and m.group(1) in ARMS):
-            continue
-        for row in read_jsonl(path):
+    for run in _arm_dirs(root):
+        for row in read_jsonl(run / "results.jsonl") if (run / "results.jsonl").exists() else []:
             c = (row.get("consistency") or {}).get("mean")
             cells = [_points(row, metric, bench) for _, metric, bench in PROGRESS]
             cells += [_fmt(c, 3, ""), "-" if row.get("n_pairs") is None else str(row["n_pairs"])]
-            lines.append(f"| {path.parent.name} | {row['model']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {run.name} | {row['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------- answers
-def _arm_dirs(out: Path) -> list[Path]:
-    """The arms' run dirs ``<arm>_s<seed>`` in ``out``, sorted."""
-    return sorted(p for p in out.glob("*_s*") if (m := re.fullmatch(r"(.+)_s(\d+)", p.name)) and m.group(1) in ARMS)
-
-
 def _answer_row(rows: list[dict], key: str) -> list[str]:
     """n, no answer, the most common answer with its share, and the accuracy among the questions given that answer
     and among the others: a model that gives one letter to most questions scores about that letter's share of the

@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, compose, run_script
-from cream import cli
+from conftest import ROOT, compose, cream_table_printed, run_script
 from cream.artifacts import config_hash
 
 HERE = ROOT / "experiments" / "smollm2_ablation"
@@ -171,10 +170,8 @@ def test_the_page_quotes_the_analyses_on_the_committed_runs():
 
 
 @pytest.mark.parametrize("metric", ["acc_norm", "lenient"])
-def test_the_page_quotes_cream_table_on_the_committed_runs(metric, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(ROOT)  # the table names incomplete run dirs relative to where it ran
-    assert cli.table(["experiments/smollm2_ablation/runs", "--metric", metric, "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out.strip()
+def test_the_page_quotes_cream_table_on_the_committed_runs(metric, tmp_path, capsys):
+    printed = cream_table_printed("experiments/smollm2_ablation/runs", metric, tmp_path, capsys)
     assert printed.count("| M4 ") >= 1
     assert printed in (HERE / "README.md").read_text(), f"README.md does not quote cream-table --metric {metric}:\n" \
         + printed

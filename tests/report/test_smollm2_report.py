@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_script
-from cream import cli
+from conftest import ROOT, cream_table_printed, run_script
 
 PAGE = ROOT / "experiments" / "smollm2" / "README.md"
 
@@ -20,10 +19,8 @@ def _quoted_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize("metric", ["acc_norm", "lenient"])
-def test_the_page_quotes_cream_table_on_the_committed_runs(metric, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(ROOT)  # the table names run dirs relative to where it ran, as the page's command does
-    assert cli.table(["experiments/smollm2/runs", "--metric", metric, "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out.strip()
+def test_the_page_quotes_cream_table_on_the_committed_runs(metric, tmp_path, capsys):
+    printed = cream_table_printed("experiments/smollm2/runs", metric, tmp_path, capsys)
     assert printed.count("| M4 ") >= 1
     assert printed in _quoted_blocks(), f"README's cream-table --metric {metric} block differs from:\n{printed}"
 
