@@ -154,11 +154,12 @@ def test_progress_lists_every_evaluated_model_of_every_run(tmp_path):
 
 def test_the_page_quotes_the_analyses_on_the_committed_runs():
     """README.md's tables are what the scripts print today on every committed folder of runs: runs/ (collect.sh's
-    copies) and attempt_1/ (the first attempt's summaries, PLAN.md section 12): a table cannot go stale when a run is
-    added or a summary changes."""
+    copies), attempt_1/ and attempt_2/ (the lost attempts' summaries, PLAN.md section 12, items 7 and 15): a table
+    cannot go stale when a run is added or a summary changes."""
     page = (HERE / "README.md").read_text()
-    folders = [HERE / name for name in ("runs", "attempt_1") if any((HERE / name).glob("*_s*/results.jsonl"))]
-    assert HERE / "attempt_1" in folders
+    folders = [HERE / name for name in ("runs", "attempt_1", "attempt_2")
+               if any((HERE / name).glob("*_s*/results.jsonl"))]
+    assert HERE / "attempt_1" in folders and HERE / "attempt_2" in folders
     assert _analysis().progress(HERE / "attempt_1").count("\n") >= 3
     for runs in folders:
         costs = run_script(ROOT / "experiments" / "smollm2" / "costs.py").main(runs)
