@@ -1,0 +1,65 @@
+"""The decode loop's batch size on SmolLM2, on the generative evaluation's own work, side by side in one run:
+
+    .venv/bin/python experiments/perf/batch_size.py [--questions Q] [--batches 16,32,64] [--reps R] [--dtype float32]
+
+The first Q ARC-Easy test questions in the evaluation's prompt (``cream.stages.evaluate.generative``), greedy, up to
+256 new tokens, rows ending at the end of turn, generated with ``cream.sampling.hf.generate(engine="loop")`` at
+each batch size, interleaved; per batch size: seconds (median of R), tokens generated, tokens/s, the time relative
+to the first batch size, and the share of outputs identical to the first batch size's (float rounding can depend on
+the batch's shape).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import common
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--questions", type=int, default=96)
+    ap.add_argument("--batches", default="16,32,64")
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--dtype", default="float32")
+    a = ap.parse_args()
+
+    import torch
+    from bf16_effects import smollm2_dir
+
+    from cream.data.benchmarks import load_benchmark
+    from cream.data.prompts import format_prompt, render
+    from cream.models.loading import load_model, load_tokenizer
+    from cream.sampling.hf import generate
+
+    d = smollm2_dir()
+    tok = load_tokenizer(d)
+    model = load_model(d).to(getattr(torch, a.dtype))
+    qs = load_benchmark("arc_easy", "test", str(common.ROOT.parent / "shared" / "data"))[: a.questions]
+    prompts = [render(tok, format_prompt(ex)) for ex in qs]
+    batches = [int(b) for b in a.batches.split(",")]
+    print(json.dumps({"machine": common.machine(), "questions": len(prompts), "dtype": a.dtype}), flush=True)
+    seconds: dict[int, list[float]] = {b: [] for b in batches}
+    outputs: dict[int, list[str]] = {}
+    for _ in range(a.reps):
+        for b in batches:  # interleaved
+            t0 = time.perf_counter()
+            out, _ = generate(model, tok, prompts, max_new_tokens=256, batch_size=b, max_prompt_length=512,
+                              progress=False, engine="loop")
+            seconds[b].append(time.perf_counter() - t0)
+            outputs[b] = [o[0] for o in out]
+    first = statistics.median(seconds[batches[0]])
+    for b in batches:
+        s = statistics.median(seconds[b])
+        n_tok = sum(len(tok(o, add_special_tokens=False).input_ids) for o in outputs[b])
+        same = sum(x == y for x, y in zip(outputs[b], outputs[batches[0]])) / len(prompts)
+        print(json.dumps({f"batch {b}": {"s": round(s, 1), "tokens": n_tok, "tok/s": round(n_tok / s, 1),
+                                         f"time / batch {batches[0]}": round(s / first, 3),
+                                         f"identical to batch {batches[0]}": same}}), flush=True)
+    print(json.dumps({"peak": common.rss_mb()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
