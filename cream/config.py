@@ -227,6 +227,10 @@ class EvalConfig:  # zero-shot evaluation of every model M0..M_{T+1} (cream/stag
     """loglik: render lm-eval's context as a chat-template user turn (lm-eval --apply_chat_template)."""
     max_new_tokens: int = 256  # room for the step-by-step answer of a real model (model presets set their own)
     batch_size: int = 16
+    """generate: rows decoded at once (an ended row's place goes to a waiting prompt)."""
+    loglik_batch_size: int = 64
+    """loglik: option sequences per forward, scored from their questions' shared contexts. SmolLM2 on 2 cores: 32
+    to 128 within 7% of 64's time, 256 1.31x (experiments/perf/README.md, "Batch size")."""
 
 
 @dataclass

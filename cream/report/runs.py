@@ -38,7 +38,8 @@ GROUPS = ("rewarder", "regularizer", "consistency", "loss", "sampler")  # label 
 # Keys that never tell methods apart: the seed, where/how a run was launched, where its output went, batch sizes of
 # inference, devices.
 IGNORED_KEYS = {"seed", "launcher", "logger", "data.dir", "data.allow_sample", "local", "plan", "keep_checkpoints",
-                "pipeline.on_config_change", "eval.batch_size", "sampling.batch_size", "debug", "experiment"}
+                "pipeline.on_config_change", "eval.batch_size", "eval.loglik_batch_size",
+                "sampling.batch_size", "debug", "experiment"}
 IGNORED_PREFIXES = ("hydra.", "hydra/", "logger.", "trainer.accelerator", "trainer.devices", "trainer.num_nodes",
                     "trainer.strategy", "trainer.cream.")
 

@@ -85,7 +85,7 @@ def loglik(model, tok, examples, cfg, desc: str) -> tuple[dict[str, list[float]]
     contexts, seqs, starts = lm_eval_format.requests(tok, examples, cfg.model.max_length,
                                                      cfg.eval.loglik_chat_template)
     lps, tokens = score_shared_context(model, seqs, starts, [len(ex.choices) for ex in examples], tok.pad_token_id,
-                                       batch_size=cfg.eval.batch_size * 4, desc=desc)
+                                       batch_size=cfg.eval.loglik_batch_size, desc=desc)
     log.info("%s: %d tokens through the model for %d questions (%d when each option runs whole)", desc,
              tokens["tokens_shared"], len(examples), tokens["tokens_per_sequence"])
     scores: dict[str, list[float]] = {"acc": [], "acc_norm": []}

@@ -1,12 +1,17 @@
 """The decode loop's batch size on SmolLM2, on the generative evaluation's own work, side by side in one run:
 
     .venv/bin/python experiments/perf/batch_size.py [--questions Q] [--batches 16,32,64] [--reps R] [--dtype float32]
+    .venv/bin/python experiments/perf/batch_size.py --loglik [--questions 200] [--batches 16,64] [--reps 2]
 
 The first Q ARC-Easy test questions in the evaluation's prompt (``cream.stages.evaluate.generative``), greedy, up to
 256 new tokens, rows ending at the end of turn, generated with ``cream.sampling.hf.generate(engine="loop")`` at
 each batch size, interleaved; per batch size: seconds (median of R), tokens generated, tokens/s, the time relative
 to the first batch size, and the share of outputs identical to the first batch size's (float rounding can depend on
 the batch's shape).
+
+``--loglik``: the log-likelihood evaluation's work instead (``cream.stages.evaluate.loglik``: the first Q ARC-Easy
+test questions in lm-eval's format, scored from shared contexts with ``batch_size = 4 x eval.batch_size`` sequences,
+as the stage does), seconds and the largest difference of a log-likelihood from the first batch size's.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ def main() -> None:
     ap.add_argument("--batches", default="16,32,64")
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--loglik", action="store_true")
     a = ap.parse_args()
 
     import torch
@@ -41,6 +47,8 @@ def main() -> None:
     prompts = [render(tok, format_prompt(ex)) for ex in qs]
     batches = [int(b) for b in a.batches.split(",")]
     print(json.dumps({"machine": common.machine(), "questions": len(prompts), "dtype": a.dtype}), flush=True)
+    if a.loglik:
+        return _loglik(model, tok, qs, batches, a.reps)
     seconds: dict[int, list[float]] = {b: [] for b in batches}
     outputs: dict[int, list[str]] = {}
     for _ in range(a.reps):
@@ -58,6 +66,30 @@ def main() -> None:
         print(json.dumps({f"batch {b}": {"s": round(s, 1), "tokens": n_tok, "tok/s": round(n_tok / s, 1),
                                          f"time / batch {batches[0]}": round(s / first, 3),
                                          f"identical to batch {batches[0]}": same}}), flush=True)
+    print(json.dumps({"peak": common.rss_mb()}), flush=True)
+
+
+def _loglik(model, tok, qs, batches, reps) -> None:
+    from cream.evaluation import lm_eval_format
+    from cream.models.scoring import score_shared_context
+
+    _, seqs, starts = lm_eval_format.requests(tok, qs, 768)
+    sizes = [len(ex.choices) for ex in qs]
+    seconds: dict[int, list[float]] = {b: [] for b in batches}
+    lps: dict[int, list[float]] = {}
+    for _ in range(reps):
+        for b in batches:  # interleaved
+            t0 = time.perf_counter()
+            lps[b], _ = score_shared_context(model, seqs, starts, sizes, tok.pad_token_id, batch_size=4 * b,
+                                             progress=False)
+            seconds[b].append(time.perf_counter() - t0)
+    first = statistics.median(seconds[batches[0]])
+    for b in batches:
+        s = statistics.median(seconds[b])
+        diff = max(abs(x - y) for x, y in zip(lps[b], lps[batches[0]]))
+        print(json.dumps({f"loglik, eval.batch_size {b}": {"s": round(s, 2),
+                                                           f"time / {batches[0]}": round(s / first, 3),
+                                                           "max |loglik difference|": diff}}), flush=True)
     print(json.dumps({"peak": common.rss_mb()}), flush=True)
 
 

@@ -85,14 +85,20 @@ def _forward_logliks(model, tok, ctx: str, option: str) -> float:
     return float(sum(logp[i - 1, whole[i]] for i in range(len(c), len(whole))))
 
 
-def test_loglik_mode_matches_an_independent_forward_pass(tiny_dir):
+def test_loglik_mode_matches_an_independent_forward_pass(tiny_dir, monkeypatch):
     from cream.models.loading import load_model, load_tokenizer
+
+    batches = []  # the option sequences per forward that the stage asks for: eval.loglik_batch_size
+    score = ev.score_shared_context
+    monkeypatch.setattr(ev, "score_shared_context", lambda *a, **k: batches.append(k["batch_size"]) or score(*a, **k))
 
     tok, model = load_tokenizer(tiny_dir), load_model(tiny_dir)
     examples = (load_benchmark("arc_easy", "test")[:5] + load_benchmark("obqa", "test")[:3]
                 + load_benchmark("siqa", "validation")[:3])
-    cfg = OmegaConf.create({"model": {"max_length": 256}, "eval": {"batch_size": 2, "loglik_chat_template": False}})
+    cfg = OmegaConf.create({"model": {"max_length": 256},
+                            "eval": {"batch_size": 64, "loglik_batch_size": 8, "loglik_chat_template": False}})
     scores, preds = ev.loglik(model, tok, examples, cfg, "test")
+    assert batches == [8]
     assert len(preds) == len(examples) and len(scores["acc"]) == len(examples)
     for ex, p in zip(examples, preds):
         ctx = lf.context(ex)

@@ -73,8 +73,8 @@ def test_evaluation(tok_model, grad_calls):
     tok, model = tok_model
     examples = load_benchmark("arc_easy", "test")[:3]
     cfg = OmegaConf.create({"model": {"max_length": 128, "max_prompt_length": 96},
-                            "eval": {"batch_size": 2, "max_new_tokens": 4, "extraction": "lenient",
-                                     "loglik_chat_template": False}})
+                            "eval": {"batch_size": 2, "loglik_batch_size": 8, "max_new_tokens": 4,
+                                     "extraction": "lenient", "loglik_chat_template": False}})
     scores, _ = loglik(model, tok, examples, cfg, "loglik")
     assert len(scores["acc"]) == 3 and not grad_calls
     scores, _ = generative(model, tok, examples, cfg, "generate")
