@@ -1,7 +1,7 @@
 """The decode loop's batch size on SmolLM2, on the generative evaluation's own work, side by side in one run:
 
     .venv/bin/python experiments/perf/batch_size.py [--questions Q] [--batches 16,32,64] [--reps R] [--dtype float32]
-    .venv/bin/python experiments/perf/batch_size.py --loglik [--questions 200] [--batches 16,64] [--reps 2]
+    .venv/bin/python experiments/perf/batch_size.py --loglik [--questions 200] [--batches 64,256] [--reps 2]
 
 The first Q ARC-Easy test questions in the evaluation's prompt (``cream.stages.evaluate.generative``), greedy, up to
 256 new tokens, rows ending at the end of turn, generated with ``cream.sampling.hf.generate(engine="loop")`` at
@@ -10,8 +10,8 @@ to the first batch size, and the share of outputs identical to the first batch s
 the batch's shape).
 
 ``--loglik``: the log-likelihood evaluation's work instead (``cream.stages.evaluate.loglik``: the first Q ARC-Easy
-test questions in lm-eval's format, scored from shared contexts with ``batch_size = 4 x eval.batch_size`` sequences,
-as the stage does), seconds and the largest difference of a log-likelihood from the first batch size's.
+test questions in lm-eval's format, scored from shared contexts), each batch size being option sequences per forward
+(``eval.loglik_batch_size``); seconds and the largest difference of a log-likelihood from the first batch size's.
 """
 from __future__ import annotations
 
@@ -80,14 +80,14 @@ def _loglik(model, tok, qs, batches, reps) -> None:
     for _ in range(reps):
         for b in batches:  # interleaved
             t0 = time.perf_counter()
-            lps[b], _ = score_shared_context(model, seqs, starts, sizes, tok.pad_token_id, batch_size=4 * b,
+            lps[b], _ = score_shared_context(model, seqs, starts, sizes, tok.pad_token_id, batch_size=b,
                                              progress=False)
             seconds[b].append(time.perf_counter() - t0)
     first = statistics.median(seconds[batches[0]])
     for b in batches:
         s = statistics.median(seconds[b])
         diff = max(abs(x - y) for x, y in zip(lps[b], lps[batches[0]]))
-        print(json.dumps({f"loglik, eval.batch_size {b}": {"s": round(s, 2),
+        print(json.dumps({f"loglik, {b} sequences per forward": {"s": round(s, 2),
                                                            f"time / {batches[0]}": round(s / first, 3),
                                                            "max |loglik difference|": diff}}), flush=True)
     print(json.dumps({"peak": common.rss_mb()}), flush=True)
