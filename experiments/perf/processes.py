@@ -56,7 +56,7 @@ def _work(part: str, dtype: str, shard: int, shards: int, threads: int, barrier,
 
         def run():
             score_shared_context(model, seqs, starts, sizes, pad, batch_size=64, progress=False)
-    else:
+    else:  # reward
         rp = [render(tok, format_prompt(ex)) for ex in train[:64]]
         enc_r = [encode_pair(tok, p, sft_target(ex) + " " * k, 768, 512) for p, ex in zip(rp, train) for k in range(4)]
         enc_r = enc_r[shard::shards]
@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--parts", default="decode,loglik,reward")
     a = ap.parse_args()
+    if unknown := set(a.parts.split(",")) - {"decode", "loglik", "reward"}:
+        ap.error(f"--parts: unknown {sorted(unknown)} (decode, loglik, reward)")
     print(json.dumps({"machine": common.machine()}), flush=True)
     for part in a.parts.split(","):
         runs = {"one process, 2 threads": [], "two processes, 1 thread each": []}
